@@ -1,0 +1,391 @@
+package service
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+)
+
+// Service is what a user writes: a value whose Setup exports methods,
+// subscribes, watches and starts timers through the Agent it is given.
+// Everything a service does later happens in handlers it registered
+// there, one at a time, inside the service's actor: no locks needed.
+type Service interface {
+	// Setup runs once, inside the service's actor, before the service is
+	// listed. An error stops the service and is returned by Start.
+	Setup(a *Agent) error
+}
+
+// SetupFunc makes a plain function a Service.
+type SetupFunc func(a *Agent) error
+
+// Setup calls f.
+func (f SetupFunc) Setup(a *Agent) error { return f(a) }
+
+// Stopper is implemented by services that want to know they are
+// stopping. Stopping runs inside the actor, after the service was
+// withdrawn; it may not call other services.
+type Stopper interface {
+	Stopping(a *Agent)
+}
+
+// agentRef is what the registry and the router know of a local agent.
+type agentRef struct {
+	id       uint32
+	addr     Address
+	name     string
+	audience string
+	groups   []string // the agent's until it is registered, then the registry's
+	hidden   atomic.Bool
+	pid      *actor.PID
+	done     chan struct{} // closed once the actor has stopped
+}
+
+// Agent is a running service: the handle its Setup and handlers use to
+// export methods, call other services, publish and subscribe, watch the
+// registry, set timers and stop. Its methods must be called only from
+// inside the service's own handlers (including Setup, timers and
+// callbacks), never from other goroutines.
+type Agent struct {
+	rt    *Runtime
+	ref   *agentRef
+	svc   Service
+	ctx   actor.Context
+	log   *slog.Logger
+	ready chan error // answers Start; nil once used
+
+	methods  map[string]*method
+	watches  map[uint64]func(RegistryEvent)
+	timers   map[uint64]*Timer
+	delayed  map[uint64]Address // conversation → caller, for delayed replies
+	req      Request            // reused for every request: handlers run one at a time
+	pub      publisherState
+	sub      subscriberState
+	msgs     []messageHandler
+	inSetup  bool
+	stopping bool
+}
+
+// Name returns the service's name ("" for anonymous services).
+func (a *Agent) Name() string { return a.ref.name }
+
+// Address returns the service's unique address.
+func (a *Agent) Address() Address { return a.ref.addr }
+
+// Audience returns the service's audience.
+func (a *Agent) Audience() string { return a.ref.audience }
+
+// Runtime returns the runtime the service runs in.
+func (a *Agent) Runtime() *Runtime { return a.rt }
+
+// Logger returns a logger that names the service.
+func (a *Agent) Logger() *slog.Logger { return a.log }
+
+// ActorContext returns the protoactor context of the service's actor, for
+// what the Agent does not cover. Valid only inside handlers.
+func (a *Agent) ActorContext() actor.Context { return a.ctx }
+
+// Receive is the service actor's message loop.
+func (a *Agent) Receive(ctx actor.Context) {
+	a.ctx = ctx
+	switch m := ctx.Message().(type) {
+	case *Envelope:
+		a.handleEnvelope(m)
+	case *callDone:
+		a.finishCall(m)
+	case *watchEvent:
+		if fn := a.watches[m.id]; fn != nil {
+			a.guard("watch handler", func() { fn(m.ev) })
+		}
+	case *timerFired:
+		a.fireTimer(m)
+	case *actor.Started:
+		a.started()
+	case *actor.Stopping:
+		a.stop()
+	case *actor.Stopped:
+		close(a.ref.done)
+	}
+}
+
+func (a *Agent) started() {
+	a.ref.pid = a.ctx.Self()
+	a.log = a.rt.log.With("service", displayName(a.ref.name), "address", a.ref.addr.String())
+	a.methods = map[string]*method{}
+	a.watches = map[uint64]func(RegistryEvent){}
+	a.timers = map[uint64]*Timer{}
+	a.delayed = map[uint64]Address{}
+	err := a.safeSetup()
+	if err != nil {
+		a.answerStart(err)
+		a.ctx.Stop(a.ctx.Self())
+		return
+	}
+	// The registry answers Start once the service is listed.
+	done := a.ready
+	a.ready = nil
+	if done == nil {
+		done = make(chan error, 1) // a child service: nobody waits
+	}
+	a.rt.sys.Root.Send(a.rt.registry, &regAddLocal{ref: a.ref, done: done})
+}
+
+func (a *Agent) safeSetup() (err error) {
+	a.inSetup = true
+	defer func() {
+		a.inSetup = false
+		if r := recover(); r != nil {
+			a.log.Error("service setup panicked", "panic", r, "stack", string(debug.Stack()))
+			err = fmt.Errorf("start service %q: setup panicked: %v", a.ref.name, r)
+		}
+	}()
+	if err := a.svc.Setup(a); err != nil {
+		return fmt.Errorf("start service %q: %w", a.ref.name, err)
+	}
+	for _, m := range a.methods {
+		if m.err != nil {
+			return fmt.Errorf("start service %q: %w", a.ref.name, m.err)
+		}
+	}
+	return nil
+}
+
+func (a *Agent) answerStart(err error) {
+	if a.ready != nil {
+		a.ready <- err
+		a.ready = nil
+	}
+}
+
+// stop withdraws the service, tells its publishers it no longer
+// listens, and drops its timers and waiting calls.
+func (a *Agent) stop() {
+	if a.stopping {
+		return
+	}
+	a.stopping = true
+	a.answerStart(runtimeFailure(CodeShutdown, "service stopped during setup"))
+	done := make(chan struct{})
+	a.rt.sys.Root.Send(a.rt.registry, &regRemoveLocal{ref: a.ref, done: done})
+	for _, t := range a.timers {
+		t.t.Stop()
+	}
+	a.timers = nil
+	a.rt.pending.dropOwner(a.ref)
+	a.unsubscribeAll()
+	for id := range a.watches {
+		a.rt.sys.Root.Send(a.rt.registry, &regUnwatch{id: id})
+	}
+	a.watches = nil
+	if s, ok := a.svc.(Stopper); ok {
+		a.guard("Stopping", func() { s.Stopping(a) })
+	}
+	// Wait for the withdrawal, so StopService returning means callers
+	// were failed; the registry never waits on services, so this is safe.
+	select {
+	case <-done:
+	case <-time.After(a.rt.cfg.StopTimeout):
+		a.log.Warn("registry did not confirm withdrawal")
+	}
+}
+
+// Stop stops the service after the current handler returns.
+func (a *Agent) Stop() { a.ctx.Stop(a.ctx.Self()) }
+
+// Announce makes a service started Hidden visible (SPEC rule 27).
+func (a *Agent) Announce() {
+	if a.ref.hidden.Load() {
+		a.rt.sys.Root.Send(a.rt.registry, &regAnnounce{ref: a.ref})
+	}
+}
+
+// JoinGroup joins a service group; joining twice does nothing.
+func (a *Agent) JoinGroup(g string) {
+	if g == "" {
+		return
+	}
+	if a.inSetup { // not registered yet: the registration carries the groups
+		if !slices.Contains(a.ref.groups, g) {
+			a.ref.groups = append(a.ref.groups, g)
+		}
+		return
+	}
+	a.rt.sys.Root.Send(a.rt.registry, &regGroup{addr: a.ref.addr, group: g, joined: true})
+}
+
+// LeaveGroup leaves a service group; leaving one not joined does nothing.
+func (a *Agent) LeaveGroup(g string) {
+	if a.inSetup {
+		a.ref.groups = slices.DeleteFunc(a.ref.groups, func(x string) bool { return x == g })
+		return
+	}
+	a.rt.sys.Root.Send(a.rt.registry, &regGroup{addr: a.ref.addr, group: g, joined: false})
+}
+
+// guard runs user code, turning a panic into a logged error so the
+// service keeps running. It reports whether fn returned normally.
+func (a *Agent) guard(what string, fn func()) (ok bool) {
+	defer func() {
+		if r := recover(); r != nil {
+			a.log.Error(what+" panicked", "panic", r, "stack", string(debug.Stack()))
+			ok = false
+		}
+	}()
+	fn()
+	return true
+}
+
+func (a *Agent) handleEnvelope(e *Envelope) {
+	switch e.Kind {
+	case KindRequest:
+		a.serve(e)
+	case KindReport:
+		a.receiveReport(e)
+	case KindSubscribe:
+		a.subscribed(e)
+	case KindUnsubscribe:
+		a.unsubscribed(e)
+	case KindMessage:
+		a.receiveMessage(e)
+	}
+}
+
+// Spawn starts a plain protoactor actor as a child of this service; it
+// shows in the console's tree and stops with the service. An empty name
+// gets a generated one.
+func (a *Agent) Spawn(name string, producer actor.Producer, opts ...actor.PropsOption) (*actor.PID, error) {
+	tracked := a.rt.props(KindActor, name, producer).Configure(opts...)
+	if name == "" {
+		return a.ctx.Spawn(tracked), nil
+	}
+	return a.ctx.SpawnNamed(tracked, name)
+}
+
+// StartChild starts another service as a child of this one: it stops
+// when this one stops. It returns before the child's Setup has run; a
+// Setup error is logged.
+func (a *Agent) StartChild(name string, svc Service, opts ...Option) (Address, error) {
+	return a.rt.start(context.Background(), nil, a.ctx, name, svc, opts)
+}
+
+// --- calls made by a service ---
+
+// Call calls a method and waits for the answer. It blocks this service
+// (nothing else of it runs meanwhile), so prefer Request in services
+// that must stay responsive; a cycle of synchronous calls can only end
+// by timing out.
+func (a *Agent) Call(ctx context.Context, to Target, method string, args ...any) (Payload, error) {
+	return a.rt.call(ctx, a.ref.addr, to, method, args)
+}
+
+// Pending is a request this service sent and has not had answered.
+type Pending struct {
+	agent *Agent
+	pc    *pendingCall
+	fail  *Failure // set when the request could not be sent
+}
+
+// Request sends a request without waiting. Use Then to run a callback,
+// inside this service, when the answer (or a failure) arrives. The
+// default deadline is the runtime's CallTimeout; Timeout changes it.
+func (a *Agent) Request(to Target, method string, args ...any) *Pending {
+	p := &Pending{agent: a, pc: &pendingCall{owner: a.ref}}
+	r, f := a.rt.resolve(to)
+	if f == nil {
+		payload, err := encodeArgs(args)
+		if err != nil {
+			f = runtimeFailure(CodeBadArguments, err.Error())
+		} else {
+			f = a.rt.send(p.pc, a.ref.addr, r, method, payload)
+		}
+	}
+	if f != nil {
+		a.rt.stats.countFailure(f.Code)
+		p.fail = f
+		// Deliver the failure like any answer: after the current handler.
+		a.ctx.Send(a.ctx.Self(), &callDone{pc: p.pc, fail: f})
+		return p
+	}
+	p.Timeout(a.rt.cfg.CallTimeout)
+	return p
+}
+
+// Conversation returns the request's conversation id, for Cancel.
+func (p *Pending) Conversation() uint64 { return p.pc.conv }
+
+// Then sets the callback for the answer; it runs inside the service.
+// err is a *Failure.
+func (p *Pending) Then(fn func(res Payload, err error)) *Pending {
+	p.pc.then = fn
+	return p
+}
+
+// Timeout sets how long to wait for the answer before failing with
+// CodeTimedOut.
+func (p *Pending) Timeout(d time.Duration) *Pending {
+	if p.fail != nil {
+		return p
+	}
+	pc, rt := p.pc, p.agent.rt
+	if pc.deadline != nil {
+		pc.deadline.Stop()
+	}
+	pc.deadline = time.AfterFunc(d, func() {
+		if rt.pending.take(pc.conv) != nil {
+			pc.finish(rt, Payload{}, runtimeFailuref(CodeTimedOut, "no answer within %v", d))
+		}
+	})
+	return p
+}
+
+func (a *Agent) finishCall(m *callDone) {
+	if m.fail != nil {
+		a.rt.stats.countFailure(m.fail.Code)
+	}
+	if m.pc.then == nil {
+		return
+	}
+	var err error
+	if m.fail != nil {
+		err = m.fail
+	}
+	a.guard("reply callback", func() { m.pc.then(m.res, err) })
+}
+
+// Cancel ends one of this service's outstanding requests with the given
+// failure (CodeCancelled when nil), delivered to its own callback; a late
+// answer is dropped (SPEC rule 31). It reports whether the request was
+// still outstanding.
+func (a *Agent) Cancel(conv uint64, f *Failure) bool {
+	pc := a.rt.pending.takeOwned(conv, a.ref)
+	if pc == nil {
+		return false
+	}
+	if f == nil {
+		f = runtimeFailure(CodeCancelled, "cancelled by the caller")
+	}
+	pc.finish(a.rt, Payload{}, f)
+	return true
+}
+
+// CancelAll cancels every outstanding request of this service.
+func (a *Agent) CancelAll(f *Failure) int {
+	if f == nil {
+		f = runtimeFailure(CodeCancelled, "cancelled by the caller")
+	}
+	n := 0
+	a.rt.pending.failWhere(func(pc *pendingCall) bool {
+		if pc.owner == a.ref {
+			n++
+			return true
+		}
+		return false
+	}, f)
+	return n
+}

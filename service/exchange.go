@@ -1,0 +1,133 @@
+package service
+
+import (
+	"github.com/asynkron/protoactor-go/actor"
+)
+
+// This file is the seam between the in-process runtime and the exchange
+// (package actors), which links processes. Services do not use it.
+
+// Role is what an exchange endpoint is: a server (listens, meshes with
+// other servers) or a client (dials one server).
+type Role uint8
+
+// Endpoint roles.
+const (
+	RoleServer Role = 1
+	RoleClient Role = 2
+)
+
+func (r Role) String() string {
+	switch r {
+	case RoleServer:
+		return "server"
+	case RoleClient:
+		return "client"
+	}
+	return "unknown"
+}
+
+// MarshalText names the role in JSON.
+func (r Role) MarshalText() ([]byte, error) { return []byte(r.String()), nil }
+
+// Link is one established connection to another process as the registry
+// sees it. The exchange implements it.
+type Link interface {
+	// Send queues e for the peer. It must not block. It returns a
+	// *Failure when e cannot be queued: CodeOverloaded when the link's
+	// queue is full, CodeLinkLost when the link is closed,
+	// CodePayloadTooLarge when e is over the frame limit.
+	Send(e *Envelope) error
+	// Info describes the link; it does not change while the link is up.
+	Info() LinkInfo
+}
+
+// LinkInfo describes a link.
+type LinkInfo struct {
+	ID            string    // unique in this process
+	ExchangeGroup string    // the group both ends belong to
+	LocalRole     Role      // this process's endpoint on the link
+	PeerRole      Role      // the peer's endpoint
+	PeerProcess   ProcessID // the peer's process
+	PeerNode      string    // the peer's node name
+	PeerAddress   string    // the peer's network address
+}
+
+// Change is what the registry tells an exchange: a binding (or, with
+// Process set, a whole process) became available or was withdrawn, or a
+// binding joined or left Group. Origin is the link it came through, nil
+// for this process's own services.
+type Change struct {
+	Kind    EventKind
+	Binding Binding
+	Group   string
+	Process bool
+	Origin  Link
+}
+
+// Dump is everything the registry knows, sent to an exchange when a link
+// comes up so it can announce what its filters allow (SPEC rule 8).
+type Dump struct {
+	Link    Link
+	Changes []Change
+}
+
+// AttachExchange makes the registry send every later *Change to pid, in
+// order. It returns once attached.
+func (rt *Runtime) AttachExchange(pid *actor.PID) {
+	done := make(chan struct{})
+	rt.sys.Root.Send(rt.registry, &regAttach{pid: pid, done: done})
+	<-done
+}
+
+// DetachExchange stops the changes AttachExchange started.
+func (rt *Runtime) DetachExchange(pid *actor.PID) {
+	rt.sys.Root.Send(rt.registry, &regDetach{pid: pid})
+}
+
+// RequestDump asks the registry to send pid a *Dump for link. Changes
+// sent to pid before the dump are already part of it.
+func (rt *Runtime) RequestDump(pid *actor.PID, link Link) {
+	rt.sys.Root.Send(rt.registry, &regDump{pid: pid, link: link})
+}
+
+// Import records what a link announced: a binding or process available
+// or withdrawn, or a group change. Changes are applied in call order.
+func (rt *Runtime) Import(link Link, c Change) {
+	rt.sys.Root.Send(rt.registry, &regImport{link: link, change: c})
+}
+
+// LinkDown withdraws everything learned through link and fails the
+// requests that went through it. It returns once done.
+func (rt *Runtime) LinkDown(link Link) {
+	done := make(chan struct{})
+	rt.sys.Root.Send(rt.registry, &regLinkDown{link: link, done: done})
+	<-done
+}
+
+// RouteTo returns the link toward process p, or nil when p is this
+// process or unknown.
+func (rt *Runtime) RouteTo(p ProcessID) Link { return rt.ix.routeTo(p) }
+
+// LearnRoute records that process p was heard from over link, so replies
+// to it can find their way back before its announcement arrives.
+func (rt *Runtime) LearnRoute(p ProcessID, link Link) {
+	if p == rt.pid {
+		return
+	}
+	rt.ix.mu.RLock()
+	known := rt.ix.learned[p] == link || rt.ix.procs[p] != nil
+	rt.ix.mu.RUnlock()
+	if known {
+		return
+	}
+	rt.ix.mu.Lock()
+	rt.ix.learned[p] = link
+	rt.ix.mu.Unlock()
+}
+
+// Deliver takes an envelope that arrived from a link: it goes to a local
+// service, or on toward its process. It never blocks.
+func (rt *Runtime) Deliver(e *Envelope, from Link) {
+	rt.route(e, from)
+}

@@ -1,0 +1,78 @@
+package service
+
+import "fmt"
+
+// Message is a one-way message between services (SPEC rule 32): no
+// answer, no subscription, just delivered to the handler the receiver
+// registered for its sender and id.
+type Message struct {
+	From        Address
+	ID          string
+	Description string
+	Sequence    uint64
+	Payload
+}
+
+type messageHandler struct {
+	from Target // a Name, an Address, or AllServices
+	id   string
+	fn   func(Message)
+}
+
+// SendMessage sends a one-way message to a service. content is encoded
+// like any value; pass a Raw to send bytes with a content type of your
+// own.
+func (a *Agent) SendMessage(to Target, id, description string, content any, seq uint64) error {
+	r, f := a.rt.resolve(to)
+	if f != nil {
+		return f
+	}
+	p, err := Encode(content)
+	if err != nil {
+		return fmt.Errorf("send message %s: %w", id, err)
+	}
+	if len(p.Data) > a.rt.cfg.MaxPayload {
+		return runtimeFailuref(CodePayloadTooLarge, "message %s is %d bytes, the limit is %d", id, len(p.Data), a.rt.cfg.MaxPayload)
+	}
+	a.rt.route(&Envelope{Kind: KindMessage, To: r.addr, From: a.ref.addr, Conv: a.rt.nextConv.Add(1),
+		Subject: id, Pattern: description, Seq: seq, ContentType: p.ContentType, Data: p.Data}, nil)
+	return nil
+}
+
+// HandleMessages runs fn for one-way messages with this id from the
+// services from names (a Name, an Address, or AllServices). An empty id
+// matches every id. The first matching handler, in registration order,
+// gets the message; messages nobody handles are dropped.
+func (a *Agent) HandleMessages(from Target, id string, fn func(Message)) {
+	a.msgs = append(a.msgs, messageHandler{from: from, id: id, fn: fn})
+}
+
+func (a *Agent) receiveMessage(e *Envelope) {
+	m := Message{From: e.From, ID: e.Subject, Description: e.Pattern, Sequence: e.Seq,
+		Payload: Payload{ContentType: e.ContentType, Data: e.Data}}
+	var senderName string
+	for _, h := range a.msgs {
+		if h.id != "" && h.id != m.ID {
+			continue
+		}
+		switch f := h.from.(type) {
+		case Address:
+			if f != m.From {
+				continue
+			}
+		case Name:
+			if senderName == "" {
+				if b, ok := a.rt.LookupAddress(m.From); ok {
+					senderName = b.Name
+				}
+			}
+			if string(f) != senderName {
+				continue
+			}
+		}
+		fn := h.fn
+		a.guard("message handler", func() { fn(m) })
+		return
+	}
+	a.log.Debug("dropping unexpected message", "from", m.From, "id", m.ID)
+}

@@ -1,0 +1,223 @@
+package service
+
+import (
+	"sync"
+	"time"
+)
+
+// pendingCall is one request waiting for its answer. Whoever takes it out
+// of the table finishes it, exactly once.
+type pendingCall struct {
+	conv   uint64
+	target Address
+	via    Link      // the link the request went out on; nil for local targets
+	owner  *agentRef // the agent whose callback runs, for async calls
+
+	// Synchronous calls wait on done; the result is in res/fail.
+	done  chan struct{}
+	timer *time.Timer
+	res   Payload
+	fail  *Failure
+
+	// Asynchronous calls: the callback runs inside the owner's actor.
+	then     func(Payload, error)
+	deadline *time.Timer
+}
+
+// callDone brings an async call's outcome into its owner's mailbox.
+type callDone struct {
+	pc   *pendingCall
+	res  Payload
+	fail *Failure
+}
+
+var syncCallPool = sync.Pool{New: func() any {
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	return &pendingCall{done: make(chan struct{}, 1), timer: t}
+}}
+
+// pendingTable holds every request of this process that awaits an
+// answer, by conversation id and by target, so a withdrawal, a lost link
+// or a vanished process fails the right ones at once (SPEC rule 17).
+type pendingTable struct {
+	rt       *Runtime
+	mu       sync.Mutex
+	calls    map[uint64]*pendingCall
+	byTarget map[Address]map[uint64]*pendingCall
+	closed   *Failure // set once the runtime stops: new calls fail at once
+}
+
+func newPendingTable(rt *Runtime) *pendingTable {
+	return &pendingTable{rt: rt, calls: map[uint64]*pendingCall{}, byTarget: map[Address]map[uint64]*pendingCall{}}
+}
+
+func (t *pendingTable) add(pc *pendingCall) *Failure {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed != nil {
+		return t.closed
+	}
+	t.calls[pc.conv] = pc
+	m := t.byTarget[pc.target]
+	if m == nil {
+		// Per-target sets stay when they empty, so a steady stream of
+		// calls to one service does not allocate; failTarget clears them.
+		if len(t.byTarget) > 4096 {
+			t.sweepLocked()
+		}
+		m = map[uint64]*pendingCall{}
+		t.byTarget[pc.target] = m
+	}
+	m[pc.conv] = pc
+	return nil
+}
+
+func (t *pendingTable) sweepLocked() {
+	for a, m := range t.byTarget {
+		if len(m) == 0 {
+			delete(t.byTarget, a)
+		}
+	}
+}
+
+// take removes and returns the call, or nil when it was already finished.
+func (t *pendingTable) take(conv uint64) *pendingCall {
+	t.mu.Lock()
+	pc := t.calls[conv]
+	if pc != nil {
+		delete(t.calls, conv)
+		delete(t.byTarget[pc.target], conv)
+	}
+	t.mu.Unlock()
+	return pc
+}
+
+// takeOwned is take for one agent's own calls only.
+func (t *pendingTable) takeOwned(conv uint64, owner *agentRef) *pendingCall {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	pc := t.calls[conv]
+	if pc == nil || pc.owner != owner {
+		return nil
+	}
+	delete(t.calls, conv)
+	delete(t.byTarget[pc.target], conv)
+	return pc
+}
+
+// complete finishes the call an arriving response or failure answers.
+// Answers nobody waits for any more (late, cancelled) are dropped.
+func (t *pendingTable) complete(e *Envelope) {
+	pc := t.take(e.Conv)
+	if pc == nil {
+		t.rt.stats.lateReplies.Add(1)
+		return
+	}
+	if e.Kind == KindFailure {
+		pc.finish(t.rt, Payload{}, decodeFailure(e.Data))
+		return
+	}
+	pc.finish(t.rt, Payload{ContentType: e.ContentType, Data: e.Data}, nil)
+}
+
+func (t *pendingTable) failWhere(match func(*pendingCall) bool, f *Failure) {
+	t.mu.Lock()
+	var hit []*pendingCall
+	for conv, pc := range t.calls {
+		if match(pc) {
+			hit = append(hit, pc)
+			delete(t.calls, conv)
+			delete(t.byTarget[pc.target], conv)
+		}
+	}
+	t.mu.Unlock()
+	for _, pc := range hit {
+		pc.finish(t.rt, Payload{}, f)
+	}
+}
+
+func (t *pendingTable) failTarget(a Address, f *Failure) {
+	t.mu.Lock()
+	m := t.byTarget[a]
+	delete(t.byTarget, a)
+	hit := make([]*pendingCall, 0, len(m))
+	for conv, pc := range m {
+		delete(t.calls, conv)
+		hit = append(hit, pc)
+	}
+	t.mu.Unlock()
+	for _, pc := range hit {
+		pc.finish(t.rt, Payload{}, f)
+	}
+}
+
+func (t *pendingTable) failProcess(p ProcessID, f *Failure) {
+	t.failWhere(func(pc *pendingCall) bool { return pc.target.Process == p }, f)
+}
+
+func (t *pendingTable) failLink(l Link, f *Failure) {
+	t.failWhere(func(pc *pendingCall) bool { return pc.via == l }, f)
+}
+
+// dropOwner forgets an agent's async calls without running callbacks: the
+// agent is gone and nothing may run in it.
+func (t *pendingTable) dropOwner(owner *agentRef) {
+	t.mu.Lock()
+	for conv, pc := range t.calls {
+		if pc.owner == owner {
+			delete(t.calls, conv)
+			delete(t.byTarget[pc.target], conv)
+			if pc.deadline != nil {
+				pc.deadline.Stop()
+			}
+		}
+	}
+	t.mu.Unlock()
+}
+
+// close fails everything and refuses new calls.
+func (t *pendingTable) close(f *Failure) {
+	t.mu.Lock()
+	t.closed = f
+	t.mu.Unlock()
+	t.failWhere(func(*pendingCall) bool { return true }, f)
+}
+
+func (t *pendingTable) len() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.calls)
+}
+
+// finish delivers the outcome: wakes a synchronous caller, or posts the
+// outcome to the owning agent.
+func (pc *pendingCall) finish(rt *Runtime, res Payload, f *Failure) {
+	if pc.owner != nil {
+		if pc.deadline != nil {
+			pc.deadline.Stop()
+		}
+		rt.sys.Root.Send(pc.owner.pid, &callDone{pc: pc, res: res, fail: f})
+		return
+	}
+	pc.res, pc.fail = res, f
+	pc.done <- struct{}{}
+}
+
+// decodeFailure reads a failure envelope's body; a body that does not
+// decode still fails the call, with the reason.
+func decodeFailure(b []byte) *Failure {
+	var f Failure
+	if err := decMode.Unmarshal(b, &f); err != nil || f.Code == 0 {
+		return runtimeFailuref(CodeResponseDecoding, "undecodable failure: %v", err)
+	}
+	return &f
+}
+
+func encodeFailure(f *Failure) []byte {
+	b, err := encMode.Marshal(f)
+	if err != nil { // a struct of ints and strings always encodes
+		panic(err)
+	}
+	return b
+}

@@ -1,0 +1,488 @@
+package service
+
+import (
+	"fmt"
+	"slices"
+	"time"
+)
+
+// Forever is the lifetime of a report kept until replaced or expired on
+// demand.
+const Forever time.Duration = -1
+
+// Report is a report a subscriber receives.
+type Report struct {
+	Publisher     Address // the service that published it
+	PublisherName string  // its name, when known
+	Subject       string
+	Pattern       string // the subscription pattern it matched; "" for a directed report no pattern matched
+	Payload
+}
+
+// SubscriptionEvent tells a publisher that a subscriber subscribed to or
+// unsubscribed from a pattern (SPEC rule 28).
+type SubscriptionEvent struct {
+	Subscriber Address
+	Pattern    string
+	Subscribed bool // false: unsubscribed, or the subscriber went away
+}
+
+// PublisherEvent tells a subscriber that a publisher of one of its
+// subscriptions appeared or was withdrawn (SPEC rule 21).
+type PublisherEvent struct {
+	Publisher Binding
+	Available bool
+}
+
+// --- publisher side ---
+
+type kept struct {
+	payload   Payload
+	published time.Time
+	expires   time.Time // zero: never
+}
+
+type subscriberPatterns struct {
+	patterns []Pattern // in the order subscribed
+	watch    uint64    // registry watch on the subscriber's address
+}
+
+type publisherState struct {
+	subscribers    map[Address]*subscriberPatterns
+	order          []Address // subscribers in the order they first subscribed
+	kept           map[string]*kept
+	onSubscription func(SubscriptionEvent)
+}
+
+// OnSubscription sets a callback for subscribers coming and going on
+// this service's reports, so it can send a new subscriber the current
+// state (see SendReport).
+func (a *Agent) OnSubscription(fn func(SubscriptionEvent)) { a.pub.onSubscription = fn }
+
+// Publish sends a report to every subscriber whose pattern matches the
+// subject, once per matching pattern (SPEC rules 18, 19). A report kept
+// for the subject from an earlier PublishRetained is dropped.
+func (a *Agent) Publish(subject string, v any) error {
+	return a.PublishRetained(subject, v, 0)
+}
+
+// PublishRetained publishes and keeps the report for lifetime (Forever
+// for no limit), so subscribers arriving later receive it first (SPEC
+// rule 20). A zero lifetime is Publish.
+func (a *Agent) PublishRetained(subject string, v any, lifetime time.Duration) error {
+	if subject == "" {
+		return fmt.Errorf("publish: empty subject")
+	}
+	p, err := Encode(v)
+	if err != nil {
+		return fmt.Errorf("publish %s: %w", subject, err)
+	}
+	if len(p.Data) > a.rt.cfg.MaxPayload {
+		return runtimeFailuref(CodePayloadTooLarge, "report %s is %d bytes, the limit is %d", subject, len(p.Data), a.rt.cfg.MaxPayload)
+	}
+	a.keep(subject, p, lifetime)
+	for _, sub := range a.pub.order {
+		for _, pt := range a.pub.subscribers[sub].patterns {
+			if pt.Match(subject) {
+				a.sendReport(sub, subject, pt.text, p)
+			}
+		}
+	}
+	return nil
+}
+
+func (a *Agent) keep(subject string, p Payload, lifetime time.Duration) {
+	if lifetime == 0 {
+		delete(a.pub.kept, subject)
+		return
+	}
+	if a.pub.kept == nil {
+		a.pub.kept = map[string]*kept{}
+	}
+	now := time.Now()
+	k := &kept{payload: p, published: now}
+	if lifetime > 0 {
+		k.expires = now.Add(lifetime)
+	}
+	a.pub.kept[subject] = k
+}
+
+func (a *Agent) sendReport(to Address, subject, pattern string, p Payload) {
+	a.rt.route(&Envelope{Kind: KindReport, To: to, From: a.ref.addr, Subject: subject, Pattern: pattern,
+		ContentType: p.ContentType, Data: p.Data}, nil)
+}
+
+// SendReport sends a report to one subscriber only, bypassing the kept
+// reports (SPEC rule 29): once per pattern of its that matches, or once
+// without a pattern when none does (the subscriber takes those with
+// AcceptReports). The subscriber must have subscribed to this service.
+func (a *Agent) SendReport(to Address, subject string, v any) error {
+	s := a.pub.subscribers[to]
+	if s == nil {
+		return fmt.Errorf("send report: %s has not subscribed to %s", to, displayName(a.ref.name))
+	}
+	p, err := Encode(v)
+	if err != nil {
+		return fmt.Errorf("send report %s: %w", subject, err)
+	}
+	sent := false
+	for _, pt := range s.patterns {
+		if pt.Match(subject) {
+			a.sendReport(to, subject, pt.text, p)
+			sent = true
+		}
+	}
+	if !sent {
+		a.sendReport(to, subject, "", p)
+	}
+	return nil
+}
+
+// ExpireReports drops kept reports whose subject matches pattern and
+// that were published more than olderThan ago (SPEC rule 30).
+func (a *Agent) ExpireReports(pattern string, olderThan time.Duration) error {
+	pt, err := CompilePattern(pattern)
+	if err != nil {
+		return err
+	}
+	cutoff := time.Now().Add(-olderThan)
+	for s, k := range a.pub.kept {
+		if pt.Match(s) && !k.published.After(cutoff) {
+			delete(a.pub.kept, s)
+		}
+	}
+	return nil
+}
+
+// ExpireAllReports drops every kept report published more than olderThan ago.
+func (a *Agent) ExpireAllReports(olderThan time.Duration) {
+	cutoff := time.Now().Add(-olderThan)
+	for s, k := range a.pub.kept {
+		if !k.published.After(cutoff) {
+			delete(a.pub.kept, s)
+		}
+	}
+}
+
+// PurgeReports drops every kept report.
+func (a *Agent) PurgeReports() { clear(a.pub.kept) }
+
+// KeptReports returns the subjects of the unexpired kept reports.
+func (a *Agent) KeptReports() []string {
+	now := time.Now()
+	var out []string
+	for s, k := range a.pub.kept {
+		if k.expires.IsZero() || now.Before(k.expires) {
+			out = append(out, s)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Subscribers returns the services subscribed to this one, with their patterns.
+func (a *Agent) Subscribers() map[Address][]string {
+	out := map[Address][]string{}
+	for addr, s := range a.pub.subscribers {
+		for _, p := range s.patterns {
+			out[addr] = append(out[addr], p.text)
+		}
+	}
+	return out
+}
+
+// subscribed handles a subscriber's request for a pattern.
+func (a *Agent) subscribed(e *Envelope) {
+	pt, err := CompilePattern(e.Subject)
+	if err != nil {
+		a.log.Debug("ignoring bad subscription", "subscriber", e.From, "error", err)
+		return
+	}
+	if a.pub.subscribers == nil {
+		a.pub.subscribers = map[Address]*subscriberPatterns{}
+	}
+	s := a.pub.subscribers[e.From]
+	if s == nil {
+		s = &subscriberPatterns{}
+		a.pub.subscribers[e.From] = s
+		a.pub.order = append(a.pub.order, e.From)
+		sub := e.From
+		// Forget the subscriber when it goes away, however it goes.
+		w := a.Watch(sub, func(ev RegistryEvent) {
+			if ev.Kind == Withdrawn {
+				a.dropSubscriber(sub)
+			}
+		})
+		s.watch = w.id
+	}
+	if slices.ContainsFunc(s.patterns, func(p Pattern) bool { return p.text == pt.text }) {
+		return // a repeated subscription is not recorded again, nor replayed
+	}
+	s.patterns = append(s.patterns, pt)
+	a.notifySubscription(SubscriptionEvent{Subscriber: e.From, Pattern: pt.text, Subscribed: true})
+	a.replay(e.From, pt)
+}
+
+// replay sends a new subscription the kept reports it matches, before
+// any later live report (rule 20). Expired ones met are purged.
+func (a *Agent) replay(to Address, pt Pattern) {
+	now := time.Now()
+	subjects := make([]string, 0, len(a.pub.kept))
+	for s := range a.pub.kept {
+		subjects = append(subjects, s)
+	}
+	slices.Sort(subjects)
+	for _, s := range subjects {
+		k := a.pub.kept[s]
+		if !k.expires.IsZero() && !now.Before(k.expires) {
+			delete(a.pub.kept, s)
+			continue
+		}
+		if pt.Match(s) {
+			a.sendReport(to, s, pt.text, k.payload)
+		}
+	}
+}
+
+func (a *Agent) unsubscribed(e *Envelope) {
+	s := a.pub.subscribers[e.From]
+	if s == nil {
+		return
+	}
+	i := slices.IndexFunc(s.patterns, func(p Pattern) bool { return p.text == e.Subject })
+	if i < 0 {
+		return
+	}
+	s.patterns = slices.Delete(s.patterns, i, i+1)
+	a.notifySubscription(SubscriptionEvent{Subscriber: e.From, Pattern: e.Subject})
+	if len(s.patterns) == 0 {
+		a.removeSubscriber(e.From)
+	}
+}
+
+func (a *Agent) dropSubscriber(sub Address) {
+	s := a.pub.subscribers[sub]
+	if s == nil {
+		return
+	}
+	patterns := s.patterns
+	a.removeSubscriber(sub)
+	for _, p := range patterns {
+		a.notifySubscription(SubscriptionEvent{Subscriber: sub, Pattern: p.text})
+	}
+}
+
+func (a *Agent) removeSubscriber(sub Address) {
+	s := a.pub.subscribers[sub]
+	delete(a.pub.subscribers, sub)
+	a.pub.order = slices.DeleteFunc(a.pub.order, func(x Address) bool { return x == sub })
+	(&Watch{agent: a, id: s.watch}).Cancel()
+}
+
+func (a *Agent) notifySubscription(ev SubscriptionEvent) {
+	if fn := a.pub.onSubscription; fn != nil {
+		a.guard("subscription handler", func() { fn(ev) })
+	}
+}
+
+// --- subscriber side ---
+
+// Subscription is a standing interest in reports; Cancel ends it.
+type Subscription struct {
+	agent       *Agent
+	target      Target
+	pattern     string
+	fn          func(Report)
+	onPublisher func(PublisherEvent)
+	watch       *Watch
+	publishers  map[Address]string // attached publishers → name
+	cancelled   bool
+}
+
+type pubPattern struct {
+	pub     Address
+	pattern string
+}
+
+type acceptKey struct {
+	from    Target
+	subject string
+}
+
+type subscriberState struct {
+	subs     []*Subscription
+	attached map[pubPattern]int // subscriptions needing each (publisher, pattern)
+	accept   map[acceptKey]func(Report)
+}
+
+// SubscribeOption configures a subscription.
+type SubscribeOption func(*Subscription)
+
+// OnPublisher calls fn when a publisher of the subscription appears or
+// is withdrawn.
+func OnPublisher(fn func(PublisherEvent)) SubscribeOption {
+	return func(s *Subscription) { s.onPublisher = fn }
+}
+
+// Subscribe receives reports whose subject matches pattern (SPEC rule 19)
+// from the services t names: every service of a Name, now and later; one
+// Address; or the members of a Group as they join and leave. fn runs
+// inside this service; reports from one publisher arrive in the order
+// published, kept reports first.
+func (a *Agent) Subscribe(t Target, pattern string, fn func(Report), opts ...SubscribeOption) (*Subscription, error) {
+	if _, err := CompilePattern(pattern); err != nil {
+		return nil, fmt.Errorf("subscribe: %w", err)
+	}
+	switch t.(type) {
+	case Name, Address, Group:
+	default:
+		return nil, fmt.Errorf("subscribe: cannot subscribe to %v", t)
+	}
+	s := &Subscription{agent: a, target: t, pattern: pattern, fn: fn, publishers: map[Address]string{}}
+	for _, o := range opts {
+		o(s)
+	}
+	a.sub.subs = append(a.sub.subs, s)
+	s.watch = a.Watch(t, s.registryEvent)
+	return s, nil
+}
+
+func (s *Subscription) registryEvent(ev RegistryEvent) {
+	switch ev.Kind {
+	case Available:
+		if _, group := s.target.(Group); !group {
+			s.attach(ev.Binding)
+		}
+	case Joined:
+		if g, group := s.target.(Group); group && string(g) == ev.Group {
+			s.attach(ev.Binding)
+		}
+	case Withdrawn:
+		if _, group := s.target.(Group); !group {
+			s.detach(ev.Binding, true)
+		}
+	case Left:
+		if g, group := s.target.(Group); group && string(g) == ev.Group {
+			s.detach(ev.Binding, false)
+		}
+	}
+}
+
+func (s *Subscription) attach(b Binding) {
+	if s.cancelled {
+		return
+	}
+	if _, ok := s.publishers[b.Address]; ok {
+		return
+	}
+	s.publishers[b.Address] = b.Name
+	a := s.agent
+	if a.sub.attached == nil {
+		a.sub.attached = map[pubPattern]int{}
+	}
+	k := pubPattern{b.Address, s.pattern}
+	a.sub.attached[k]++
+	if a.sub.attached[k] == 1 {
+		a.rt.route(&Envelope{Kind: KindSubscribe, To: b.Address, From: a.ref.addr, Subject: s.pattern}, nil)
+	}
+	if s.onPublisher != nil {
+		a.guard("publisher handler", func() { s.onPublisher(PublisherEvent{Publisher: b, Available: true}) })
+	}
+}
+
+// detach stops listening to a publisher; gone says it was withdrawn, so
+// there is nobody to tell.
+func (s *Subscription) detach(b Binding, gone bool) {
+	if _, ok := s.publishers[b.Address]; !ok {
+		return
+	}
+	delete(s.publishers, b.Address)
+	a := s.agent
+	k := pubPattern{b.Address, s.pattern}
+	a.sub.attached[k]--
+	if a.sub.attached[k] <= 0 {
+		delete(a.sub.attached, k)
+		if !gone {
+			a.rt.route(&Envelope{Kind: KindUnsubscribe, To: b.Address, From: a.ref.addr, Subject: s.pattern}, nil)
+		}
+	}
+	if s.onPublisher != nil && !s.cancelled {
+		a.guard("publisher handler", func() { s.onPublisher(PublisherEvent{Publisher: b, Available: false}) })
+	}
+}
+
+// Cancel ends the subscription; publishers are told.
+func (s *Subscription) Cancel() {
+	if s == nil || s.cancelled {
+		return
+	}
+	s.cancelled = true
+	s.watch.Cancel()
+	for addr, name := range s.publishers {
+		s.detach(Binding{Address: addr, Name: name}, false)
+	}
+	a := s.agent
+	a.sub.subs = slices.DeleteFunc(a.sub.subs, func(x *Subscription) bool { return x == s })
+}
+
+// Publishers returns the addresses of the publishers the subscription is
+// attached to.
+func (s *Subscription) Publishers() []Address {
+	out := make([]Address, 0, len(s.publishers))
+	for a := range s.publishers {
+		out = append(out, a)
+	}
+	return out
+}
+
+// AcceptReports receives reports with exactly this subject from the
+// services t names (a Name or an Address) without subscribing: the
+// publisher sends them with SendReport (SPEC rule 29).
+func (a *Agent) AcceptReports(t Target, subject string, fn func(Report)) {
+	if a.sub.accept == nil {
+		a.sub.accept = map[acceptKey]func(Report){}
+	}
+	a.sub.accept[acceptKey{t, subject}] = fn
+}
+
+func (a *Agent) receiveReport(e *Envelope) {
+	r := Report{Publisher: e.From, Subject: e.Subject, Pattern: e.Pattern,
+		Payload: Payload{ContentType: e.ContentType, Data: e.Data}}
+	delivered := false
+	if e.Pattern != "" && a.sub.attached[pubPattern{e.From, e.Pattern}] > 0 {
+		for _, s := range a.sub.subs {
+			if s.pattern != e.Pattern {
+				continue
+			}
+			name, ok := s.publishers[e.From]
+			if !ok {
+				continue
+			}
+			r.PublisherName = name
+			fn := s.fn
+			a.guard("report handler", func() { fn(r) })
+			delivered = true
+		}
+	}
+	if delivered || len(a.sub.accept) == 0 {
+		return
+	}
+	fn := a.sub.accept[acceptKey{e.From, e.Subject}]
+	if fn == nil {
+		if b, ok := a.rt.LookupAddress(e.From); ok {
+			r.PublisherName = b.Name
+			fn = a.sub.accept[acceptKey{Name(b.Name), e.Subject}]
+		}
+	}
+	if fn != nil {
+		a.guard("report handler", func() { fn(r) })
+	}
+}
+
+// unsubscribeAll tells every publisher this stopping service listened to.
+func (a *Agent) unsubscribeAll() {
+	for k := range a.sub.attached {
+		a.rt.route(&Envelope{Kind: KindUnsubscribe, To: k.pub, From: a.ref.addr, Subject: k.pattern}, nil)
+	}
+	a.sub.attached = nil
+}

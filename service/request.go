@@ -1,0 +1,310 @@
+package service
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+	"runtime/debug"
+	"time"
+)
+
+// Request is the request a handler is serving. A handler whose first
+// parameter is a context.Context receives the Request as that context
+// (RequestOf gets it back); one whose first parameter is a *Request gets
+// it directly. It is valid only until the handler returns: to answer
+// later, keep what Delay returns.
+type Request struct {
+	agent   *Agent
+	env     *Envelope
+	delayed bool
+}
+
+var _ context.Context = (*Request)(nil)
+
+// RequestOf returns the Request behind a handler's context, or nil.
+func RequestOf(ctx context.Context) *Request {
+	r, _ := ctx.(*Request)
+	return r
+}
+
+// Method returns the method being called.
+func (r *Request) Method() string { return r.env.Subject }
+
+// Sender returns the caller's address.
+func (r *Request) Sender() Address { return r.env.From }
+
+// Conversation returns the request's conversation id.
+func (r *Request) Conversation() uint64 { return r.env.Conv }
+
+// Agent returns the service serving the request.
+func (r *Request) Agent() *Agent { return r.agent }
+
+// Delay turns off the automatic answer: the handler's return values are
+// ignored and the service answers later, from any of its handlers, with
+// the returned Delayed (or Agent.Reply with the conversation id).
+func (r *Request) Delay() Delayed {
+	r.delayed = true
+	r.agent.delayed[r.env.Conv] = r.env.From
+	return Delayed{agent: r.agent, conv: r.env.Conv}
+}
+
+// Deadline, Done, Err and Value make a Request a context.Context that is
+// never cancelled, so handlers can pass it on to calls of their own.
+func (r *Request) Deadline() (time.Time, bool) { return time.Time{}, false }
+
+// Done returns nil: a request is never cancelled.
+func (r *Request) Done() <-chan struct{} { return nil }
+
+// Err returns nil.
+func (r *Request) Err() error { return nil }
+
+// Value returns nil for every key.
+func (r *Request) Value(any) any { return nil }
+
+// Delayed is a request whose answer comes later (SPEC rule 15).
+type Delayed struct {
+	agent *Agent
+	conv  uint64
+}
+
+// Conversation returns the request's conversation id.
+func (d Delayed) Conversation() uint64 { return d.conv }
+
+// Reply answers the request with a value.
+func (d Delayed) Reply(v any) error { return d.agent.Reply(d.conv, v) }
+
+// Fail answers the request with a failure.
+func (d Delayed) Fail(f *Failure) error { return d.agent.FailRequest(d.conv, f) }
+
+// Reply answers a delayed request by conversation id.
+func (a *Agent) Reply(conv uint64, v any) error {
+	to, ok := a.delayed[conv]
+	if !ok {
+		return fmt.Errorf("no delayed request with conversation %d", conv)
+	}
+	delete(a.delayed, conv)
+	e := &Envelope{Kind: KindRequest, To: a.ref.addr, From: to, Conv: conv}
+	a.answer(e, v)
+	return nil
+}
+
+// FailRequest answers a delayed request with a failure.
+func (a *Agent) FailRequest(conv uint64, f *Failure) error {
+	to, ok := a.delayed[conv]
+	if !ok {
+		return fmt.Errorf("no delayed request with conversation %d", conv)
+	}
+	delete(a.delayed, conv)
+	a.fail(&Envelope{To: a.ref.addr, From: to, Conv: conv}, f)
+	return nil
+}
+
+// Abandon forgets a delayed request without answering; the caller's
+// deadline ends it.
+func (a *Agent) Abandon(conv uint64) { delete(a.delayed, conv) }
+
+// method is an exported method, with reusable storage for its arguments:
+// handlers run one at a time, so decoding needs no allocation per call.
+type method struct {
+	name     string
+	fn       reflect.Value
+	firstReq int // 1 when the first parameter takes the Request
+	params   []reflect.Type
+	store    []reflect.Value // pointers to argument storage
+	ptrs     []any           // the same pointers as interfaces
+	in       []reflect.Value
+	raw      reflect.Type // set when the only parameter is Raw or []byte
+	results  int
+	lastErr  bool // the last result is an error
+	err      error
+}
+
+var (
+	ctxType     = reflect.TypeOf((*context.Context)(nil)).Elem()
+	requestType = reflect.TypeOf((*Request)(nil))
+	errorType   = reflect.TypeOf((*error)(nil)).Elem()
+	rawType     = reflect.TypeOf(Raw{})
+	bytesType   = reflect.TypeOf([]byte(nil))
+)
+
+// Export makes fn callable as method name. fn is a function taking
+// plain Go values the codec can decode, optionally preceded by a
+// context.Context or *Request, and returning a value, an error, both, or
+// nothing:
+//
+//	a.Export("multiply", func(x, y int) int { return x * y })
+//	a.Export("lookup", func(ctx context.Context, key string) (Item, error) { ... })
+//
+// A returned *Failure reaches the caller as is; any other error as a
+// CodeHandlerError failure. A bad signature makes Start fail.
+func (a *Agent) Export(name string, fn any) {
+	a.methods[name] = newMethod(name, fn, &a.req)
+}
+
+func newMethod(name string, fn any, req *Request) *method {
+	m := &method{name: name}
+	v := reflect.ValueOf(fn)
+	t := v.Type()
+	if v.Kind() != reflect.Func || v.IsNil() {
+		m.err = fmt.Errorf("export %q: want a function, got %T", name, fn)
+		return m
+	}
+	if t.IsVariadic() {
+		m.err = fmt.Errorf("export %q: variadic functions are not supported", name)
+		return m
+	}
+	m.fn = v
+	m.in = make([]reflect.Value, t.NumIn())
+	first := 0
+	if t.NumIn() > 0 && (t.In(0) == ctxType || t.In(0) == requestType) {
+		m.firstReq, first = 1, 1
+		m.in[0] = reflect.ValueOf(req)
+	}
+	for i := first; i < t.NumIn(); i++ {
+		pt := t.In(i)
+		if pt == ctxType || pt == requestType {
+			m.err = fmt.Errorf("export %q: a context or *Request may only be the first parameter", name)
+			return m
+		}
+		m.params = append(m.params, pt)
+		p := reflect.New(pt)
+		m.store = append(m.store, p)
+		m.ptrs = append(m.ptrs, p.Interface())
+		m.in[i] = p.Elem()
+	}
+	if len(m.params) == 1 && (m.params[0] == rawType || m.params[0] == bytesType) {
+		m.raw = m.params[0]
+	}
+	m.results = t.NumOut()
+	switch {
+	case m.results > 2:
+		m.err = fmt.Errorf("export %q: return at most a value and an error", name)
+	case m.results == 2 && t.Out(1) != errorType:
+		m.err = fmt.Errorf("export %q: the second result must be an error", name)
+	case m.results >= 1 && t.Out(m.results-1) == errorType:
+		m.lastErr = true
+	}
+	return m
+}
+
+// decode fills the method's argument storage from a request.
+func (m *method) decode(e *Envelope) *Failure {
+	if e.ContentType != ContentCBOR && e.ContentType != "" {
+		switch m.raw {
+		case rawType:
+			m.store[0].Elem().Set(reflect.ValueOf(Raw{ContentType: e.ContentType, Data: e.Data}))
+			return nil
+		case bytesType:
+			m.store[0].Elem().SetBytes(e.Data)
+			return nil
+		}
+		return runtimeFailuref(CodeBadArguments, "%s takes encoded arguments, got %s", m.name, e.ContentType)
+	}
+	n, rest, err := readArrayHeader(e.Data)
+	if err != nil {
+		return runtimeFailuref(CodeBadArguments, "%s: %v", m.name, err)
+	}
+	if n != len(m.params) {
+		return runtimeFailuref(CodeBadArguments, "%s: expected %d arguments, received %d", m.name, len(m.params), n)
+	}
+	for i, p := range m.store {
+		// Zero first: a reused slice or map must not leak into the next call.
+		p.Elem().SetZero()
+		if rest, err = decMode.UnmarshalFirst(rest, m.ptrs[i]); err != nil {
+			return runtimeFailuref(CodeBadArguments, "%s: argument %d: %v", m.name, i+1, err)
+		}
+	}
+	if len(rest) != 0 {
+		return runtimeFailuref(CodeBadArguments, "%s: %d bytes after the arguments", m.name, len(rest))
+	}
+	return nil
+}
+
+// serve runs the handler for a request and answers it.
+func (a *Agent) serve(e *Envelope) {
+	m := a.methods[e.Subject]
+	if m == nil {
+		a.fail(e, runtimeFailuref(CodeNoSuchMethod, "%s has no method %q", displayName(a.ref.name), e.Subject))
+		return
+	}
+	if f := m.decode(e); f != nil {
+		a.fail(e, f)
+		return
+	}
+	a.req = Request{agent: a, env: e}
+	out, panicked := a.invoke(m)
+	delayed := a.req.delayed
+	a.req = Request{}
+	if panicked != nil {
+		if delayed {
+			delete(a.delayed, e.Conv)
+		}
+		a.fail(e, panicked)
+		return
+	}
+	if delayed {
+		return
+	}
+	var result any
+	if m.lastErr {
+		if errv := out[m.results-1]; !errv.IsNil() {
+			a.fail(e, a.handlerFailure(errv.Interface().(error)))
+			return
+		}
+		if m.results == 2 {
+			result = out[0].Interface()
+		}
+	} else if m.results == 1 {
+		result = out[0].Interface()
+	}
+	a.answer(e, result)
+}
+
+func (a *Agent) invoke(m *method) (out []reflect.Value, f *Failure) {
+	defer func() {
+		if r := recover(); r != nil {
+			a.log.Error("handler panicked", "method", m.name, "panic", r, "stack", string(debug.Stack()))
+			f = &Failure{Code: CodeHandlerError, Description: CodeHandlerError.String(),
+				Origin: displayName(a.ref.name), Details: fmt.Sprintf("%s panicked: %v", m.name, r)}
+		}
+	}()
+	return m.fn.Call(m.in), nil
+}
+
+func (a *Agent) handlerFailure(err error) *Failure {
+	if f, ok := err.(*Failure); ok {
+		if f.Origin == "" {
+			c := *f
+			c.Origin = displayName(a.ref.name)
+			if c.Description == "" {
+				c.Description = c.Code.String()
+			}
+			return &c
+		}
+		return f
+	}
+	return &Failure{Code: CodeHandlerError, Description: CodeHandlerError.String(), Origin: displayName(a.ref.name), Details: err.Error()}
+}
+
+// answer turns the request envelope into its response and sends it back.
+func (a *Agent) answer(e *Envelope, v any) {
+	p, err := Encode(v)
+	if err != nil {
+		a.fail(e, runtimeFailuref(CodeResponseEncoding, "%v", err))
+		return
+	}
+	if len(p.Data) > a.rt.cfg.MaxPayload {
+		a.fail(e, runtimeFailuref(CodePayloadTooLarge, "result is %d bytes, the limit is %d", len(p.Data), a.rt.cfg.MaxPayload))
+		return
+	}
+	e.Kind, e.To, e.From = KindResponse, e.From, e.To
+	e.Subject, e.ContentType, e.Data = "", p.ContentType, p.Data
+	a.rt.route(e, nil)
+}
+
+func (a *Agent) fail(e *Envelope, f *Failure) {
+	a.rt.stats.countFailure(f.Code)
+	e.Kind, e.To, e.From = KindFailure, e.From, e.To
+	e.Subject, e.ContentType, e.Data = "", ContentCBOR, encodeFailure(f)
+	a.rt.route(e, nil)
+}
