@@ -96,3 +96,12 @@ func (allServices) target() {}
 func (n Name) String() string      { return string(n) }
 func (g Group) String() string     { return "group " + string(g) }
 func (allServices) String() string { return "all services" }
+
+// String reads like "available math (9f3a…/1) local".
+func (e RegistryEvent) String() string {
+	s := e.Kind.String() + " " + displayName(e.Binding.Name) + " (" + e.Binding.Address.String() + ") " + e.Binding.Location()
+	if e.Group != "" {
+		s += " group " + e.Group
+	}
+	return s
+}

@@ -53,11 +53,12 @@ type Runtime struct {
 	log  *slog.Logger
 	sys  *actor.ActorSystem
 
-	ix       *index
-	pending  *pendingTable
-	registry *actor.PID
-	services *actor.PID
-	tree     *Tree
+	ix         *index
+	pending    *pendingTable
+	registry   *actor.PID
+	services   *actor.PID
+	tree       *Tree
+	dispatcher actor.Dispatcher
 
 	nextLocal atomic.Uint32
 	nextConv  atomic.Uint64
@@ -120,6 +121,7 @@ func NewRuntime(cfg Config) (*Runtime, error) {
 	// do not collide in a service that keeps delayed replies by id.
 	rt.nextConv.Store(rand.Uint64() >> 1)
 	rt.tree = newTree()
+	rt.dispatcher = newWorkerDispatcher(300)
 
 	reg := newRegistry(rt)
 	var err error
@@ -390,7 +392,17 @@ type Caller interface {
 // CallFor calls and decodes the result as a T.
 func CallFor[T any](ctx context.Context, c Caller, to Target, method string, args ...any) (T, error) {
 	var v T
-	res, err := c.Call(ctx, to, method, args...)
+	var res Payload
+	var err error
+	// Concrete calls let the compiler keep args on the caller's stack.
+	switch c := c.(type) {
+	case *Runtime:
+		res, err = c.call(ctx, Address{Process: c.pid}, to, method, args)
+	case *Agent:
+		res, err = c.rt.call(ctx, c.ref.addr, to, method, args)
+	default:
+		res, err = c.Call(ctx, to, method, args...)
+	}
 	if err != nil {
 		return v, err
 	}

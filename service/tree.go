@@ -92,7 +92,7 @@ func (rt *Runtime) trackedProps(kind, name string, producer actor.Producer, deta
 		mb := actor.Unbounded()()
 		rec.mailbox = mb
 		return mb
-	}))
+	}), actor.WithDispatcher(rt.dispatcher))
 }
 
 // trackedActor records its inner actor in the tree and counts messages.
