@@ -131,3 +131,9 @@ func (rt *Runtime) LearnRoute(p ProcessID, link Link) {
 func (rt *Runtime) Deliver(e *Envelope, from Link) {
 	rt.route(e, from)
 }
+
+// FailureEnvelope returns the failure answering request e, for exchanges
+// that must fail a request they cannot pass on.
+func FailureEnvelope(e *Envelope, f *Failure) *Envelope {
+	return &Envelope{Kind: KindFailure, To: e.From, From: e.To, Conv: e.Conv, ContentType: ContentCBOR, Data: encodeFailure(f)}
+}

@@ -1,0 +1,393 @@
+package connection
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/netsvc-go/netsvc/service"
+)
+
+// Config tunes a link. The zero value takes the defaults.
+type Config struct {
+	MaxFrame         int           // largest frame accepted or sent (DefaultMaxFrame)
+	QueueSoft        int           // queued bytes past which reports drop and requests are refused (8 MiB)
+	QueueHard        int           // queued bytes past which the link closes (64 MiB)
+	HandshakeTimeout time.Duration // the peer's hello must arrive within this (5 s)
+	PingInterval     time.Duration // a ping goes out this often when idle (SilenceTimeout/3)
+	SilenceTimeout   time.Duration // a link silent this long is closed (15 s)
+}
+
+func (c Config) withDefaults() Config {
+	if c.MaxFrame <= 0 {
+		c.MaxFrame = DefaultMaxFrame
+	}
+	if c.QueueSoft <= 0 {
+		c.QueueSoft = 8 << 20
+	}
+	if c.QueueHard < c.QueueSoft {
+		c.QueueHard = max(64<<20, 2*c.QueueSoft)
+	}
+	if c.HandshakeTimeout <= 0 {
+		c.HandshakeTimeout = 5 * time.Second
+	}
+	if c.SilenceTimeout <= 0 {
+		c.SilenceTimeout = 15 * time.Second
+	}
+	if c.PingInterval <= 0 || c.PingInterval >= c.SilenceTimeout {
+		c.PingInterval = c.SilenceTimeout / 3
+	}
+	return c
+}
+
+// Params are what the exchange tells a new link.
+type Params struct {
+	Config   Config
+	ID       string
+	Local    Hello             // the hello this side sends
+	Dialed   bool              // this side dialled
+	Exchange *actor.PID        // told of handshakes and closes
+	Check    func(Hello) error // validates the peer's hello; an error rejects it
+	Logger   *slog.Logger
+}
+
+// Conn is one link: the service.Link the registry routes through, owned
+// by a connection actor. Senders call Send from any goroutine; the
+// reader goroutine decodes what arrives; the writer goroutine writes.
+type Conn struct {
+	rt     *service.Runtime
+	nc     net.Conn
+	p      Params
+	q      *outQueue
+	log    *slog.Logger
+	since  time.Time
+	pid    *actor.PID
+	peer   Hello // set once the peer's hello is accepted, before anyone else sees the link
+	info   atomic.Pointer[service.LinkInfo]
+	state  atomic.Int32
+	lastRx atomic.Int64
+
+	framesIn, bytesIn atomic.Uint64
+	undecodable       atomic.Uint64
+
+	closeOnce sync.Once
+	reason    atomic.Value // string: why the link closed
+}
+
+// Link states.
+const (
+	StateHandshaking = iota
+	StateActive
+	StateClosed
+)
+
+// StateName names a link state for people.
+func StateName(s int) string {
+	switch s {
+	case StateHandshaking:
+		return "handshaking"
+	case StateActive:
+		return "active"
+	}
+	return "closed"
+}
+
+// Handshaked tells the exchange the peer's hello was accepted.
+type Handshaked struct{ Conn *Conn }
+
+// Closed tells the exchange the link is gone. Rejected is set when the
+// peer refused this side's hello: retrying will not help until someone
+// changes a configuration.
+type Closed struct {
+	Conn      *Conn
+	Reason    string
+	Rejected  bool
+	WasActive bool
+}
+
+// Close asks the connection actor to close the link with a reason sent
+// to the peer in a bye.
+type Close struct{ Reason string }
+
+// New wraps an established TCP (or TLS) connection. Spawn the actor from
+// Props to start it.
+func New(rt *service.Runtime, nc net.Conn, p Params) *Conn {
+	p.Config = p.Config.withDefaults()
+	if p.Logger == nil {
+		p.Logger = rt.Logger()
+	}
+	c := &Conn{rt: rt, nc: nc, p: p, since: time.Now()}
+	c.q = newOutQueue(p.Config.QueueSoft, p.Config.QueueHard, p.Config.MaxFrame)
+	c.log = p.Logger.With("link", p.ID, "remote", nc.RemoteAddr().String())
+	c.lastRx.Store(time.Now().UnixNano())
+	c.setInfo(service.LinkInfo{ID: p.ID, ExchangeGroup: p.Local.Group, LocalRole: p.Local.Role, PeerAddress: nc.RemoteAddr().String()})
+	return c
+}
+
+// Props returns the props of the connection actor; it shows in the
+// runtime's tree as a "connection".
+func (c *Conn) Props() *actor.Props {
+	return c.rt.Props(service.KindConnection, c.p.ID, func() actor.Actor { return &connActor{c: c} }, c.Detail)
+}
+
+// Send queues an envelope for the peer (service.Link).
+func (c *Conn) Send(e *service.Envelope) error {
+	err := c.q.pushEnvelope(e)
+	if err == nil {
+		return nil
+	}
+	return c.failure(err)
+}
+
+func (c *Conn) failure(err error) error {
+	switch {
+	case errors.Is(err, errOverloaded):
+		return &service.Failure{Code: service.CodeOverloaded, Description: service.CodeOverloaded.String(), Origin: service.OriginRuntime,
+			Details: "the outbound queue of link " + c.p.ID + " to " + c.Info().PeerNode + " is full"}
+	case errors.Is(err, errQueueClosed):
+		return &service.Failure{Code: service.CodeLinkLost, Description: service.CodeLinkLost.String(), Origin: service.OriginRuntime,
+			Details: "link " + c.p.ID + " to " + c.Info().PeerNode + " is closed"}
+	case errors.Is(err, errHardLimit):
+		c.Shutdown(err.Error())
+		return &service.Failure{Code: service.CodeOverloaded, Description: service.CodeOverloaded.String(), Origin: service.OriginRuntime, Details: err.Error()}
+	}
+	return err
+}
+
+// SendFrame queues an encoded control frame (announcements).
+func (c *Conn) SendFrame(frame []byte) error {
+	if err := c.q.push(frame, classControl); err != nil {
+		return c.failure(err)
+	}
+	return nil
+}
+
+// Info describes the link (service.Link).
+func (c *Conn) Info() service.LinkInfo { return *c.info.Load() }
+
+func (c *Conn) setInfo(i service.LinkInfo) { c.info.Store(&i) }
+
+// Peer returns the peer's hello; valid once the link is active.
+func (c *Conn) Peer() Hello { return c.peer }
+
+// Dialed reports whether this side dialled.
+func (c *Conn) Dialed() bool { return c.p.Dialed }
+
+// ID returns the link's id.
+func (c *Conn) ID() string { return c.p.ID }
+
+// PID returns the connection actor's pid.
+func (c *Conn) PID() *actor.PID { return c.pid }
+
+// State returns the link's state.
+func (c *Conn) State() int { return int(c.state.Load()) }
+
+// Shutdown closes the link from any goroutine.
+func (c *Conn) Shutdown(reason string) {
+	if c.pid != nil {
+		c.rt.ActorSystem().Root.Send(c.pid, &Close{Reason: reason})
+	} else {
+		c.nc.Close()
+	}
+}
+
+// Stats are a link's counters.
+type Stats struct {
+	FramesIn, BytesIn, FramesOut, BytesOut uint64
+	ReportsDropped, RequestsRefused        uint64
+	Queued                                 int64
+}
+
+// Stats returns the link's counters.
+func (c *Conn) Stats() Stats {
+	return Stats{
+		FramesIn: c.framesIn.Load(), BytesIn: c.bytesIn.Load(),
+		FramesOut: c.q.framesOut.Load(), BytesOut: c.q.bytesOut.Load(),
+		ReportsDropped: c.q.reportsDropped.Load(), RequestsRefused: c.q.requestsRefused.Load(),
+		Queued: c.q.queued.Load(),
+	}
+}
+
+// Since returns when the link was opened.
+func (c *Conn) Since() time.Time { return c.since }
+
+// Reason returns why the link closed, once it has.
+func (c *Conn) Reason() string {
+	s, _ := c.reason.Load().(string)
+	return s
+}
+
+// Detail is what the console shows for the connection actor.
+func (c *Conn) Detail() map[string]any {
+	s := c.Stats()
+	return map[string]any{
+		"state": StateName(c.State()), "peer": c.Info().PeerNode, "peer_process": c.Info().PeerProcess.String(),
+		"remote": c.Info().PeerAddress, "group": c.Info().ExchangeGroup, "frames_in": s.FramesIn, "frames_out": s.FramesOut,
+		"bytes_in": s.BytesIn, "bytes_out": s.BytesOut, "dropped": s.ReportsDropped, "refused": s.RequestsRefused, "queued": s.Queued,
+	}
+}
+
+// --- the actor ---
+
+type connActor struct {
+	c         *Conn
+	handshake *time.Timer
+	ping      *time.Timer
+	closing   bool
+}
+
+type (
+	pingTick      struct{}
+	handshakeTick struct{}
+	readerDone    struct {
+		err      error
+		rejected bool
+	}
+	helloOK struct{ h Hello }
+)
+
+func (a *connActor) Receive(ctx actor.Context) {
+	c := a.c
+	switch m := ctx.Message().(type) {
+	case *actor.Started:
+		c.pid = ctx.Self()
+		root, self := ctx.ActorSystem().Root, ctx.Self()
+		go c.q.run(c.nc, func(err error) { root.Send(self, &readerDone{err: fmt.Errorf("write: %w", err)}) })
+		if err := c.q.push(AppendHello(nil, c.p.Local), classControl); err != nil {
+			a.close(ctx, "cannot queue hello: "+err.Error(), false)
+			return
+		}
+		go c.read(root, self)
+		a.handshake = time.AfterFunc(c.p.Config.HandshakeTimeout, func() { root.Send(self, handshakeTick{}) })
+		a.ping = time.AfterFunc(c.p.Config.PingInterval, func() { root.Send(self, pingTick{}) })
+	case *helloOK:
+		c.peer = m.h
+		a.handshake.Stop()
+		ctx.Send(c.p.Exchange, &Handshaked{Conn: c})
+	case handshakeTick:
+		if c.State() == StateHandshaking {
+			a.close(ctx, fmt.Sprintf("no hello within %v", c.p.Config.HandshakeTimeout), false)
+		}
+	case pingTick:
+		a.tick(ctx)
+	case *Close:
+		a.bye(ctx, m.Reason)
+	case *readerDone:
+		reason := "peer closed the link"
+		if m.err != nil && !errors.Is(m.err, io.EOF) {
+			reason = m.err.Error()
+		}
+		a.close(ctx, reason, m.rejected)
+	case *actor.Stopping:
+		a.close(ctx, "stopped", false)
+	}
+}
+
+// Activate marks the link active; the exchange calls it from its actor
+// after the duplicate check, before announcing anything on it.
+func (c *Conn) Activate() { c.state.CompareAndSwap(StateHandshaking, StateActive) }
+
+func (a *connActor) tick(ctx actor.Context) {
+	c := a.c
+	if a.closing {
+		return
+	}
+	silent := time.Since(time.Unix(0, c.lastRx.Load()))
+	if silent > c.p.Config.SilenceTimeout {
+		a.close(ctx, fmt.Sprintf("peer silent for %v", silent.Round(time.Millisecond)), false)
+		return
+	}
+	if c.State() != StateHandshaking {
+		_ = c.q.push(AppendPing(nil, FramePing, uint64(time.Now().UnixNano())), classControl)
+	}
+	a.ping.Reset(c.p.Config.PingInterval)
+}
+
+// bye tells the peer why and closes after the queue drains.
+func (a *connActor) bye(ctx actor.Context, reason string) {
+	if a.closing {
+		return
+	}
+	_ = a.c.q.push(AppendReason(nil, FrameBye, reason), classControl)
+	a.close(ctx, reason, false)
+}
+
+func (a *connActor) close(ctx actor.Context, reason string, rejected bool) {
+	c := a.c
+	if a.closing {
+		return
+	}
+	a.closing = true
+	if a.handshake != nil {
+		a.handshake.Stop()
+	}
+	if a.ping != nil {
+		a.ping.Stop()
+	}
+	wasActive := c.state.Swap(StateClosed) == StateActive
+	c.reason.Store(reason)
+	// Give a bye or reject a moment to reach the peer, then drop the rest
+	// and account for it: requests are failed back, reports counted.
+	pending, frames := c.q.close(false)
+	c.flushControl(pending, frames)
+	c.failQueued(pending, frames)
+	c.nc.Close()
+	if wasActive {
+		c.log.Info("link down", "peer", c.Info().PeerNode, "reason", reason)
+	} else {
+		c.log.Debug("link closed", "reason", reason)
+	}
+	ctx.Send(c.p.Exchange, &Closed{Conn: c, Reason: reason, Rejected: rejected, WasActive: wasActive})
+	ctx.Stop(ctx.Self())
+}
+
+// flushControl writes queued bye and reject frames, with a short deadline,
+// so the peer learns why.
+func (c *Conn) flushControl(pending []byte, frames []frameMeta) {
+	var out []byte
+	for _, f := range frames {
+		if f.dropped || f.n < 2 {
+			continue
+		}
+		fr := pending[f.off : f.off+f.n]
+		if k, _, n, err := splitFrame(fr, c.p.Config.MaxFrame); err == nil && n > 0 && (k == FrameBye || k == FrameReject) {
+			out = append(out, fr...)
+		}
+	}
+	if len(out) > 0 {
+		c.nc.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+		c.nc.Write(out)
+	}
+}
+
+// failQueued fails the requests still queued on a closing link back to
+// their callers and counts the reports as dropped (SPEC rule 24).
+func (c *Conn) failQueued(pending []byte, frames []frameMeta) {
+	for _, f := range frames {
+		if f.dropped {
+			continue
+		}
+		switch f.class {
+		case classReport:
+			c.q.reportsDropped.Add(1)
+		case classRequest:
+			_, body, n, err := splitFrame(pending[f.off:f.off+f.n], c.p.Config.MaxFrame)
+			if err != nil || n == 0 {
+				continue
+			}
+			e, err := DecodeEnvelope(body, nil)
+			if err != nil || e.Kind != service.KindRequest {
+				continue
+			}
+			fail := &service.Failure{Code: service.CodeLinkLost, Description: service.CodeLinkLost.String(), Origin: service.OriginRuntime,
+				Details: "link " + c.p.ID + " to " + c.Info().PeerNode + " closed before the request was sent"}
+			c.rt.Deliver(service.FailureEnvelope(e, fail), nil)
+		}
+	}
+}

@@ -1,0 +1,293 @@
+package connection
+
+import (
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+
+	"github.com/netsvc-go/netsvc/service"
+)
+
+// frameClass says what the queue may do with a frame when it is full.
+type frameClass uint8
+
+const (
+	classControl frameClass = iota // announcements, responses, failures: never dropped
+	classRequest                   // refused with "overloaded" when the queue is full
+	classReport                    // dropped oldest first when the queue is full
+)
+
+type frameMeta struct {
+	off, n  int
+	class   frameClass
+	dropped bool
+}
+
+// errQueueClosed and errOverloaded are what push reports; the link turns
+// them into failures.
+var (
+	errQueueClosed = errors.New("link closed")
+	errOverloaded  = errors.New("outbound queue full")
+	errHardLimit   = errors.New("outbound queue over its hard limit: the peer is not reading")
+)
+
+// outQueue is a link's bounded outbound queue. Senders append encoded
+// frames to one buffer under a short lock; a writer goroutine swaps the
+// buffer out and writes it with one system call, so under load many
+// frames share a write. When the peer reads too slowly the pending bytes
+// reach the soft limit: reports are then dropped oldest first (counted),
+// requests are refused, and everything else is kept up to the hard
+// limit, past which the link is closed (SPEC rules 24, 25).
+//
+// Why not the connection actor's mailbox: a protoactor mailbox is
+// unbounded and cannot drop the oldest report or refuse a request at the
+// sender; and encoding into one buffer here costs no allocation per frame.
+type outQueue struct {
+	mu              sync.Mutex
+	buf             []byte
+	frames          []frameMeta
+	live            int // bytes of frames not dropped
+	dead            int // bytes of dropped frames still in buf
+	scan            int // frames before this index hold no droppable report
+	closed          bool
+	wake            chan struct{}
+	soft            int
+	hard            int
+	maxFrame        int
+	reportsDropped  atomic.Uint64
+	requestsRefused atomic.Uint64
+	framesOut       atomic.Uint64
+	bytesOut        atomic.Uint64
+	queued          atomic.Int64 // bytes waiting, for the console
+}
+
+func newOutQueue(soft, hard, maxFrame int) *outQueue {
+	return &outQueue{wake: make(chan struct{}, 1), soft: soft, hard: hard, maxFrame: maxFrame}
+}
+
+func classOf(k service.Kind) frameClass {
+	switch k {
+	case service.KindReport:
+		return classReport
+	case service.KindRequest, service.KindMessage:
+		return classRequest
+	}
+	return classControl
+}
+
+// pushEnvelope encodes e into the queue.
+func (q *outQueue) pushEnvelope(e *service.Envelope) error {
+	n := EnvelopeSize(e)
+	if n > q.maxFrame {
+		return service.Fail(service.CodePayloadTooLarge, service.CodePayloadTooLarge.String(),
+			"an envelope of "+itoa(n)+" bytes is over the link's frame limit of "+itoa(q.maxFrame))
+	}
+	q.mu.Lock()
+	if err := q.makeRoom(n, classOf(e.Kind)); err != nil {
+		q.mu.Unlock()
+		return err
+	}
+	off := len(q.buf)
+	q.buf = AppendEnvelope(q.buf, e)
+	q.commit(off, classOf(e.Kind))
+	return nil
+}
+
+// push appends an encoded frame.
+func (q *outQueue) push(frame []byte, class frameClass) error {
+	q.mu.Lock()
+	if err := q.makeRoom(len(frame), class); err != nil {
+		q.mu.Unlock()
+		return err
+	}
+	off := len(q.buf)
+	q.buf = append(q.buf, frame...)
+	q.commit(off, class)
+	return nil
+}
+
+// pushFunc appends a frame that appendFrame encodes in place.
+func (q *outQueue) pushFunc(size int, class frameClass, appendFrame func([]byte) []byte) error {
+	q.mu.Lock()
+	if err := q.makeRoom(size, class); err != nil {
+		q.mu.Unlock()
+		return err
+	}
+	off := len(q.buf)
+	q.buf = appendFrame(q.buf)
+	q.commit(off, class)
+	return nil
+}
+
+// commit records the frame appended at off, unlocks and wakes the writer.
+func (q *outQueue) commit(off int, class frameClass) {
+	n := len(q.buf) - off
+	q.frames = append(q.frames, frameMeta{off: off, n: n, class: class})
+	q.live += n
+	q.queued.Add(int64(n))
+	q.mu.Unlock()
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+}
+
+// makeRoom applies the limits for a frame of n bytes. Called locked.
+func (q *outQueue) makeRoom(n int, class frameClass) error {
+	if q.closed {
+		return errQueueClosed
+	}
+	if q.live+n <= q.soft {
+		return nil
+	}
+	switch class {
+	case classRequest:
+		q.requestsRefused.Add(1)
+		return errOverloaded
+	case classReport:
+		q.dropOldestReports(q.live + n - q.soft)
+		if q.live+n > q.soft {
+			q.reportsDropped.Add(1) // nothing older to drop: drop this one
+			return errOverloaded
+		}
+		return nil
+	}
+	if q.live+n > q.hard {
+		return errHardLimit
+	}
+	return nil
+}
+
+// dropOldestReports marks reports dropped, oldest first, until need
+// bytes are freed or none is left.
+func (q *outQueue) dropOldestReports(need int) {
+	for i := q.scan; i < len(q.frames) && need > 0; i++ {
+		f := &q.frames[i]
+		if f.dropped || f.class != classReport {
+			if i == q.scan {
+				q.scan++
+			}
+			continue
+		}
+		f.dropped = true
+		q.live -= f.n
+		q.dead += f.n
+		q.queued.Add(-int64(f.n))
+		need -= f.n
+		q.reportsDropped.Add(1)
+	}
+	if q.dead > 1<<16 && q.dead > len(q.buf)/2 {
+		q.compact()
+	}
+}
+
+// compact removes dropped frames from the buffer.
+func (q *outQueue) compact() {
+	w, kept := 0, q.frames[:0]
+	for _, f := range q.frames {
+		if f.dropped {
+			continue
+		}
+		copy(q.buf[w:], q.buf[f.off:f.off+f.n])
+		f.off = w
+		w += f.n
+		kept = append(kept, f)
+	}
+	q.buf, q.frames, q.dead, q.scan = q.buf[:w], kept, 0, 0
+}
+
+// run writes queued frames to w until the queue is closed or a write
+// fails; onError is called with the failure.
+func (q *outQueue) run(w io.Writer, onError func(error)) {
+	var spare []byte
+	var spareFrames []frameMeta
+	var bufs net.Buffers
+	for {
+		<-q.wake
+		q.mu.Lock()
+		if len(q.buf) == 0 {
+			closed := q.closed
+			q.mu.Unlock()
+			if closed {
+				return
+			}
+			continue
+		}
+		buf, frames, dead := q.buf, q.frames, q.dead
+		q.buf, q.frames = spare[:0], spareFrames[:0]
+		q.live, q.dead, q.scan = 0, 0, 0
+		q.mu.Unlock()
+
+		var err error
+		count := len(frames)
+		if dead == 0 {
+			_, err = w.Write(buf)
+		} else {
+			bufs = bufs[:0]
+			count = 0
+			for _, f := range frames {
+				if !f.dropped {
+					bufs = append(bufs, buf[f.off:f.off+f.n])
+					count++
+				}
+			}
+			_, err = bufs.WriteTo(w)
+		}
+		q.queued.Add(-int64(len(buf) - dead))
+		if err != nil {
+			onError(err)
+			return
+		}
+		q.framesOut.Add(uint64(count))
+		q.bytesOut.Add(uint64(len(buf) - dead))
+		// Keep the buffer for the next swap unless a burst made it huge.
+		if cap(buf) > 4<<20 {
+			buf, frames = nil, nil
+		}
+		spare, spareFrames = buf, frames
+		q.mu.Lock()
+		more := len(q.buf) > 0 || q.closed
+		q.mu.Unlock()
+		if more {
+			select {
+			case q.wake <- struct{}{}:
+			default:
+			}
+		}
+	}
+}
+
+// close stops the queue. With flush the writer writes what is pending
+// first; without, the pending frames are returned for the caller to
+// account for (failed back or counted as dropped).
+func (q *outQueue) close(flush bool) (pending []byte, frames []frameMeta) {
+	q.mu.Lock()
+	q.closed = true
+	if !flush {
+		pending, frames = q.buf, q.frames
+		q.buf, q.frames, q.live, q.dead = nil, nil, 0, 0
+		q.queued.Store(0)
+	}
+	q.mu.Unlock()
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+	return pending, frames
+}
+
+func itoa(n int) string {
+	if n == 0 {
+		return "0"
+	}
+	var b [20]byte
+	i := len(b)
+	for n > 0 {
+		i--
+		b[i] = byte('0' + n%10)
+		n /= 10
+	}
+	return string(b[i:])
+}

@@ -1,0 +1,212 @@
+package connection
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/netsvc-go/netsvc/service"
+)
+
+// errRejected marks the peer refusing our hello.
+var errRejected = errors.New("rejected by peer")
+
+// read is the reader goroutine: it decodes frames until the socket fails
+// or the peer misbehaves, then tells the actor why. Envelopes go straight
+// to the runtime (or on to the next link), announcements to the
+// registry: no actor hop on the data path.
+func (c *Conn) read(root *actor.RootContext, self *actor.PID) {
+	rd := frameReader{c: c, interned: internTable{}}
+	err := rd.loop()
+	root.Send(self, &readerDone{err: err, rejected: errors.Is(err, errRejected)})
+}
+
+type frameReader struct {
+	c          *Conn
+	buf        []byte
+	interned   internTable
+	handshaken bool
+	lastFrom   service.ProcessID
+}
+
+const readBufSize = 64 << 10
+
+func (rd *frameReader) loop() error {
+	c := rd.c
+	maxFrame := c.p.Config.MaxFrame
+	rd.buf = make([]byte, readBufSize)
+	start, end := 0, 0
+	for {
+		for start < end {
+			kind, body, n, err := splitFrame(rd.buf[start:end], maxFrame)
+			if err != nil {
+				return err
+			}
+			if n == 0 {
+				break
+			}
+			frame := rd.buf[start : start+n]
+			start += n
+			c.framesIn.Add(1)
+			c.bytesIn.Add(uint64(n))
+			if err := rd.frame(kind, frame, body); err != nil {
+				return err
+			}
+		}
+		if start == end {
+			start, end = 0, 0
+			if len(rd.buf) > 4*readBufSize {
+				rd.buf = make([]byte, readBufSize) // give back what a big frame took
+			}
+		}
+		if end == len(rd.buf) {
+			// A frame longer than the space left: move it to the front,
+			// and grow the buffer when it cannot fit at all.
+			need := end - start + 1
+			if length, ok := frameLength(rd.buf[start:end]); ok {
+				need = length
+			}
+			if start > 0 {
+				copy(rd.buf, rd.buf[start:end])
+				end -= start
+				start = 0
+			}
+			if need > len(rd.buf) {
+				nb := make([]byte, max(need, 2*len(rd.buf)))
+				copy(nb, rd.buf[:end])
+				rd.buf = nb
+			}
+		}
+		n, err := c.nc.Read(rd.buf[end:])
+		if n > 0 {
+			end += n
+			c.lastRx.Store(time.Now().UnixNano())
+		}
+		if err != nil {
+			if n > 0 {
+				continue // take the frames that came with the error first
+			}
+			return err
+		}
+	}
+}
+
+// frameLength returns the full size of the frame at the front of b when
+// its length prefix is complete.
+func frameLength(b []byte) (int, bool) {
+	length, n := binary.Uvarint(b)
+	if n <= 0 || length > 1<<40 {
+		return 0, false
+	}
+	return n + int(length), true
+}
+
+func (rd *frameReader) frame(kind FrameKind, frame, body []byte) error {
+	c := rd.c
+	if !rd.handshaken {
+		return rd.hello(kind, body)
+	}
+	switch kind {
+	case FrameEnvelope:
+		return rd.envelope(frame, body)
+	case FrameAnnounce:
+		ch, err := DecodeAnnounce(body)
+		if err != nil {
+			return err
+		}
+		c.rt.Import(c, ch)
+	case FrameGroup:
+		ch, err := DecodeGroup(body)
+		if err != nil {
+			return err
+		}
+		c.rt.Import(c, ch)
+	case FramePing:
+		_ = c.q.push(AppendPing(nil, FramePong, 0), classControl)
+	case FramePong:
+	case FrameBye:
+		reason, _ := DecodeReason(body)
+		return fmt.Errorf("peer closed the link: %s", reason)
+	case FrameReject:
+		reason, _ := DecodeReason(body)
+		return fmt.Errorf("%w: %s", errRejected, reason)
+	default:
+		return fmt.Errorf("unexpected %s frame", kind)
+	}
+	return nil
+}
+
+// hello handles the first frame: it must be a hello the exchange accepts.
+func (rd *frameReader) hello(kind FrameKind, body []byte) error {
+	c := rd.c
+	switch kind {
+	case FrameHello:
+	case FrameReject:
+		reason, _ := DecodeReason(body)
+		return fmt.Errorf("%w: %s", errRejected, reason)
+	default:
+		return fmt.Errorf("expected a hello, got a %s frame", kind)
+	}
+	h, err := DecodeHello(body)
+	if err == nil && c.p.Check != nil {
+		err = c.p.Check(h)
+	}
+	if err != nil {
+		_ = c.q.push(AppendReason(nil, FrameReject, err.Error()), classControl)
+		return fmt.Errorf("refused peer: %w", err)
+	}
+	info := c.Info()
+	info.PeerProcess, info.PeerNode, info.PeerRole = h.Process, h.Node, h.Role
+	c.setInfo(info)
+	rd.handshaken = true
+	c.rt.ActorSystem().Root.Send(c.pid, &helloOK{h: h})
+	return nil
+}
+
+// envelope routes one envelope frame: to this process, or, for a relay,
+// as raw bytes onto the link toward its destination.
+func (rd *frameReader) envelope(frame, body []byte) error {
+	c := rd.c
+	kind, hops, to, from, ok := envelopeRoute(body)
+	if !ok {
+		_, err := DecodeEnvelope(body, nil)
+		if err == nil {
+			err = errors.New("bad envelope header")
+		}
+		return err
+	}
+	if from != rd.lastFrom {
+		c.rt.LearnRoute(from, c)
+		rd.lastFrom = from
+	}
+	if to != c.rt.ProcessID() {
+		if hops >= maxRelayHops {
+			c.log.Warn("dropping envelope that went round too many links", "to", to, "from", from)
+			return nil
+		}
+		if next, ok := c.rt.RouteTo(to).(*Conn); ok && next != c {
+			body[envHopsOffset]++
+			err := next.q.push(frame, classOf(kind))
+			if err == nil || kind != service.KindRequest {
+				return nil
+			}
+			// Could not relay a request: answer it with the reason.
+			e, derr := DecodeEnvelope(body, nil)
+			if derr != nil {
+				return derr
+			}
+			if f, ok := next.failure(err).(*service.Failure); ok {
+				c.rt.Deliver(service.FailureEnvelope(e, f), nil)
+			}
+			return nil
+		}
+	}
+	e, err := DecodeEnvelope(body, rd.interned)
+	if err != nil {
+		return err
+	}
+	c.rt.Deliver(e, c)
+	return nil
+}

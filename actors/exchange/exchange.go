@@ -1,0 +1,677 @@
+// Package exchange is the exchange actor of one exchange group: it owns
+// the group's links (listening for peers, dialling and redialling them),
+// decides which link survives when two processes link twice, and applies
+// the audience, group and split-horizon filters to every registry change
+// it announces (SPEC §2–3).
+package exchange
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sort"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/netsvc-go/netsvc/actors/connection"
+	"github.com/netsvc-go/netsvc/service"
+)
+
+// DefaultRetry is the delay between attempts to reach a peer (OSE's 5 s).
+const DefaultRetry = 5 * time.Second
+
+// Config configures the exchange of one group.
+type Config struct {
+	Group string       // exchange group ("" is the default group)
+	Role  service.Role // RoleServer: a node; RoleClient: a client process
+	// Listen is the address to accept peers on ("" for none). Listener,
+	// when set, is used instead.
+	Listen   string
+	Listener net.Listener
+	// Advertise is the listen address told to peers (default: the bound one).
+	Advertise string
+	// Connect lists peers to dial and keep linked, retrying every Retry
+	// forever (SPEC rule 11).
+	Connect []string
+	Retry   time.Duration
+	// Token, when set, must be presented by every peer; it is also sent.
+	Token string
+	// Admit, when set, decides per remote address whether to accept a
+	// connection (SPEC rule 33); an error refuses it with that reason.
+	Admit func(remote net.Addr) error
+	// ServerTLS and ClientTLS turn on TLS for accepted and dialled links.
+	ServerTLS, ClientTLS *tls.Config
+	Link                 connection.Config
+	Logger               *slog.Logger
+}
+
+// LinkEvent tells observers a link went up or down (SPEC rule 11).
+type LinkEvent struct {
+	Active bool
+	Link   service.LinkInfo
+	Reason string // why it went down
+}
+
+// LinkStatus describes one link for the console.
+type LinkStatus struct {
+	ID            string            `json:"id"`
+	Role          string            `json:"role"`      // the peer's role
+	Direction     string            `json:"direction"` // "out" when this side dialled
+	RemoteProcess service.ProcessID `json:"remote_process"`
+	RemoteNode    string            `json:"remote_node"`
+	RemoteAddress string            `json:"remote_address"`
+	Group         string            `json:"group"`
+	State         string            `json:"state"`
+	Since         time.Time         `json:"since"`
+	FramesIn      uint64            `json:"messages_in"`
+	FramesOut     uint64            `json:"messages_out"`
+	BytesIn       uint64            `json:"bytes_in"`
+	BytesOut      uint64            `json:"bytes_out"`
+	Dropped       uint64            `json:"drops"`
+	Refused       uint64            `json:"refused"`
+	Queued        int64             `json:"queued_bytes"`
+}
+
+// TargetStatus describes a peer the exchange dials.
+type TargetStatus struct {
+	Address  string `json:"address"`
+	State    string `json:"state"` // linked, dialling, waiting, rejected, duplicate
+	LastErr  string `json:"last_error,omitempty"`
+	Attempts int    `json:"attempts"`
+}
+
+// Exchange is the handle of a running exchange actor.
+type Exchange struct {
+	rt   *service.Runtime
+	cfg  Config
+	pid  *actor.PID
+	addr string
+	ln   net.Listener
+	log  *slog.Logger
+}
+
+var linkSeq atomic.Uint64
+
+// Start opens the listener (so a taken port is reported here) and starts
+// the exchange actor.
+func Start(rt *service.Runtime, cfg Config) (*Exchange, error) {
+	if cfg.Role == 0 {
+		cfg.Role = service.RoleServer
+	}
+	if cfg.Retry <= 0 {
+		cfg.Retry = DefaultRetry
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = rt.Logger()
+	}
+	x := &Exchange{rt: rt, cfg: cfg, log: cfg.Logger.With("exchange", groupName(cfg.Group))}
+	ln := cfg.Listener
+	if ln == nil && cfg.Listen != "" {
+		var err error
+		if ln, err = net.Listen("tcp", cfg.Listen); err != nil {
+			return nil, fmt.Errorf("exchange %s: listen: %w", groupName(cfg.Group), err)
+		}
+	}
+	if ln != nil {
+		if cfg.ServerTLS != nil {
+			ln = tls.NewListener(ln, cfg.ServerTLS)
+		}
+		x.ln, x.addr = ln, ln.Addr().String()
+	}
+	a := &exchangeActor{x: x, conns: map[*connection.Conn]*link{}, byPeer: map[service.ProcessID]*connection.Conn{}, targets: map[string]*target{}}
+	name := "exchange"
+	if cfg.Group != "" {
+		name = "exchange." + cfg.Group
+	}
+	pid, err := rt.ActorSystem().Root.SpawnNamed(rt.Props(service.KindExchange, groupName(cfg.Group), func() actor.Actor { return a }, a.detail), name)
+	if err != nil {
+		if ln != nil {
+			ln.Close()
+		}
+		return nil, fmt.Errorf("exchange %s: %w", groupName(cfg.Group), err)
+	}
+	x.pid = pid
+	rt.AttachExchange(pid)
+	if x.ln != nil {
+		go x.accept()
+	}
+	for _, addr := range cfg.Connect {
+		x.Dial(addr)
+	}
+	return x, nil
+}
+
+func groupName(g string) string {
+	if g == "" {
+		return `""`
+	}
+	return g
+}
+
+// Addr returns the address the exchange listens on ("" when it does not).
+func (x *Exchange) Addr() string { return x.addr }
+
+// Group returns the exchange group.
+func (x *Exchange) Group() string { return x.cfg.Group }
+
+// PID returns the exchange actor's pid.
+func (x *Exchange) PID() *actor.PID { return x.pid }
+
+// Dial makes the exchange link to addr and keep it linked.
+func (x *Exchange) Dial(addr string) { x.send(&dialTarget{addr: addr}) }
+
+// Undial stops keeping a link to addr (an established link stays).
+func (x *Exchange) Undial(addr string) { x.send(&undialTarget{addr: addr}) }
+
+// Forget closes the link to a process at once, for a peer the cluster
+// declared dead: its services are withdrawn without waiting for TCP.
+func (x *Exchange) Forget(p service.ProcessID, reason string) {
+	x.send(&forgetPeer{process: p, reason: reason})
+}
+
+// WatchLinks calls fn, from the exchange actor, for every link that goes
+// up or down from now on. fn must not block.
+func (x *Exchange) WatchLinks(fn func(LinkEvent)) {
+	done := make(chan struct{})
+	x.send(&watchLinks{fn: fn, done: done})
+	<-done
+}
+
+// Links returns the exchange's links.
+func (x *Exchange) Links() []LinkStatus {
+	reply := make(chan []LinkStatus, 1)
+	x.send(&queryLinks{reply: reply})
+	select {
+	case l := <-reply:
+		return l
+	case <-time.After(2 * time.Second):
+		return nil
+	}
+}
+
+// Targets returns the peers the exchange dials and how that goes.
+func (x *Exchange) Targets() []TargetStatus {
+	reply := make(chan []TargetStatus, 1)
+	x.send(&queryTargets{reply: reply})
+	select {
+	case l := <-reply:
+		return l
+	case <-time.After(2 * time.Second):
+		return nil
+	}
+}
+
+// Stop closes the listener, says bye on every link and stops the actor.
+func (x *Exchange) Stop(ctx context.Context) error {
+	if x.ln != nil {
+		x.ln.Close()
+	}
+	x.rt.DetachExchange(x.pid)
+	f := x.rt.ActorSystem().Root.StopFuture(x.pid)
+	done := make(chan error, 1)
+	go func() { done <- f.Wait() }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (x *Exchange) send(m any) { x.rt.ActorSystem().Root.Send(x.pid, m) }
+
+// accept hands accepted connections to the actor.
+func (x *Exchange) accept() {
+	for {
+		nc, err := x.ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			x.log.Warn("accept failed", "error", err)
+			time.Sleep(50 * time.Millisecond) // e.g. out of file descriptors: do not spin
+			continue
+		}
+		if x.cfg.Admit != nil {
+			if err := x.cfg.Admit(nc.RemoteAddr()); err != nil {
+				x.log.Warn("connection refused by admission", "remote", nc.RemoteAddr().String(), "reason", err)
+				nc.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+				nc.Write(connection.AppendReason(nil, connection.FrameReject, "not admitted: "+err.Error()))
+				nc.Close()
+				continue
+			}
+		}
+		x.send(&accepted{nc: nc})
+	}
+}
+
+// check validates a peer's hello (run by the link's reader).
+func (x *Exchange) check(h connection.Hello) error {
+	switch {
+	case h.Protocol != connection.Protocol:
+		return fmt.Errorf("protocol version mismatch: peer speaks %d, this node %d", h.Protocol, connection.Protocol)
+	case h.Group != x.cfg.Group:
+		return fmt.Errorf("exchange group mismatch: peer is in group %s, this endpoint serves group %s", groupName(h.Group), groupName(x.cfg.Group))
+	case x.cfg.Token != "" && h.Token != x.cfg.Token:
+		return errors.New("not authorised: wrong or missing token")
+	case h.Process == x.rt.ProcessID():
+		return errors.New("connected to itself")
+	}
+	return nil
+}
+
+func (x *Exchange) hello() connection.Hello {
+	listen := x.cfg.Advertise
+	if listen == "" {
+		listen = x.addr
+	}
+	return connection.Hello{Protocol: connection.Protocol, Process: x.rt.ProcessID(), Node: x.rt.Node(),
+		Role: x.cfg.Role, Group: x.cfg.Group, Token: x.cfg.Token, Listen: listen}
+}
+
+// --- the actor ---
+
+type link struct {
+	conn   *connection.Conn
+	target *target // set when this side dialled it
+	dumped bool    // the link-up dump was sent; later changes may follow
+}
+
+type target struct {
+	addr     string
+	conn     *connection.Conn
+	dialling bool
+	timer    *time.Timer
+	attempts int
+	lastErr  string
+	rejected bool
+	waitFor  service.ProcessID // linked to this process over another link (duplicate rule)
+	wanted   bool
+}
+
+type (
+	accepted     struct{ nc net.Conn }
+	dialTarget   struct{ addr string }
+	undialTarget struct{ addr string }
+	dialResult   struct {
+		t   *target
+		nc  net.Conn
+		err error
+	}
+	retryTick  struct{ t *target }
+	forgetPeer struct {
+		process service.ProcessID
+		reason  string
+	}
+	watchLinks struct {
+		fn   func(LinkEvent)
+		done chan struct{}
+	}
+	queryLinks   struct{ reply chan []LinkStatus }
+	queryTargets struct{ reply chan []TargetStatus }
+)
+
+type exchangeActor struct {
+	x         *Exchange
+	ctx       actor.Context
+	conns     map[*connection.Conn]*link
+	byPeer    map[service.ProcessID]*connection.Conn
+	targets   map[string]*target
+	observers []func(LinkEvent)
+	stopping  bool
+	linkCount atomic.Int64
+}
+
+func (a *exchangeActor) detail() map[string]any {
+	return map[string]any{"group": a.x.cfg.Group, "role": a.x.cfg.Role.String(), "listen": a.x.addr, "links": a.linkCount.Load()}
+}
+
+func (a *exchangeActor) Receive(ctx actor.Context) {
+	a.ctx = ctx
+	switch m := ctx.Message().(type) {
+	case *accepted:
+		a.spawn(m.nc, nil)
+	case *dialTarget:
+		a.dialTarget(m.addr)
+	case *undialTarget:
+		if t := a.targets[m.addr]; t != nil {
+			t.wanted = false
+			if t.timer != nil {
+				t.timer.Stop()
+			}
+			if t.conn == nil && !t.dialling {
+				delete(a.targets, m.addr)
+			}
+		}
+	case *dialResult:
+		a.dialed(m)
+	case *retryTick:
+		if m.t.wanted && m.t.conn == nil && !m.t.dialling {
+			a.dial(m.t)
+		}
+	case *connection.Handshaked:
+		a.handshaked(m.Conn)
+	case *connection.Closed:
+		a.closed(m)
+	case *service.Change:
+		a.change(m)
+	case *service.Dump:
+		a.dump(m)
+	case *forgetPeer:
+		if c := a.byPeer[m.process]; c != nil {
+			c.Shutdown(m.reason)
+		}
+	case *watchLinks:
+		a.observers = append(a.observers, m.fn)
+		close(m.done)
+	case *queryLinks:
+		m.reply <- a.links()
+	case *queryTargets:
+		m.reply <- a.targetStatus()
+	case *actor.Stopping:
+		a.stopping = true
+		for _, t := range a.targets {
+			if t.timer != nil {
+				t.timer.Stop()
+			}
+		}
+		for c := range a.conns {
+			c.Shutdown("node stopping")
+		}
+	}
+}
+
+func (a *exchangeActor) spawn(nc net.Conn, t *target) {
+	if a.stopping {
+		nc.Close()
+		return
+	}
+	x := a.x
+	id := fmt.Sprintf("link-%d", linkSeq.Add(1))
+	c := connection.New(x.rt, nc, connection.Params{
+		Config: x.cfg.Link, ID: id, Local: x.hello(), Dialed: t != nil,
+		Exchange: a.ctx.Self(), Check: x.check, Logger: x.log,
+	})
+	if _, err := a.ctx.SpawnNamed(c.Props(), id); err != nil {
+		x.log.Error("cannot start link", "error", err)
+		nc.Close()
+		return
+	}
+	a.conns[c] = &link{conn: c, target: t}
+	a.linkCount.Store(int64(len(a.conns)))
+	if t != nil {
+		t.conn = c
+	}
+}
+
+func (a *exchangeActor) dialTarget(addr string) {
+	t := a.targets[addr]
+	if t == nil {
+		t = &target{addr: addr}
+		a.targets[addr] = t
+	}
+	t.wanted, t.rejected = true, false
+	if t.conn == nil && !t.dialling {
+		a.dial(t)
+	}
+}
+
+func (a *exchangeActor) dial(t *target) {
+	if a.stopping {
+		return
+	}
+	t.dialling = true
+	t.attempts++
+	root, self, x := a.ctx.ActorSystem().Root, a.ctx.Self(), a.x
+	timeout := min(x.cfg.Retry, 5*time.Second)
+	go func() {
+		d := net.Dialer{Timeout: timeout}
+		nc, err := d.Dial("tcp", t.addr)
+		if err == nil && x.cfg.ClientTLS != nil {
+			tc := tls.Client(nc, x.cfg.ClientTLS)
+			tc.SetDeadline(time.Now().Add(timeout))
+			if err = tc.Handshake(); err != nil {
+				nc.Close()
+			} else {
+				tc.SetDeadline(time.Time{})
+				nc = tc
+			}
+		}
+		root.Send(self, &dialResult{t: t, nc: nc, err: err})
+	}()
+}
+
+func (a *exchangeActor) dialed(m *dialResult) {
+	t := m.t
+	t.dialling = false
+	if m.err != nil {
+		if t.lastErr != m.err.Error() {
+			a.x.log.Info("cannot reach peer; will retry", "peer", t.addr, "retry", a.x.cfg.Retry, "error", m.err)
+		}
+		t.lastErr = m.err.Error()
+		a.retryLater(t)
+		return
+	}
+	if !t.wanted || a.stopping {
+		m.nc.Close()
+		return
+	}
+	a.spawn(m.nc, t)
+}
+
+func (a *exchangeActor) retryLater(t *target) {
+	if !t.wanted || a.stopping || t.rejected {
+		return
+	}
+	root, self := a.ctx.ActorSystem().Root, a.ctx.Self()
+	if t.timer != nil {
+		t.timer.Stop()
+	}
+	t.timer = time.AfterFunc(a.x.cfg.Retry, func() { root.Send(self, &retryTick{t: t}) })
+}
+
+// handshaked activates a link whose hello was accepted, unless the
+// process is already linked: then the link dialled by the process with
+// the smaller id survives, so both ends keep the same one (SPEC rule 10).
+func (a *exchangeActor) handshaked(c *connection.Conn) {
+	l := a.conns[c]
+	if l == nil || c.State() != connection.StateHandshaking {
+		return
+	}
+	peer := c.Peer().Process
+	if old := a.byPeer[peer]; old != nil && old != c {
+		keepNew := a.survives(c, old)
+		loser, winner := c, old
+		if keepNew {
+			loser, winner = old, c
+		}
+		a.x.log.Warn("already linked to process; closing the duplicate link", "peer", c.Peer().Node,
+			"process", peer, "kept", winner.ID(), "closed", loser.ID())
+		if lt := a.conns[loser].target; lt != nil {
+			lt.waitFor = peer
+		}
+		loser.Shutdown(fmt.Sprintf("duplicate link: %s and %s are already linked over %s", a.x.rt.Node(), c.Peer().Node, winner.ID()))
+		if !keepNew {
+			return
+		}
+		a.unlinked(old, "replaced by "+c.ID())
+	}
+	c.Activate()
+	a.byPeer[peer] = c
+	if l.target != nil {
+		l.target.lastErr, l.target.attempts, l.target.waitFor = "", 0, 0
+	}
+	info := c.Info()
+	a.x.log.Info("link up", "link", c.ID(), "peer", info.PeerNode, "process", info.PeerProcess, "remote", info.PeerAddress, "role", info.PeerRole)
+	a.notify(LinkEvent{Active: true, Link: info})
+	a.x.rt.RequestDump(a.ctx.Self(), c)
+}
+
+// survives reports whether link c should replace the established old one.
+func (a *exchangeActor) survives(c, old *connection.Conn) bool {
+	self, peer := a.x.rt.ProcessID(), c.Peer().Process
+	dialer := func(k *connection.Conn) service.ProcessID {
+		if k.Dialed() {
+			return self
+		}
+		return peer
+	}
+	smaller := min(self, peer)
+	if dialer(old) == smaller && dialer(c) != smaller {
+		return false
+	}
+	if dialer(c) == smaller && dialer(old) != smaller {
+		return true
+	}
+	return true // both dialled by the same side: the old one is stale
+}
+
+// unlinked forgets an active link: everything learned through it is
+// withdrawn and requests waiting on it fail (SPEC rules 9, 17).
+func (a *exchangeActor) unlinked(c *connection.Conn, reason string) {
+	peer := c.Peer().Process
+	if a.byPeer[peer] != c {
+		return
+	}
+	delete(a.byPeer, peer)
+	a.x.rt.LinkDown(c)
+	a.notify(LinkEvent{Active: false, Link: c.Info(), Reason: reason})
+	// Targets that stood down for this link must now dial themselves.
+	for _, t := range a.targets {
+		if t.waitFor == peer && t.conn == nil && !t.dialling {
+			t.waitFor = 0
+			a.retryLater(t)
+		}
+	}
+}
+
+func (a *exchangeActor) closed(m *connection.Closed) {
+	c := m.Conn
+	l := a.conns[c]
+	if l == nil {
+		return
+	}
+	delete(a.conns, c)
+	a.linkCount.Store(int64(len(a.conns)))
+	if m.WasActive {
+		a.unlinked(c, m.Reason)
+	}
+	t := l.target
+	if t == nil || t.conn != c {
+		return
+	}
+	t.conn = nil
+	t.lastErr = m.Reason
+	switch {
+	case m.Rejected:
+		t.rejected = true
+		a.x.log.Error("peer refused this node; not retrying", "peer", t.addr, "reason", m.Reason)
+	case t.waitFor != 0 && a.byPeer[t.waitFor] != nil:
+		// Linked over another connection: dial again only when it goes.
+	default:
+		t.waitFor = 0
+		a.retryLater(t)
+	}
+}
+
+func (a *exchangeActor) notify(ev LinkEvent) {
+	for _, fn := range a.observers {
+		fn(ev)
+	}
+}
+
+// change announces a registry change on every link the filters allow.
+func (a *exchangeActor) change(c *service.Change) {
+	var frame []byte
+	for conn, l := range a.conns {
+		if !l.dumped || conn.State() != connection.StateActive {
+			continue
+		}
+		if !Exports(*c, conn.Info(), a.x.cfg.Role) {
+			continue
+		}
+		if frame == nil {
+			frame = appendChange(nil, *c)
+		}
+		if err := conn.SendFrame(frame); err != nil {
+			a.x.log.Warn("cannot announce on link", "link", conn.ID(), "error", err)
+		}
+	}
+}
+
+func appendChange(b []byte, c service.Change) []byte {
+	switch c.Kind {
+	case service.Joined, service.Left:
+		return connection.AppendGroup(b, c)
+	}
+	return connection.AppendAnnounce(b, c)
+}
+
+// dump sends a new link everything the filters allow (SPEC rule 8).
+func (a *exchangeActor) dump(d *service.Dump) {
+	conn, ok := d.Link.(*connection.Conn)
+	if !ok {
+		return
+	}
+	l := a.conns[conn]
+	if l == nil || conn.State() != connection.StateActive {
+		return
+	}
+	info := conn.Info()
+	var batch []byte
+	for _, c := range d.Changes {
+		if Exports(c, info, a.x.cfg.Role) {
+			batch = appendChange(batch, c)
+		}
+	}
+	if len(batch) > 0 {
+		if err := conn.SendFrame(batch); err != nil {
+			a.x.log.Warn("cannot send the link-up dump", "link", conn.ID(), "error", err)
+		}
+	}
+	l.dumped = true
+}
+
+func (a *exchangeActor) links() []LinkStatus {
+	out := make([]LinkStatus, 0, len(a.conns))
+	for c := range a.conns {
+		info, s := c.Info(), c.Stats()
+		dir := "in"
+		if c.Dialed() {
+			dir = "out"
+		}
+		out = append(out, LinkStatus{
+			ID: c.ID(), Role: info.PeerRole.String(), Direction: dir, RemoteProcess: info.PeerProcess,
+			RemoteNode: info.PeerNode, RemoteAddress: info.PeerAddress, Group: info.ExchangeGroup,
+			State: connection.StateName(c.State()), Since: c.Since(), FramesIn: s.FramesIn, FramesOut: s.FramesOut,
+			BytesIn: s.BytesIn, BytesOut: s.BytesOut, Dropped: s.ReportsDropped, Refused: s.RequestsRefused, Queued: s.Queued,
+		})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+func (a *exchangeActor) targetStatus() []TargetStatus {
+	out := make([]TargetStatus, 0, len(a.targets))
+	for _, t := range a.targets {
+		st := "waiting"
+		switch {
+		case t.conn != nil && t.conn.State() == connection.StateActive:
+			st = "linked"
+		case t.dialling || t.conn != nil:
+			st = "dialling"
+		case t.rejected:
+			st = "rejected"
+		case t.waitFor != 0:
+			st = "duplicate"
+		}
+		out = append(out, TargetStatus{Address: t.addr, State: st, LastErr: t.lastErr, Attempts: t.attempts})
+	}
+	sort.Slice(out, func(i, j int) bool { return strings.Compare(out[i].Address, out[j].Address) < 0 })
+	return out
+}

@@ -1,0 +1,136 @@
+// Package node wires a netsvc process together: the service runtime
+// (registry and services), one exchange per exchange group it takes part
+// in, and, for server nodes, cluster discovery and the console.
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/netsvc-go/netsvc/actors/connection"
+	"github.com/netsvc-go/netsvc/actors/exchange"
+	"github.com/netsvc-go/netsvc/service"
+)
+
+// Config configures a node.
+type Config struct {
+	// Name is the node's name in bindings, links and the console.
+	Name string
+	// Exchanges are the node's exchange endpoints, one per exchange
+	// group. A node with none runs services in-process only; a process
+	// with endpoints in two groups is a bridge (SPEC rule 5).
+	Exchanges []exchange.Config
+	// Runtime tunes the service runtime (call timeout, payload limit).
+	// Its Node and Logger fields are taken from Name and Logger.
+	Runtime service.Config
+	// Logger receives the node's logs; nil is quiet.
+	Logger *slog.Logger
+}
+
+// Server returns the exchange config of a server endpoint.
+func Server(group, listen string, connect ...string) exchange.Config {
+	return exchange.Config{Group: group, Role: service.RoleServer, Listen: listen, Connect: connect}
+}
+
+// Client returns the exchange config of a client endpoint dialling
+// servers (the first is used; others are fallbacks dialled too).
+func Client(group string, servers ...string) exchange.Config {
+	return exchange.Config{Group: group, Role: service.RoleClient, Connect: servers}
+}
+
+// Node is a running process: runtime plus exchanges.
+type Node struct {
+	rt        *service.Runtime
+	exchanges []*exchange.Exchange
+	log       *slog.Logger
+}
+
+// Start starts the runtime and the exchanges.
+func Start(ctx context.Context, cfg Config) (*Node, error) {
+	rc := cfg.Runtime
+	rc.Node = cfg.Name
+	rc.Logger = cfg.Logger
+	rt, err := service.NewRuntime(rc)
+	if err != nil {
+		return nil, err
+	}
+	n := &Node{rt: rt, log: rt.Logger()}
+	seen := map[string]bool{}
+	for _, xc := range cfg.Exchanges {
+		if seen[xc.Group] {
+			n.Stop(ctx)
+			return nil, fmt.Errorf("node %s: two exchanges for group %q: one per group", cfg.Name, xc.Group)
+		}
+		seen[xc.Group] = true
+		if xc.Logger == nil {
+			xc.Logger = cfg.Logger
+		}
+		x, err := exchange.Start(rt, xc)
+		if err != nil {
+			n.Stop(ctx)
+			return nil, err
+		}
+		n.exchanges = append(n.exchanges, x)
+	}
+	return n, nil
+}
+
+// Runtime returns the node's service runtime.
+func (n *Node) Runtime() *service.Runtime { return n.rt }
+
+// Exchanges returns the node's exchanges.
+func (n *Node) Exchanges() []*exchange.Exchange { return n.exchanges }
+
+// Exchange returns the exchange of a group, or nil.
+func (n *Node) Exchange(group string) *exchange.Exchange {
+	for _, x := range n.exchanges {
+		if x.Group() == group {
+			return x
+		}
+	}
+	return nil
+}
+
+// Addr returns the listen address of the first listening exchange.
+func (n *Node) Addr() string {
+	for _, x := range n.exchanges {
+		if a := x.Addr(); a != "" {
+			return a
+		}
+	}
+	return ""
+}
+
+// Links returns the links of every exchange.
+func (n *Node) Links() []exchange.LinkStatus {
+	var out []exchange.LinkStatus
+	for _, x := range n.exchanges {
+		out = append(out, x.Links()...)
+	}
+	return out
+}
+
+// Stop says bye on every link (so peers withdraw this node's services at
+// once), stops the services and the runtime.
+func (n *Node) Stop(ctx context.Context) error {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+	}
+	var errs []error
+	for _, x := range n.exchanges {
+		if err := x.Stop(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("stop exchange %s: %w", x.Group(), err))
+		}
+	}
+	if err := n.rt.Close(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+var _ = connection.Protocol
