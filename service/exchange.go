@@ -1,6 +1,8 @@
 package service
 
 import (
+	"time"
+
 	"github.com/asynkron/protoactor-go/actor"
 )
 
@@ -136,4 +138,15 @@ func (rt *Runtime) Deliver(e *Envelope, from Link) {
 // that must fail a request they cannot pass on.
 func FailureEnvelope(e *Envelope, f *Failure) *Envelope {
 	return &Envelope{Kind: KindFailure, To: e.From, From: e.To, Conv: e.Conv, ContentType: ContentCBOR, Data: encodeFailure(f)}
+}
+
+// Sync returns once the registry has handled everything sent to it
+// before, such as imports queued by a link's reader.
+func (rt *Runtime) Sync() {
+	done := make(chan struct{})
+	rt.sys.Root.Send(rt.registry, &regSync{done: done})
+	select {
+	case <-done:
+	case <-time.After(rt.cfg.StopTimeout):
+	}
 }

@@ -98,6 +98,12 @@ func StateName(s int) string {
 	return "closed"
 }
 
+// PeerSynced tells the exchange the peer's link-up dump has arrived.
+type PeerSynced struct{ Conn *Conn }
+
+// AppendSynced appends the frame that ends a link-up dump.
+func AppendSynced(b []byte) []byte { return appendHeader(b, FrameSynced, 0) }
+
 // Handshaked tells the exchange the peer's hello was accepted.
 type Handshaked struct{ Conn *Conn }
 

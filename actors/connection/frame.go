@@ -19,9 +19,10 @@ const (
 	FramePing     FrameKind = 6
 	FramePong     FrameKind = 7
 	FrameBye      FrameKind = 8
+	FrameSynced   FrameKind = 9 // ends the link-up dump: the peer has sent all it knows
 )
 
-var frameNames = [...]string{"?", "hello", "reject", "announce", "group", "envelope", "ping", "pong", "bye"}
+var frameNames = [...]string{"?", "hello", "reject", "announce", "group", "envelope", "ping", "pong", "bye", "synced"}
 
 func (k FrameKind) String() string {
 	if int(k) < len(frameNames) && k > 0 {

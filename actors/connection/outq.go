@@ -242,8 +242,9 @@ func (q *outQueue) run(w io.Writer, onError func(error)) {
 		}
 		q.framesOut.Add(uint64(count))
 		q.bytesOut.Add(uint64(len(buf) - dead))
-		// Keep the buffer for the next swap unless a burst made it huge.
-		if cap(buf) > 4<<20 {
+		// Keep the buffer for the next swap unless a burst past the
+		// limits made it huge; regrowing it every swap costs more.
+		if cap(buf) > 2*q.soft+q.maxFrame {
 			buf, frames = nil, nil
 		}
 		spare, spareFrames = buf, frames

@@ -123,6 +123,9 @@ func (rd *frameReader) frame(kind FrameKind, frame, body []byte) error {
 			return err
 		}
 		c.rt.Import(c, ch)
+	case FrameSynced:
+		// The imports before it are queued at the registry already.
+		c.rt.ActorSystem().Root.Send(c.p.Exchange, &PeerSynced{Conn: c})
 	case FramePing:
 		_ = c.q.push(AppendPing(nil, FramePong, 0), classControl)
 	case FramePong:

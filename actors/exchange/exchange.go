@@ -50,9 +50,12 @@ type Config struct {
 	Logger               *slog.Logger
 }
 
-// LinkEvent tells observers a link went up or down (SPEC rule 11).
+// LinkEvent tells observers a link went up or down (SPEC rule 11), or,
+// with Synced, that everything the peer announced at link-up is now in
+// this process's registry.
 type LinkEvent struct {
 	Active bool
+	Synced bool
 	Link   service.LinkInfo
 	Reason string // why it went down
 }
@@ -75,6 +78,7 @@ type LinkStatus struct {
 	Dropped       uint64            `json:"drops"`
 	Refused       uint64            `json:"refused"`
 	Queued        int64             `json:"queued_bytes"`
+	Synced        bool              `json:"synced"`
 }
 
 // TargetStatus describes a peer the exchange dials.
@@ -280,6 +284,7 @@ type link struct {
 	conn   *connection.Conn
 	target *target // set when this side dialled it
 	dumped bool    // the link-up dump was sent; later changes may follow
+	synced bool    // the peer's dump is in the registry
 }
 
 type target struct {
@@ -358,6 +363,12 @@ func (a *exchangeActor) Receive(ctx actor.Context) {
 		a.handshaked(m.Conn)
 	case *connection.Closed:
 		a.closed(m)
+	case *connection.PeerSynced:
+		if l := a.conns[m.Conn]; l != nil && m.Conn.State() == connection.StateActive {
+			a.x.rt.Sync()
+			l.synced = true
+			a.notify(LinkEvent{Active: true, Synced: true, Link: m.Conn.Info()})
+		}
 	case *service.Change:
 		a.change(m)
 	case *service.Dump:
@@ -629,7 +640,8 @@ func (a *exchangeActor) dump(d *service.Dump) {
 			batch = appendChange(batch, c)
 		}
 	}
-	if len(batch) > 0 {
+	batch = connection.AppendSynced(batch)
+	{
 		if err := conn.SendFrame(batch); err != nil {
 			a.x.log.Warn("cannot send the link-up dump", "link", conn.ID(), "error", err)
 		}
@@ -650,6 +662,7 @@ func (a *exchangeActor) links() []LinkStatus {
 			RemoteNode: info.PeerNode, RemoteAddress: info.PeerAddress, Group: info.ExchangeGroup,
 			State: connection.StateName(c.State()), Since: c.Since(), FramesIn: s.FramesIn, FramesOut: s.FramesOut,
 			BytesIn: s.BytesIn, BytesOut: s.BytesOut, Dropped: s.ReportsDropped, Refused: s.RequestsRefused, Queued: s.Queued,
+			Synced: a.conns[c].synced,
 		})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })

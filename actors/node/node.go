@@ -113,6 +113,34 @@ func (n *Node) Links() []exchange.LinkStatus {
 	return out
 }
 
+// WaitSynced waits until at least one link is up and everything its peer
+// announced at link-up is in this node's registry: a client process can
+// then look services up and trust the answer.
+func (n *Node) WaitSynced(ctx context.Context) error {
+	synced := make(chan struct{}, 1)
+	for _, x := range n.exchanges {
+		x.WatchLinks(func(ev exchange.LinkEvent) {
+			if ev.Synced {
+				select {
+				case synced <- struct{}{}:
+				default:
+				}
+			}
+		})
+	}
+	for _, l := range n.Links() {
+		if l.Synced {
+			return nil
+		}
+	}
+	select {
+	case <-synced:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("no link to a server came up: %w", ctx.Err())
+	}
+}
+
 // Stop says bye on every link (so peers withdraw this node's services at
 // once), stops the services and the runtime.
 func (n *Node) Stop(ctx context.Context) error {

@@ -1,0 +1,276 @@
+// Package bench measures netsvc in the topology of the peer benchmarks
+// (../shared/bench): a caller or publisher in a client process linked to
+// server B, the service or subscriber in a client process linked to
+// server A, A and B linked — three TCP hops each way, all in one process.
+package bench
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/netsvc-go/netsvc/actors/exchange"
+	"github.com/netsvc-go/netsvc/actors/node"
+	"github.com/netsvc-go/netsvc/service"
+)
+
+// Options select a run.
+type Options struct {
+	Mode     string        // rr, rrpar or pub
+	Duration time.Duration // measuring time
+	Size     int           // payload bytes (100)
+	InFlight int           // requests in flight for rrpar (64)
+}
+
+// Result has the keys of the peer benchmark's JSON.
+type Result struct {
+	Peer         string  `json:"peer"`
+	Mode         string  `json:"mode"`
+	Payload      int     `json:"payload"`
+	Seconds      float64 `json:"seconds"`
+	InFlight     int     `json:"inflight,omitempty"`
+	RequestsPerS float64 `json:"requests_per_s,omitempty"`
+	P50us        int64   `json:"p50_us,omitempty"`
+	P99us        int64   `json:"p99_us,omitempty"`
+	ReceivedPerS float64 `json:"received_per_s,omitempty"`
+	Sent         int64   `json:"sent,omitempty"`
+	Received     int64   `json:"received,omitempty"`
+	Dropped      uint64  `json:"dropped,omitempty"`
+}
+
+// Topology is the four processes of a run.
+type Topology struct {
+	A, B, Service, Caller *node.Node
+}
+
+// StartTopology starts servers A and B (B dials A), a client process of
+// A that will host the service or subscriber, and a client process of B
+// for the caller or publisher.
+func StartTopology(ctx context.Context) (*Topology, error) {
+	t := &Topology{}
+	var err error
+	if t.A, err = node.Start(ctx, node.Config{Name: "A", Exchanges: []exchange.Config{node.Server("", "127.0.0.1:0")}}); err != nil {
+		return nil, err
+	}
+	if t.B, err = node.Start(ctx, node.Config{Name: "B", Exchanges: []exchange.Config{node.Server("", "127.0.0.1:0", t.A.Addr())}}); err != nil {
+		t.Stop()
+		return nil, err
+	}
+	if t.Service, err = node.Start(ctx, node.Config{Name: "service", Exchanges: []exchange.Config{node.Client("", t.A.Addr())}}); err != nil {
+		t.Stop()
+		return nil, err
+	}
+	if t.Caller, err = node.Start(ctx, node.Config{Name: "caller", Exchanges: []exchange.Config{node.Client("", t.B.Addr())}}); err != nil {
+		t.Stop()
+		return nil, err
+	}
+	return t, nil
+}
+
+// WaitVisible waits until rt sees a service of that name.
+func WaitVisible(rt *service.Runtime, name string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for len(rt.Lookup(name)) == 0 {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("bench: %s did not become visible within %v", name, timeout)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	return nil
+}
+
+// Stop stops the four processes.
+func (t *Topology) Stop() {
+	ctx := context.Background()
+	for _, n := range []*node.Node{t.Caller, t.Service, t.B, t.A} {
+		if n != nil {
+			n.Stop(ctx)
+		}
+	}
+}
+
+// Dropped sums the reports every link of the topology dropped.
+func (t *Topology) Dropped() uint64 {
+	var d uint64
+	for _, n := range []*node.Node{t.Caller, t.Service, t.B, t.A} {
+		for _, l := range n.Links() {
+			d += l.Dropped
+		}
+	}
+	return d
+}
+
+// Run runs one benchmark.
+func Run(ctx context.Context, o Options) (Result, error) {
+	if o.Size <= 0 {
+		o.Size = 100
+	}
+	if o.InFlight <= 0 {
+		o.InFlight = 64
+	}
+	if o.Duration <= 0 {
+		o.Duration = 5 * time.Second
+	}
+	r := Result{Peer: "netsvc", Mode: o.Mode, Payload: o.Size, Seconds: o.Duration.Seconds()}
+	switch o.Mode {
+	case "rr", "rrpar":
+		n := 1
+		if o.Mode == "rrpar" {
+			n = o.InFlight
+			r.InFlight = n
+		}
+		return r, runRequests(ctx, o, n, &r)
+	case "pub":
+		return r, runPublish(ctx, o, &r)
+	}
+	return r, fmt.Errorf("bench: unknown mode %q (rr, rrpar, pub)", o.Mode)
+}
+
+func echoService() service.Service {
+	return service.SetupFunc(func(a *service.Agent) error {
+		a.Export("echo", func(b []byte) []byte { return b })
+		return nil
+	})
+}
+
+func runRequests(ctx context.Context, o Options, n int, r *Result) error {
+	t, err := StartTopology(ctx)
+	if err != nil {
+		return err
+	}
+	defer t.Stop()
+	if _, err := t.Service.Runtime().Start(ctx, "echo", echoService()); err != nil {
+		return err
+	}
+	rt := t.Caller.Runtime()
+	if err := WaitVisible(rt, "echo", 10*time.Second); err != nil {
+		return err
+	}
+	payload := make([]byte, o.Size)
+	if _, err := rt.Call(ctx, service.Name("echo"), "echo", payload); err != nil {
+		return fmt.Errorf("bench: warm-up call: %w", err)
+	}
+	var count atomic.Int64
+	var mu sync.Mutex
+	var lat []time.Duration
+	var firstErr error
+	stop := time.Now().Add(o.Duration)
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			local := make([]time.Duration, 0, 1<<14)
+			defer func() {
+				mu.Lock()
+				lat = append(lat, local...)
+				mu.Unlock()
+			}()
+			for time.Now().Before(stop) {
+				t0 := time.Now()
+				if _, err := rt.Call(ctx, service.Name("echo"), "echo", payload); err != nil {
+					mu.Lock()
+					firstErr = err
+					mu.Unlock()
+					return
+				}
+				local = append(local, time.Since(t0))
+				count.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return fmt.Errorf("bench: call failed: %w", firstErr)
+	}
+	slices.Sort(lat)
+	r.RequestsPerS = float64(count.Load()) / o.Duration.Seconds()
+	if len(lat) > 0 {
+		r.P50us = lat[len(lat)/2].Microseconds()
+		r.P99us = lat[len(lat)*99/100].Microseconds()
+	}
+	return nil
+}
+
+// runPublish publishes 100-byte reports from the caller side as fast as
+// the publisher's actor can for the duration, and counts what the
+// subscriber on the service side receives.
+func runPublish(ctx context.Context, o Options, r *Result) error {
+	t, err := StartTopology(ctx)
+	if err != nil {
+		return err
+	}
+	defer t.Stop()
+	subscribed := make(chan struct{}, 1)
+	done := make(chan struct{})
+	var sent, got atomic.Int64
+	payload := service.Raw{Data: make([]byte, o.Size)}
+	pub := service.SetupFunc(func(a *service.Agent) error {
+		a.OnSubscription(func(ev service.SubscriptionEvent) {
+			if ev.Subscribed {
+				select {
+				case subscribed <- struct{}{}:
+				default:
+				}
+			}
+		})
+		a.Export("start", func() bool {
+			stop := time.Now().Add(o.Duration)
+			var burst func()
+			burst = func() {
+				for i := 0; i < 1000; i++ {
+					a.Publish("rep.next", payload)
+				}
+				sent.Add(1000)
+				if time.Now().Before(stop) {
+					a.After(0, burst)
+					return
+				}
+				close(done)
+			}
+			a.After(0, burst)
+			return true
+		})
+		return nil
+	})
+	if _, err := t.Caller.Runtime().Start(ctx, "publisher", pub); err != nil {
+		return err
+	}
+	if err := WaitVisible(t.Service.Runtime(), "publisher", 10*time.Second); err != nil {
+		return err
+	}
+	sub := service.SetupFunc(func(a *service.Agent) error {
+		_, err := a.Subscribe(service.Name("publisher"), "rep.next", func(service.Report) { got.Add(1) })
+		return err
+	})
+	if _, err := t.Service.Runtime().Start(ctx, "subscriber", sub); err != nil {
+		return err
+	}
+	select {
+	case <-subscribed:
+	case <-time.After(10 * time.Second):
+		return fmt.Errorf("bench: the subscription never reached the publisher")
+	}
+	start := time.Now()
+	if _, err := t.Caller.Runtime().Call(ctx, service.Name("publisher"), "start"); err != nil {
+		return err
+	}
+	select {
+	case <-done:
+	case <-time.After(o.Duration + 30*time.Second):
+		return fmt.Errorf("bench: the publisher did not finish")
+	}
+	// Give reports in flight a bounded moment to land, as the peer does.
+	settle := time.Now().Add(2 * time.Second)
+	for got.Load() < sent.Load() && time.Now().Before(settle) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	elapsed := time.Since(start).Seconds()
+	r.Sent, r.Received = sent.Load(), got.Load()
+	r.ReceivedPerS = float64(r.Received) / elapsed
+	r.Dropped = t.Dropped()
+	return nil
+}
