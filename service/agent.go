@@ -65,6 +65,7 @@ type Agent struct {
 	timers   map[uint64]*Timer
 	delayed  map[uint64]Address // conversation → caller, for delayed replies
 	req      Request            // reused for every request: handlers run one at a time
+	scratch  Envelope           // reused for envelopes a link encodes at once
 	pub      publisherState
 	sub      subscriberState
 	msgs     []messageHandler
@@ -97,6 +98,10 @@ func (a *Agent) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *Envelope:
 		a.handleEnvelope(m)
+	case *envelopeBatch:
+		for _, e := range m.es {
+			a.handleEnvelope(e)
+		}
 	case *callDone:
 		a.finishCall(m)
 	case *watchEvent:
@@ -345,6 +350,9 @@ func (p *Pending) Timeout(d time.Duration) *Pending {
 }
 
 func (a *Agent) finishCall(m *callDone) {
+	if m.pc.deadline != nil {
+		m.pc.deadline.Stop()
+	}
 	if m.fail != nil {
 		a.rt.stats.countFailure(m.fail.Code)
 	}

@@ -35,7 +35,10 @@ func (r Role) MarshalText() ([]byte, error) { return []byte(r.String()), nil }
 // Link is one established connection to another process as the registry
 // sees it. The exchange implements it.
 type Link interface {
-	// Send queues e for the peer. It must not block. It returns a
+	// Send queues e for the peer. It must not block, and must not keep e
+	// after returning: e is encoded at once. For a report it may return a
+	// CodeOverloaded failure although e was queued, when older reports
+	// were dropped to make room. Otherwise it returns a
 	// *Failure when e cannot be queued: CodeOverloaded when the link's
 	// queue is full, CodeLinkLost when the link is closed,
 	// CodePayloadTooLarge when e is over the frame limit.
@@ -111,6 +114,37 @@ func (rt *Runtime) LinkDown(link Link) {
 // process or unknown.
 func (rt *Runtime) RouteTo(p ProcessID) Link { return rt.ix.routeTo(p) }
 
+// RouteGeneration changes whenever a route may have changed; a reader
+// may cache RouteTo answers while it stays the same.
+func (rt *Runtime) RouteGeneration() uint64 { return rt.ix.gen.Load() }
+
+// DeliverBatch is Deliver for envelopes that arrived together: those for
+// the same local service reach its mailbox as one message.
+func (rt *Runtime) DeliverBatch(es []*Envelope, from Link) {
+	start := 0
+	for i := 1; i <= len(es); i++ {
+		if i < len(es) && es[i].To == es[start].To && es[i].To.Process == rt.pid &&
+			es[i].Kind != KindResponse && es[i].Kind != KindFailure {
+			continue
+		}
+		if i-start == 1 || es[start].To.Process != rt.pid || es[start].Kind == KindResponse || es[start].Kind == KindFailure {
+			for _, e := range es[start:i] {
+				rt.route(e, from)
+			}
+		} else if ref := rt.ix.local(es[start].To.ID); ref != nil && !ref.hidden.Load() {
+			rt.sys.Root.Send(ref.pid, &envelopeBatch{es: es[start:i:i]})
+		} else {
+			for _, e := range es[start:i] {
+				rt.route(e, from)
+			}
+		}
+		start = i
+	}
+}
+
+// envelopeBatch is several envelopes for one service, handled in order.
+type envelopeBatch struct{ es []*Envelope }
+
 // LearnRoute records that process p was heard from over link, so replies
 // to it can find their way back before its announcement arrives.
 func (rt *Runtime) LearnRoute(p ProcessID, link Link) {
@@ -123,9 +157,9 @@ func (rt *Runtime) LearnRoute(p ProcessID, link Link) {
 	if known {
 		return
 	}
-	rt.ix.mu.Lock()
+	rt.ix.wlock()
 	rt.ix.learned[p] = link
-	rt.ix.mu.Unlock()
+	rt.ix.wunlock()
 }
 
 // Deliver takes an envelope that arrived from a link: it goes to a local

@@ -194,9 +194,8 @@ func (t *pendingTable) len() int {
 // outcome to the owning agent.
 func (pc *pendingCall) finish(rt *Runtime, res Payload, f *Failure) {
 	if pc.owner != nil {
-		if pc.deadline != nil {
-			pc.deadline.Stop()
-		}
+		// The deadline timer is stopped by the owner (Agent.finishCall):
+		// only the owner's actor touches it, so Timeout needs no lock.
 		rt.sys.Root.Send(pc.owner.pid, &callDone{pc: pc, res: res, fail: f})
 		return
 	}

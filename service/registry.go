@@ -88,6 +88,7 @@ type procEntry struct {
 // index is the registry's state that other goroutines read.
 type index struct {
 	mu      sync.RWMutex
+	gen     atomic.Uint64 // bumped by every change, so readers may cache routes
 	byAddr  map[Address]*entry
 	byName  map[string][]*entry // best first; replaced, never changed in place
 	byGroup map[string]map[Address]*entry
@@ -105,6 +106,14 @@ func newIndex() *index {
 		procs:   map[ProcessID]*procEntry{},
 		learned: map[ProcessID]Link{},
 	}
+}
+
+// wlock and wunlock bracket every change to the index.
+func (ix *index) wlock() { ix.mu.Lock() }
+
+func (ix *index) wunlock() {
+	ix.gen.Add(1)
+	ix.mu.Unlock()
 }
 
 // best returns the preferred binding of a name.
@@ -290,9 +299,9 @@ func (r *registry) Receive(ctx actor.Context) {
 // --- local services ---
 
 func (r *registry) addLocal(ref *agentRef) error {
-	r.ix.mu.Lock()
+	r.ix.wlock()
 	r.ix.locals[ref.id] = ref
-	r.ix.mu.Unlock()
+	r.ix.wunlock()
 	if !ref.hidden.Load() {
 		r.announce(ref)
 	}
@@ -314,22 +323,28 @@ func (r *registry) announce(ref *agentRef) {
 }
 
 func (r *registry) removeLocal(ref *agentRef) {
-	if e := r.ix.lookup(ref.addr); e != nil && e.local == ref {
-		r.remove(e, CodeWithdrawn)
+	// Callers waiting on a service that stops because the runtime is
+	// closing learn that it is shutting down, as Close promises.
+	code := CodeWithdrawn
+	if r.rt.closing.Load() {
+		code = CodeShutdown
 	}
-	r.ix.mu.Lock()
+	if e := r.ix.lookup(ref.addr); e != nil && e.local == ref {
+		r.remove(e, code)
+	}
+	r.ix.wlock()
 	delete(r.ix.locals, ref.id)
-	r.ix.mu.Unlock()
+	r.ix.wunlock()
 	// Watchers of an unlisted agent's address learn it is gone too.
 	r.goneAddress(ref.addr)
-	r.rt.pending.failTarget(ref.addr, runtimeFailuref(CodeWithdrawn, "%s was withdrawn before the response arrived", ref.addr))
+	r.rt.pending.failTarget(ref.addr, runtimeFailuref(code, "%s was withdrawn before the response arrived", ref.addr))
 }
 
 // --- bindings ---
 
 // add makes e visible and tells watchers and exchanges.
 func (r *registry) add(e *entry, origin Link) {
-	r.ix.mu.Lock()
+	r.ix.wlock()
 	r.ix.byAddr[e.addr] = e
 	r.ix.byName[e.name] = append(slices.Clone(r.ix.byName[e.name]), e)
 	r.ix.sortName(e.name)
@@ -337,7 +352,7 @@ func (r *registry) add(e *entry, origin Link) {
 		r.groupIndex(g)[e.addr] = e
 	}
 	b := e.binding()
-	r.ix.mu.Unlock()
+	r.ix.wunlock()
 
 	ev := RegistryEvent{Kind: Available, Binding: b}
 	r.notify(ev, r.all, r.byName[e.name], r.byAddr[e.addr])
@@ -360,7 +375,7 @@ func (r *registry) groupIndex(g string) map[Address]*entry {
 // fails every request still waiting on it.
 func (r *registry) remove(e *entry, code Code) {
 	e.withdrawn.Store(true)
-	r.ix.mu.Lock()
+	r.ix.wlock()
 	b := e.binding()
 	origin := e.via()
 	delete(r.ix.byAddr, e.addr)
@@ -374,7 +389,7 @@ func (r *registry) remove(e *entry, code Code) {
 			}
 		}
 	}
-	r.ix.mu.Unlock()
+	r.ix.wunlock()
 
 	for _, g := range b.Groups {
 		r.notify(RegistryEvent{Kind: Left, Binding: b, Group: g}, r.all, r.byAddr[e.addr], r.byGroup[g])
@@ -402,10 +417,10 @@ func (r *registry) group(addr Address, g string, joined bool, from Link) {
 	if e == nil {
 		return
 	}
-	r.ix.mu.Lock()
+	r.ix.wlock()
 	has := slices.Contains(e.groups, g)
 	if has == joined {
-		r.ix.mu.Unlock()
+		r.ix.wunlock()
 		return // joining twice or leaving what was not joined does nothing
 	}
 	if joined {
@@ -422,7 +437,7 @@ func (r *registry) group(addr Address, g string, joined bool, from Link) {
 	}
 	b := e.binding()
 	origin := e.via()
-	r.ix.mu.Unlock()
+	r.ix.wunlock()
 	kind := Left
 	if joined {
 		kind = Joined
@@ -637,17 +652,17 @@ func (r *registry) importBinding(link Link, b Binding) {
 	r.seq++
 	src := source{link: link, hops: b.Hops + 1, seq: r.seq}
 	if e := r.ix.lookup(b.Address); e != nil {
-		r.ix.mu.Lock()
+		r.ix.wlock()
 		for _, s := range e.sources {
 			if s.link == link {
-				r.ix.mu.Unlock()
+				r.ix.wunlock()
 				return // already known on this link (OSE S8)
 			}
 		}
 		e.sources = append(e.sources, src)
 		sortSources(e.sources)
 		r.ix.sortName(e.name)
-		r.ix.mu.Unlock()
+		r.ix.wunlock()
 		return
 	}
 	e := &entry{
@@ -664,19 +679,19 @@ func (r *registry) dropSource(link Link, a Address) {
 	if e == nil || e.local != nil {
 		return
 	}
-	r.ix.mu.Lock()
+	r.ix.wlock()
 	i := slices.IndexFunc(e.sources, func(s source) bool { return s.link == link })
 	if i < 0 {
-		r.ix.mu.Unlock()
+		r.ix.wunlock()
 		return
 	}
 	if len(e.sources) > 1 {
 		e.sources = slices.Delete(slices.Clone(e.sources), i, i+1)
 		r.ix.sortName(e.name)
-		r.ix.mu.Unlock()
+		r.ix.wunlock()
 		return
 	}
-	r.ix.mu.Unlock()
+	r.ix.wunlock()
 	r.remove(e, CodeWithdrawn)
 }
 
@@ -685,7 +700,7 @@ func (r *registry) importProcess(link Link, c Change) {
 	if p == r.rt.pid {
 		return
 	}
-	r.ix.mu.Lock()
+	r.ix.wlock()
 	pe := r.ix.procs[p]
 	switch c.Kind {
 	case Available:
@@ -694,7 +709,7 @@ func (r *registry) importProcess(link Link, c Change) {
 		if pe == nil {
 			pe = &procEntry{id: p, node: c.Binding.Node, sources: []source{src}}
 			r.ix.procs[p] = pe
-			r.ix.mu.Unlock()
+			r.ix.wunlock()
 			r.feed(Change{Kind: Available, Process: true, Origin: link,
 				Binding: Binding{Address: Address{Process: p}, Node: pe.node, Hops: src.hops, Groups: []string{}}})
 			return
@@ -703,10 +718,10 @@ func (r *registry) importProcess(link Link, c Change) {
 			pe.sources = append(pe.sources, src)
 			sortSources(pe.sources)
 		}
-		r.ix.mu.Unlock()
+		r.ix.wunlock()
 	case Withdrawn:
 		if pe == nil {
-			r.ix.mu.Unlock()
+			r.ix.wunlock()
 			return
 		}
 		pe.sources = slices.DeleteFunc(slices.Clone(pe.sources), func(s source) bool { return s.link == link })
@@ -714,12 +729,12 @@ func (r *registry) importProcess(link Link, c Change) {
 		if gone {
 			delete(r.ix.procs, p)
 		}
-		r.ix.mu.Unlock()
+		r.ix.wunlock()
 		if gone {
 			r.processGone(pe, link)
 		}
 	default:
-		r.ix.mu.Unlock()
+		r.ix.wunlock()
 	}
 }
 
@@ -751,7 +766,7 @@ func (r *registry) processGone(pe *procEntry, origin Link) {
 func (r *registry) linkDown(link Link) {
 	info := link.Info()
 	r.rt.pending.failLink(link, runtimeFailuref(CodeLinkLost, "link %s to %s went down", info.ID, info.PeerNode))
-	r.ix.mu.Lock()
+	r.ix.wlock()
 	for p, l := range r.ix.learned {
 		if l == link {
 			delete(r.ix.learned, p)
@@ -769,7 +784,7 @@ func (r *registry) linkDown(link Link) {
 			procs = append(procs, p)
 		}
 	}
-	r.ix.mu.Unlock()
+	r.ix.wunlock()
 	// Newest first, as OSE withdrew a link's table in reverse.
 	sort.Slice(affected, func(i, j int) bool { return affected[i].seq > affected[j].seq })
 	for _, e := range affected {

@@ -69,6 +69,11 @@ func (a *Agent) Publish(subject string, v any) error {
 // PublishRetained publishes and keeps the report for lifetime (Forever
 // for no limit), so subscribers arriving later receive it first (SPEC
 // rule 20). A zero lifetime is Publish.
+//
+// When a subscriber's link is congested, reports to it are dropped
+// oldest first (and counted) rather than queued without bound: Publish
+// then returns a CodeOverloaded failure, after sending the report to
+// everyone else, so a publisher can slow down.
 func (a *Agent) PublishRetained(subject string, v any, lifetime time.Duration) error {
 	if subject == "" {
 		return fmt.Errorf("publish: empty subject")
@@ -81,12 +86,18 @@ func (a *Agent) PublishRetained(subject string, v any, lifetime time.Duration) e
 		return runtimeFailuref(CodePayloadTooLarge, "report %s is %d bytes, the limit is %d", subject, len(p.Data), a.rt.cfg.MaxPayload)
 	}
 	a.keep(subject, p, lifetime)
+	var congested *Failure
 	for _, sub := range a.pub.order {
 		for _, pt := range a.pub.subscribers[sub].patterns {
 			if pt.Match(subject) {
-				a.sendReport(sub, subject, pt.text, p)
+				if f := a.sendReport(sub, subject, pt.text, p); f != nil && f.Code == CodeOverloaded {
+					congested = f
+				}
 			}
 		}
+	}
+	if congested != nil {
+		return congested
 	}
 	return nil
 }
@@ -107,8 +118,18 @@ func (a *Agent) keep(subject string, p Payload, lifetime time.Duration) {
 	a.pub.kept[subject] = k
 }
 
-func (a *Agent) sendReport(to Address, subject, pattern string, p Payload) {
-	a.rt.route(&Envelope{Kind: KindReport, To: to, From: a.ref.addr, Subject: subject, Pattern: pattern,
+func (a *Agent) sendReport(to Address, subject, pattern string, p Payload) *Failure {
+	if to.Process != a.rt.pid {
+		// A link encodes the envelope before Send returns, so one
+		// envelope serves every remote report of this agent.
+		e := &a.scratch
+		*e = Envelope{Kind: KindReport, To: to, From: a.ref.addr, Subject: subject, Pattern: pattern,
+			ContentType: p.ContentType, Data: p.Data}
+		f := a.rt.route(e, nil)
+		*e = Envelope{}
+		return f
+	}
+	return a.rt.route(&Envelope{Kind: KindReport, To: to, From: a.ref.addr, Subject: subject, Pattern: pattern,
 		ContentType: p.ContentType, Data: p.Data}, nil)
 }
 

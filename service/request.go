@@ -88,14 +88,19 @@ func (a *Agent) Reply(conv uint64, v any) error {
 	return nil
 }
 
-// FailRequest answers a delayed request with a failure.
+// FailRequest answers a delayed request with a failure. Like a failure a
+// handler returns, its origin defaults to the service's name; a nil
+// failure answers with CodeResponseAborted.
 func (a *Agent) FailRequest(conv uint64, f *Failure) error {
 	to, ok := a.delayed[conv]
 	if !ok {
 		return fmt.Errorf("no delayed request with conversation %d", conv)
 	}
 	delete(a.delayed, conv)
-	a.fail(&Envelope{To: a.ref.addr, From: to, Conv: conv}, f)
+	if f == nil {
+		f = &Failure{Code: CodeResponseAborted, Details: "the service aborted the response"}
+	}
+	a.fail(&Envelope{To: a.ref.addr, From: to, Conv: conv}, a.handlerFailure(f))
 	return nil
 }
 

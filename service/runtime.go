@@ -226,15 +226,18 @@ func (rt *Runtime) start(ctx context.Context, parent *actor.PID, parentCtx actor
 	a := &Agent{rt: rt, ref: ref, svc: svc, ready: ready}
 	actorName := fmt.Sprintf("%s#%d", displayName(name), ref.id)
 	props := rt.props(KindService, name, func() actor.Actor { return a })
+	// ref.pid is set by the agent itself as it starts (Agent.started),
+	// before anyone else can see the ref; writing it here too would race.
+	var pid *actor.PID
 	var err error
 	if parentCtx != nil {
-		ref.pid, err = parentCtx.SpawnNamed(props, actorName)
+		pid, err = parentCtx.SpawnNamed(props, actorName)
 	} else {
 		reply := make(chan spawnResult, 1)
 		rt.sys.Root.Send(parent, &spawnChild{props: props, name: actorName, reply: reply})
 		select {
 		case r := <-reply:
-			ref.pid, err = r.pid, r.err
+			pid, err = r.pid, r.err
 		case <-ctx.Done():
 			return Address{}, AsFailure(ctx.Err())
 		}
@@ -252,7 +255,7 @@ func (rt *Runtime) start(ctx context.Context, parent *actor.PID, parentCtx actor
 		}
 		return ref.addr, nil
 	case <-ctx.Done():
-		rt.sys.Root.Stop(ref.pid)
+		rt.sys.Root.Stop(pid)
 		return Address{}, AsFailure(ctx.Err())
 	}
 }
@@ -335,19 +338,27 @@ func (s *servicesActor) Receive(ctx actor.Context) {
 // route sends an envelope on its way: to a local agent, to the pending
 // call it answers, or to the link toward its process. from is the link it
 // arrived on (nil when sent here), so it never bounces straight back.
-func (rt *Runtime) route(e *Envelope, from Link) {
+// A report's sender learns of congestion from the returned failure.
+func (rt *Runtime) route(e *Envelope, from Link) *Failure {
 	if e.To.Process == rt.pid {
 		rt.deliverLocal(e)
-		return
+		return nil
 	}
 	link := rt.ix.routeTo(e.To.Process)
 	if link == nil || link == from {
-		rt.undeliverable(e, runtimeFailuref(CodeNoSuchService, "no route to process %s", e.To.Process))
-		return
+		f := runtimeFailuref(CodeNoSuchService, "no route to process %s", e.To.Process)
+		rt.undeliverable(e, f)
+		return f
 	}
 	if err := link.Send(e); err != nil {
-		rt.undeliverable(e, AsFailure(err))
+		f := AsFailure(err)
+		if e.Kind == KindReport && f.Code == CodeOverloaded {
+			return f // queued or dropped by the link, which counts it
+		}
+		rt.undeliverable(e, f)
+		return f
 	}
+	return nil
 }
 
 func (rt *Runtime) deliverLocal(e *Envelope) {
@@ -493,6 +504,10 @@ func (rt *Runtime) send(pc *pendingCall, from Address, r resolved, method string
 }
 
 func (rt *Runtime) call(ctx context.Context, from Address, to Target, method string, args []any) (Payload, error) {
+	if rt.closing.Load() {
+		rt.stats.countFailure(CodeShutdown)
+		return Payload{}, runtimeFailure(CodeShutdown, "runtime is closed")
+	}
 	r, f := rt.resolve(to)
 	if f != nil {
 		rt.stats.countFailure(f.Code)

@@ -207,7 +207,7 @@ func runPublish(ctx context.Context, o Options, r *Result) error {
 	subscribed := make(chan struct{}, 1)
 	done := make(chan struct{})
 	var sent, got atomic.Int64
-	payload := service.Raw{Data: make([]byte, o.Size)}
+	var payload any = service.Raw{Data: make([]byte, o.Size)} // boxed once
 	pub := service.SetupFunc(func(a *service.Agent) error {
 		a.OnSubscription(func(ev service.SubscriptionEvent) {
 			if ev.Subscribed {
@@ -220,9 +220,11 @@ func runPublish(ctx context.Context, o Options, r *Result) error {
 		a.Export("start", func() bool {
 			stop := time.Now().Add(o.Duration)
 			var burst func()
+			// As fast as the actor can, ignoring Publish's overload
+			// signal, like the peer's publisher.
 			burst = func() {
 				for i := 0; i < 1000; i++ {
-					a.Publish("rep.next", payload)
+					_ = a.Publish("rep.next", payload)
 				}
 				sent.Add(1000)
 				if time.Now().Before(stop) {
@@ -272,5 +274,10 @@ func runPublish(ctx context.Context, o Options, r *Result) error {
 	r.Sent, r.Received = sent.Load(), got.Load()
 	r.ReceivedPerS = float64(r.Received) / elapsed
 	r.Dropped = t.Dropped()
+	if debugHook != nil {
+		debugHook(t)
+	}
 	return nil
 }
+
+var debugHook func(*Topology)

@@ -29,7 +29,7 @@ func (c Config) withDefaults() Config {
 		c.MaxFrame = DefaultMaxFrame
 	}
 	if c.QueueSoft <= 0 {
-		c.QueueSoft = 8 << 20
+		c.QueueSoft = 1 << 20
 	}
 	if c.QueueHard < c.QueueSoft {
 		c.QueueHard = max(64<<20, 2*c.QueueSoft)
@@ -153,6 +153,9 @@ func (c *Conn) Send(e *service.Envelope) error {
 
 func (c *Conn) failure(err error) error {
 	switch {
+	case errors.Is(err, errDroppedOlder):
+		return &service.Failure{Code: service.CodeOverloaded, Description: service.CodeOverloaded.String(), Origin: service.OriginRuntime,
+			Details: "link " + c.p.ID + " to " + c.Info().PeerNode + " is congested: older reports were dropped to queue this one"}
 	case errors.Is(err, errOverloaded):
 		return &service.Failure{Code: service.CodeOverloaded, Description: service.CodeOverloaded.String(), Origin: service.OriginRuntime,
 			Details: "the outbound queue of link " + c.p.ID + " to " + c.Info().PeerNode + " is full"}

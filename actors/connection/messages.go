@@ -270,8 +270,18 @@ func (t internTable) get(b []byte) string {
 // DecodeEnvelope reads an envelope body. The data is copied, so body may
 // be reused. interned may be nil.
 func DecodeEnvelope(body []byte, interned internTable) (*service.Envelope, error) {
+	e := &service.Envelope{}
+	if err := decodeEnvelopeInto(e, body, interned, nil); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// decodeEnvelopeInto decodes into e; the data is copied into memory from
+// alloc (a fresh slice when nil).
+func decodeEnvelopeInto(e *service.Envelope, body []byte, interned internTable, alloc func(n int) []byte) error {
 	r := reader{b: body}
-	e := &service.Envelope{Kind: service.Kind(r.byte())}
+	e.Kind = service.Kind(r.byte())
 	r.byte() // hops: only relays care
 	e.To.Process = service.ProcessID(r.uint64())
 	toID := r.uvarint()
@@ -282,13 +292,13 @@ func DecodeEnvelope(body []byte, interned internTable) (*service.Envelope, error
 	subject, pattern, ctype := r.bytes(), r.bytes(), r.bytes()
 	data := r.rest()
 	if r.err != nil {
-		return nil, fmt.Errorf("bad envelope: %w", r.err)
+		return fmt.Errorf("bad envelope: %w", r.err)
 	}
 	if !e.Kind.Valid() {
-		return nil, fmt.Errorf("bad envelope: unknown kind %d", e.Kind)
+		return fmt.Errorf("bad envelope: unknown kind %d", e.Kind)
 	}
 	if toID > 1<<32-1 || fromID > 1<<32-1 {
-		return nil, fmt.Errorf("bad envelope: service id out of range")
+		return fmt.Errorf("bad envelope: service id out of range")
 	}
 	e.To.ID, e.From.ID = uint32(toID), uint32(fromID)
 	if interned != nil {
@@ -296,10 +306,16 @@ func DecodeEnvelope(body []byte, interned internTable) (*service.Envelope, error
 	} else {
 		e.Subject, e.Pattern, e.ContentType = string(subject), string(pattern), string(ctype)
 	}
+	e.Data = nil
 	if len(data) > 0 {
-		e.Data = append([]byte(nil), data...)
+		if alloc != nil {
+			e.Data = alloc(len(data))
+			copy(e.Data, data)
+		} else {
+			e.Data = append([]byte(nil), data...)
+		}
 	}
-	return e, nil
+	return nil
 }
 
 // AppendPing appends a ping or pong frame.

@@ -31,6 +31,9 @@ var (
 	errQueueClosed = errors.New("link closed")
 	errOverloaded  = errors.New("outbound queue full")
 	errHardLimit   = errors.New("outbound queue over its hard limit: the peer is not reading")
+	// errDroppedOlder says a report was queued, but only by dropping
+	// older ones: a signal for the publisher, not a failure of this report.
+	errDroppedOlder = errors.New("outbound queue full: older reports dropped")
 )
 
 // outQueue is a link's bounded outbound queue. Senders append encoded
@@ -85,20 +88,22 @@ func (q *outQueue) pushEnvelope(e *service.Envelope) error {
 			"an envelope of "+itoa(n)+" bytes is over the link's frame limit of "+itoa(q.maxFrame))
 	}
 	q.mu.Lock()
-	if err := q.makeRoom(n, classOf(e.Kind)); err != nil {
+	err := q.makeRoom(n, classOf(e.Kind))
+	if err != nil && err != errDroppedOlder {
 		q.mu.Unlock()
 		return err
 	}
 	off := len(q.buf)
 	q.buf = AppendEnvelope(q.buf, e)
 	q.commit(off, classOf(e.Kind))
-	return nil
+	return err
 }
 
 // push appends an encoded frame.
 func (q *outQueue) push(frame []byte, class frameClass) error {
 	q.mu.Lock()
-	if err := q.makeRoom(len(frame), class); err != nil {
+	err := q.makeRoom(len(frame), class)
+	if err != nil && err != errDroppedOlder {
 		q.mu.Unlock()
 		return err
 	}
@@ -108,10 +113,48 @@ func (q *outQueue) push(frame []byte, class frameClass) error {
 	return nil
 }
 
+// pushSpan appends frames that lie back to back in span, described by
+// metas (offsets relative to span), under one lock: a relay forwards the
+// run of envelopes one read brought in as a single copy. When the span
+// does not fit under the soft limit it falls back to frame by frame, so
+// the drop policy applies to each.
+func (q *outQueue) pushSpan(span []byte, metas []frameMeta) (failed []spanError) {
+	q.mu.Lock()
+	if q.closed || q.live+len(span) > q.soft {
+		q.mu.Unlock()
+		for i, m := range metas {
+			if err := q.push(span[m.off:m.off+m.n], m.class); err != nil {
+				failed = append(failed, spanError{i, err})
+			}
+		}
+		return failed
+	}
+	base := len(q.buf)
+	q.buf = append(q.buf, span...)
+	for _, m := range metas {
+		m.off += base
+		q.frames = append(q.frames, m)
+	}
+	q.live += len(span)
+	q.queued.Add(int64(len(span)))
+	q.mu.Unlock()
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// spanError is a frame of a span that could not be queued.
+type spanError struct {
+	index int
+	err   error
+}
+
 // pushFunc appends a frame that appendFrame encodes in place.
 func (q *outQueue) pushFunc(size int, class frameClass, appendFrame func([]byte) []byte) error {
 	q.mu.Lock()
-	if err := q.makeRoom(size, class); err != nil {
+	if err := q.makeRoom(size, class); err != nil && err != errDroppedOlder {
 		q.mu.Unlock()
 		return err
 	}
@@ -152,7 +195,7 @@ func (q *outQueue) makeRoom(n int, class frameClass) error {
 			q.reportsDropped.Add(1) // nothing older to drop: drop this one
 			return errOverloaded
 		}
-		return nil
+		return errDroppedOlder
 	}
 	if q.live+n > q.hard {
 		return errHardLimit
@@ -233,7 +276,8 @@ func (q *outQueue) run(w io.Writer, onError func(error)) {
 					count++
 				}
 			}
-			_, err = bufs.WriteTo(w)
+			out := bufs // WriteTo consumes the slice it is called on
+			_, err = out.WriteTo(w)
 		}
 		q.queued.Add(-int64(len(buf) - dead))
 		if err != nil {

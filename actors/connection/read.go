@@ -29,9 +29,23 @@ type frameReader struct {
 	interned   internTable
 	handshaken bool
 	lastFrom   service.ProcessID
+
+	// Routes looked up since the runtime's routes last changed.
+	routeGen uint64
+	routes   map[service.ProcessID]*Conn
+
+	// The run of frames being relayed to one link: rd.buf[relayStart:relayEnd].
+	relayTo              *Conn
+	relayStart, relayEnd int
+	relayMetas           []frameMeta
+
+	// Envelopes for this process, delivered together after each read.
+	local []*service.Envelope
+	slots []service.Envelope
+	data  []byte
 }
 
-const readBufSize = 64 << 10
+const readBufSize = 256 << 10
 
 func (rd *frameReader) loop() error {
 	c := rd.c
@@ -48,13 +62,17 @@ func (rd *frameReader) loop() error {
 				break
 			}
 			frame := rd.buf[start : start+n]
+			off := start
 			start += n
 			c.framesIn.Add(1)
 			c.bytesIn.Add(uint64(n))
-			if err := rd.frame(kind, frame, body); err != nil {
+			if err := rd.frame(kind, off, frame, body); err != nil {
+				rd.flush()
 				return err
 			}
 		}
+		// Hand on what this read brought before the buffer moves.
+		rd.flush()
 		if start == end {
 			start, end = 0, 0
 			if len(rd.buf) > 4*readBufSize {
@@ -103,14 +121,14 @@ func frameLength(b []byte) (int, bool) {
 	return n + int(length), true
 }
 
-func (rd *frameReader) frame(kind FrameKind, frame, body []byte) error {
+func (rd *frameReader) frame(kind FrameKind, off int, frame, body []byte) error {
 	c := rd.c
 	if !rd.handshaken {
 		return rd.hello(kind, body)
 	}
 	switch kind {
 	case FrameEnvelope:
-		return rd.envelope(frame, body)
+		return rd.envelope(off, frame, body)
 	case FrameAnnounce:
 		ch, err := DecodeAnnounce(body)
 		if err != nil {
@@ -170,7 +188,7 @@ func (rd *frameReader) hello(kind FrameKind, body []byte) error {
 
 // envelope routes one envelope frame: to this process, or, for a relay,
 // as raw bytes onto the link toward its destination.
-func (rd *frameReader) envelope(frame, body []byte) error {
+func (rd *frameReader) envelope(off int, frame, body []byte) error {
 	c := rd.c
 	kind, hops, to, from, ok := envelopeRoute(body)
 	if !ok {
@@ -184,32 +202,111 @@ func (rd *frameReader) envelope(frame, body []byte) error {
 		c.rt.LearnRoute(from, c)
 		rd.lastFrom = from
 	}
-	if to != c.rt.ProcessID() {
+	local := to == c.rt.ProcessID()
+	if !local {
 		if hops >= maxRelayHops {
 			c.log.Warn("dropping envelope that went round too many links", "to", to, "from", from)
 			return nil
 		}
-		if next, ok := c.rt.RouteTo(to).(*Conn); ok && next != c {
+		if next := rd.route(to); next != nil && next != c {
 			body[envHopsOffset]++
-			err := next.q.push(frame, classOf(kind))
-			if err == nil || kind != service.KindRequest {
-				return nil
-			}
-			// Could not relay a request: answer it with the reason.
-			e, derr := DecodeEnvelope(body, nil)
-			if derr != nil {
-				return derr
-			}
-			if f, ok := next.failure(err).(*service.Failure); ok {
-				c.rt.Deliver(service.FailureEnvelope(e, f), nil)
-			}
+			rd.relay(next, off, len(frame), classOf(kind))
 			return nil
 		}
 	}
-	e, err := DecodeEnvelope(body, rd.interned)
-	if err != nil {
+	e := rd.slot()
+	if err := decodeEnvelopeInto(e, body, rd.interned, rd.alloc); err != nil {
 		return err
 	}
-	c.rt.Deliver(e, c)
+	if !local {
+		c.rt.Deliver(e, c) // no route on: the runtime answers a request with why
+		return nil
+	}
+	rd.local = append(rd.local, e)
 	return nil
+}
+
+// route returns the link toward process p, caching answers while the
+// runtime's routes stay unchanged.
+func (rd *frameReader) route(p service.ProcessID) *Conn {
+	rt := rd.c.rt
+	if g := rt.RouteGeneration(); g != rd.routeGen || rd.routes == nil || len(rd.routes) > 1024 {
+		rd.routes = map[service.ProcessID]*Conn{}
+		rd.routeGen = g
+	}
+	next, ok := rd.routes[p]
+	if !ok {
+		next, _ = rt.RouteTo(p).(*Conn)
+		rd.routes[p] = next
+	}
+	return next
+}
+
+// relay adds a frame to the run going to next, extending it when the
+// frame follows the previous one in the buffer.
+func (rd *frameReader) relay(next *Conn, off, n int, class frameClass) {
+	if rd.relayTo != next || off != rd.relayEnd {
+		rd.flushRelay()
+		rd.relayTo, rd.relayStart, rd.relayEnd = next, off, off
+	}
+	rd.relayMetas = append(rd.relayMetas, frameMeta{off: off - rd.relayStart, n: n, class: class})
+	rd.relayEnd = off + n
+}
+
+func (rd *frameReader) flushRelay() {
+	next := rd.relayTo
+	if next == nil {
+		return
+	}
+	span := rd.buf[rd.relayStart:rd.relayEnd]
+	for _, f := range next.q.pushSpan(span, rd.relayMetas) {
+		m := rd.relayMetas[f.index]
+		if m.class != classRequest {
+			continue
+		}
+		// Could not relay a request: answer it with the reason.
+		_, body, _, err := splitFrame(span[m.off:m.off+m.n], rd.c.p.Config.MaxFrame)
+		if err != nil {
+			continue
+		}
+		if e, err := DecodeEnvelope(body, nil); err == nil {
+			if fl, ok := next.failure(f.err).(*service.Failure); ok {
+				rd.c.rt.Deliver(service.FailureEnvelope(e, fl), nil)
+			}
+		}
+	}
+	rd.relayTo, rd.relayMetas = nil, rd.relayMetas[:0]
+}
+
+// flush hands on everything gathered from the current read.
+func (rd *frameReader) flush() {
+	rd.flushRelay()
+	if len(rd.local) > 0 {
+		rd.c.rt.DeliverBatch(rd.local, rd.c)
+		rd.local = nil // the runtime keeps the slice
+	}
+}
+
+// slot returns an envelope from a chunk, so decoding does not allocate
+// one by one; a chunk is freed when its last envelope is.
+func (rd *frameReader) slot() *service.Envelope {
+	if len(rd.slots) == 0 {
+		rd.slots = make([]service.Envelope, 64)
+	}
+	e := &rd.slots[0]
+	rd.slots = rd.slots[1:]
+	return e
+}
+
+// alloc returns n bytes for an envelope's data from a shared chunk.
+func (rd *frameReader) alloc(n int) []byte {
+	if n > 4<<10 {
+		return make([]byte, n)
+	}
+	if len(rd.data) < n {
+		rd.data = make([]byte, 32<<10)
+	}
+	b := rd.data[:n:n]
+	rd.data = rd.data[n:]
+	return b
 }
