@@ -66,6 +66,7 @@ type Agent struct {
 	delayed  map[uint64]Address // conversation → caller, for delayed replies
 	req      Request            // reused for every request: handlers run one at a time
 	scratch  Envelope           // reused for envelopes a link encodes at once
+	inbound  Envelope           // reused for envelopes decoded from a batch
 	pub      publisherState
 	sub      subscriberState
 	msgs     []messageHandler
@@ -102,6 +103,8 @@ func (a *Agent) Receive(ctx actor.Context) {
 		for _, e := range m.es {
 			a.handleEnvelope(e)
 		}
+	case *EncodedBatch:
+		a.handleEncoded(m)
 	case *callDone:
 		a.finishCall(m)
 	case *watchEvent:
@@ -244,6 +247,28 @@ func (a *Agent) guard(what string, fn func()) (ok bool) {
 	}()
 	fn()
 	return true
+}
+
+// handleEncoded handles a batch from a link. Every envelope is decoded
+// into the same struct: nothing keeps an *Envelope past its handling
+// (responses are encoded by the link at once; a delayed request keeps
+// only its caller's address).
+func (a *Agent) handleEncoded(b *EncodedBatch) {
+	rest := b.Data
+	for len(rest) > 0 {
+		e := &a.inbound
+		var err error
+		if rest, err = b.Decode(rest, e); err != nil {
+			a.log.Error("dropping undecodable batch", "error", err)
+			return
+		}
+		if e.Kind == KindRequest && e.From.Process == a.rt.pid {
+			c := *e // answered in-process: the pending call keeps the envelope's data only, but be safe
+			e = &c
+		}
+		a.handleEnvelope(e)
+		*e = Envelope{}
+	}
 }
 
 func (a *Agent) handleEnvelope(e *Envelope) {

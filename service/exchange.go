@@ -145,6 +145,30 @@ func (rt *Runtime) DeliverBatch(es []*Envelope, from Link) {
 // envelopeBatch is several envelopes for one service, handled in order.
 type envelopeBatch struct{ es []*Envelope }
 
+// EncodedBatch is several envelopes for one local service, still in
+// their wire form: the service's actor decodes them one at a time into a
+// reused Envelope, so a busy link costs no allocation per envelope.
+// Decode reads the envelope at the front of Data and returns the rest;
+// Data must never change once handed over.
+type EncodedBatch struct {
+	Data   []byte
+	Decode func(b []byte, e *Envelope) (rest []byte, err error)
+}
+
+// DeliverEncoded hands an encoded batch to the local service with that
+// id. It reports false when there is no such service (or it is hidden);
+// the caller then decodes and delivers one by one, so requests get their
+// failures. Batches hold requests, reports, subscriptions and messages,
+// never responses.
+func (rt *Runtime) DeliverEncoded(id uint32, b *EncodedBatch) bool {
+	ref := rt.ix.local(id)
+	if ref == nil || ref.hidden.Load() {
+		return false
+	}
+	rt.sys.Root.Send(ref.pid, b)
+	return true
+}
+
 // LearnRoute records that process p was heard from over link, so replies
 // to it can find their way back before its announcement arrives.
 func (rt *Runtime) LearnRoute(p ProcessID, link Link) {

@@ -279,6 +279,8 @@ func (a *connActor) Receive(ctx actor.Context) {
 		c.peer = m.h
 		a.handshake.Stop()
 		ctx.Send(c.p.Exchange, &Handshaked{Conn: c})
+	case *PeerSynced:
+		ctx.Send(c.p.Exchange, m)
 	case handshakeTick:
 		if c.State() == StateHandshaking {
 			a.close(ctx, fmt.Sprintf("no hello within %v", c.p.Config.HandshakeTimeout), false)

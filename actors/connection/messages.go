@@ -3,6 +3,7 @@ package connection
 import (
 	"encoding/binary"
 	"fmt"
+	"unsafe"
 
 	"github.com/netsvc-go/netsvc/service"
 )
@@ -234,20 +235,65 @@ func AppendEnvelope(b []byte, e *service.Envelope) []byte {
 
 // envelopeRoute reads what a relay needs from an envelope body without
 // decoding it: its kind, hop count, destination and source processes.
-func envelopeRoute(body []byte) (kind service.Kind, hops int, to, from service.ProcessID, ok bool) {
+func envelopeRoute(body []byte) (kind service.Kind, hops int, to service.Address, from service.ProcessID, ok bool) {
 	if len(body) < envToProcOffset+8 {
-		return 0, 0, 0, 0, false
+		return 0, 0, service.Address{}, 0, false
 	}
 	kind = service.Kind(body[0])
 	hops = int(body[envHopsOffset])
-	to = service.ProcessID(binary.BigEndian.Uint64(body[envToProcOffset:]))
+	to.Process = service.ProcessID(binary.BigEndian.Uint64(body[envToProcOffset:]))
 	rest := body[envToProcOffset+8:]
-	_, n := binary.Uvarint(rest)
-	if n <= 0 || len(rest) < n+8 {
-		return 0, 0, 0, 0, false
+	id, n := binary.Uvarint(rest)
+	if n <= 0 || len(rest) < n+8 || id > 1<<32-1 {
+		return 0, 0, service.Address{}, 0, false
 	}
+	to.ID = uint32(id)
 	from = service.ProcessID(binary.BigEndian.Uint64(rest[n:]))
 	return kind, hops, to, from, kind.Valid()
+}
+
+// DecodeFrame decodes the envelope frame at the front of b into e
+// without copying: e's strings and data share b's memory, which must
+// never change afterwards. It is how a service's actor reads a batch of
+// envelopes a link handed over in one piece.
+func DecodeFrame(b []byte, e *service.Envelope) (rest []byte, err error) {
+	kind, body, n, err := splitFrame(b, len(b))
+	if err != nil {
+		return nil, err
+	}
+	if n == 0 || kind != FrameEnvelope {
+		return nil, fmt.Errorf("bad envelope batch")
+	}
+	r := reader{b: body}
+	e.Kind = service.Kind(r.byte())
+	r.byte()
+	e.To.Process = service.ProcessID(r.uint64())
+	e.To.ID = uint32(r.uvarint())
+	e.From.Process = service.ProcessID(r.uint64())
+	e.From.ID = uint32(r.uvarint())
+	e.Conv = r.uvarint()
+	e.Seq = r.uvarint()
+	e.Subject = unsafeString(r.bytes())
+	e.Pattern = unsafeString(r.bytes())
+	e.ContentType = unsafeString(r.bytes())
+	e.Data = r.rest()
+	if len(e.Data) == 0 {
+		e.Data = nil
+	} else {
+		e.Data = e.Data[:len(e.Data):len(e.Data)]
+	}
+	if r.err != nil {
+		return nil, fmt.Errorf("bad envelope: %w", r.err)
+	}
+	return b[n:], nil
+}
+
+// unsafeString views b as a string without copying; b must never change.
+func unsafeString(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	return unsafe.String(&b[0], len(b))
 }
 
 // internTable keeps the strings an envelope stream repeats (content

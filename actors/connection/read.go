@@ -39,7 +39,11 @@ type frameReader struct {
 	relayStart, relayEnd int
 	relayMetas           []frameMeta
 
-	// Envelopes for this process, delivered together after each read.
+	// The run of frames for one local service: rd.buf[encStart:encEnd].
+	encTo            uint32
+	encStart, encEnd int
+
+	// Responses for this process, delivered together after each read.
 	local []*service.Envelope
 	slots []service.Envelope
 	data  []byte
@@ -142,8 +146,10 @@ func (rd *frameReader) frame(kind FrameKind, off int, frame, body []byte) error 
 		}
 		c.rt.Import(c, ch)
 	case FrameSynced:
-		// The imports before it are queued at the registry already.
-		c.rt.ActorSystem().Root.Send(c.p.Exchange, &PeerSynced{Conn: c})
+		// Through the connection actor, so the exchange hears it after
+		// the handshake; the imports before it are queued at the
+		// registry already.
+		c.rt.ActorSystem().Root.Send(c.pid, &PeerSynced{Conn: c})
 	case FramePing:
 		_ = c.q.push(AppendPing(nil, FramePong, 0), classControl)
 	case FramePong:
@@ -202,13 +208,22 @@ func (rd *frameReader) envelope(off int, frame, body []byte) error {
 		c.rt.LearnRoute(from, c)
 		rd.lastFrom = from
 	}
-	local := to == c.rt.ProcessID()
+	local := to.Process == c.rt.ProcessID()
+	if local && kind != service.KindResponse && kind != service.KindFailure {
+		// Handed over still encoded: the service's actor decodes it.
+		if to.ID != rd.encTo || off != rd.encEnd || rd.encEnd == rd.encStart {
+			rd.flushEncoded()
+			rd.encTo, rd.encStart = to.ID, off
+		}
+		rd.encEnd = off + len(frame)
+		return nil
+	}
 	if !local {
 		if hops >= maxRelayHops {
 			c.log.Warn("dropping envelope that went round too many links", "to", to, "from", from)
 			return nil
 		}
-		if next := rd.route(to); next != nil && next != c {
+		if next := rd.route(to.Process); next != nil && next != c {
 			body[envHopsOffset]++
 			rd.relay(next, off, len(frame), classOf(kind))
 			return nil
@@ -278,9 +293,36 @@ func (rd *frameReader) flushRelay() {
 	rd.relayTo, rd.relayMetas = nil, rd.relayMetas[:0]
 }
 
+// flushEncoded hands the current run of frames for one service to it,
+// copied out of the read buffer in one piece.
+func (rd *frameReader) flushEncoded() {
+	if rd.encEnd == rd.encStart {
+		return
+	}
+	span := rd.buf[rd.encStart:rd.encEnd]
+	rd.encStart, rd.encEnd = 0, 0
+	data := rd.alloc(len(span))
+	copy(data, span)
+	c := rd.c
+	if c.rt.DeliverEncoded(rd.encTo, &service.EncodedBatch{Data: data, Decode: DecodeFrame}) {
+		return
+	}
+	// No such service: deliver one by one, so requests are answered.
+	for len(data) > 0 {
+		e := &service.Envelope{}
+		rest, err := DecodeFrame(data, e)
+		if err != nil {
+			return
+		}
+		c.rt.Deliver(e, c)
+		data = rest
+	}
+}
+
 // flush hands on everything gathered from the current read.
 func (rd *frameReader) flush() {
 	rd.flushRelay()
+	rd.flushEncoded()
 	if len(rd.local) > 0 {
 		rd.c.rt.DeliverBatch(rd.local, rd.c)
 		rd.local = nil // the runtime keeps the slice
@@ -298,13 +340,14 @@ func (rd *frameReader) slot() *service.Envelope {
 	return e
 }
 
-// alloc returns n bytes for an envelope's data from a shared chunk.
+// alloc returns n bytes from a shared chunk; a chunk is freed when the
+// last envelope using it is.
 func (rd *frameReader) alloc(n int) []byte {
-	if n > 4<<10 {
+	if n > 16<<10 {
 		return make([]byte, n)
 	}
 	if len(rd.data) < n {
-		rd.data = make([]byte, 32<<10)
+		rd.data = make([]byte, 64<<10)
 	}
 	b := rd.data[:n:n]
 	rd.data = rd.data[n:]
