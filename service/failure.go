@@ -130,6 +130,9 @@ func AsFailure(err error) *Failure {
 	if err == nil {
 		return nil
 	}
+	if f, ok := err.(*Failure); ok {
+		return f
+	}
 	var f *Failure
 	if errors.As(err, &f) {
 		return f

@@ -2,6 +2,7 @@ package service
 
 import (
 	"fmt"
+	"runtime/debug"
 	"slices"
 	"time"
 )
@@ -43,13 +44,14 @@ type kept struct {
 }
 
 type subscriberPatterns struct {
+	addr     Address
 	patterns []Pattern // in the order subscribed
 	watch    uint64    // registry watch on the subscriber's address
 }
 
 type publisherState struct {
 	subscribers    map[Address]*subscriberPatterns
-	order          []Address // subscribers in the order they first subscribed
+	order          []*subscriberPatterns // in the order they first subscribed
 	kept           map[string]*kept
 	onSubscription func(SubscriptionEvent)
 }
@@ -88,9 +90,9 @@ func (a *Agent) PublishRetained(subject string, v any, lifetime time.Duration) e
 	a.keep(subject, p, lifetime)
 	var congested *Failure
 	for _, sub := range a.pub.order {
-		for _, pt := range a.pub.subscribers[sub].patterns {
+		for _, pt := range sub.patterns {
 			if pt.Match(subject) {
-				if f := a.sendReport(sub, subject, pt.text, p); f != nil && f.Code == CodeOverloaded {
+				if f := a.sendReport(sub.addr, subject, pt.text, p); f != nil && f.Code == CodeOverloaded {
 					congested = f
 				}
 			}
@@ -224,9 +226,9 @@ func (a *Agent) subscribed(e *Envelope) {
 	}
 	s := a.pub.subscribers[e.From]
 	if s == nil {
-		s = &subscriberPatterns{}
+		s = &subscriberPatterns{addr: e.From}
 		a.pub.subscribers[e.From] = s
-		a.pub.order = append(a.pub.order, e.From)
+		a.pub.order = append(a.pub.order, s)
 		sub := e.From
 		// Forget the subscriber when it goes away, however it goes.
 		w := a.Watch(sub, func(ev RegistryEvent) {
@@ -240,8 +242,10 @@ func (a *Agent) subscribed(e *Envelope) {
 		return // a repeated subscription is not recorded again, nor replayed
 	}
 	s.patterns = append(s.patterns, pt)
-	a.notifySubscription(SubscriptionEvent{Subscriber: e.From, Pattern: pt.text, Subscribed: true})
+	// Replay first: what the publisher sends from its subscription
+	// handler is newer than the kept reports and must arrive after them.
 	a.replay(e.From, pt)
+	a.notifySubscription(SubscriptionEvent{Subscriber: e.From, Pattern: pt.text, Subscribed: true})
 }
 
 // replay sends a new subscription the kept reports it matches, before
@@ -296,7 +300,7 @@ func (a *Agent) dropSubscriber(sub Address) {
 func (a *Agent) removeSubscriber(sub Address) {
 	s := a.pub.subscribers[sub]
 	delete(a.pub.subscribers, sub)
-	a.pub.order = slices.DeleteFunc(a.pub.order, func(x Address) bool { return x == sub })
+	a.pub.order = slices.DeleteFunc(a.pub.order, func(x *subscriberPatterns) bool { return x == s })
 	(&Watch{agent: a, id: s.watch}).Cancel()
 }
 
@@ -480,8 +484,7 @@ func (a *Agent) receiveReport(e *Envelope) {
 				continue
 			}
 			r.PublisherName = name
-			fn := s.fn
-			a.guard("report handler", func() { fn(r) })
+			a.deliverReport(s.fn, r)
 			delivered = true
 		}
 	}
@@ -496,8 +499,20 @@ func (a *Agent) receiveReport(e *Envelope) {
 		}
 	}
 	if fn != nil {
-		a.guard("report handler", func() { fn(r) })
+		a.deliverReport(fn, r)
 	}
+}
+
+// deliverReport runs a report handler, logging a panic instead of
+// stopping the service. (A closure through guard would cost an
+// allocation per report.)
+func (a *Agent) deliverReport(fn func(Report), r Report) {
+	defer func() {
+		if p := recover(); p != nil {
+			a.log.Error("report handler panicked", "panic", p, "stack", string(debug.Stack()))
+		}
+	}()
+	fn(r)
 }
 
 // unsubscribeAll tells every publisher this stopping service listened to.

@@ -78,6 +78,11 @@ type Conn struct {
 
 	closeOnce sync.Once
 	reason    atomic.Value // string: why the link closed
+
+	// Failures returned on the hot path, made once (callers must not
+	// change them).
+	congestedOnce, fullOnce sync.Once
+	congested, full         *service.Failure
 }
 
 // Link states.
@@ -153,12 +158,19 @@ func (c *Conn) Send(e *service.Envelope) error {
 
 func (c *Conn) failure(err error) error {
 	switch {
-	case errors.Is(err, errDroppedOlder):
-		return &service.Failure{Code: service.CodeOverloaded, Description: service.CodeOverloaded.String(), Origin: service.OriginRuntime,
-			Details: "link " + c.p.ID + " to " + c.Info().PeerNode + " is congested: older reports were dropped to queue this one"}
-	case errors.Is(err, errOverloaded):
-		return &service.Failure{Code: service.CodeOverloaded, Description: service.CodeOverloaded.String(), Origin: service.OriginRuntime,
-			Details: "the outbound queue of link " + c.p.ID + " to " + c.Info().PeerNode + " is full"}
+	case err == errDroppedOlder:
+		// Made once: a congested publisher meets this on every report.
+		c.congestedOnce.Do(func() {
+			c.congested = &service.Failure{Code: service.CodeOverloaded, Description: service.CodeOverloaded.String(), Origin: service.OriginRuntime,
+				Details: "link " + c.p.ID + " to " + c.Info().PeerNode + " is congested: older reports were dropped to queue new ones"}
+		})
+		return c.congested
+	case err == errOverloaded:
+		c.fullOnce.Do(func() {
+			c.full = &service.Failure{Code: service.CodeOverloaded, Description: service.CodeOverloaded.String(), Origin: service.OriginRuntime,
+				Details: "the outbound queue of link " + c.p.ID + " to " + c.Info().PeerNode + " is full"}
+		})
+		return c.full
 	case errors.Is(err, errQueueClosed):
 		return &service.Failure{Code: service.CodeLinkLost, Description: service.CodeLinkLost.String(), Origin: service.OriginRuntime,
 			Details: "link " + c.p.ID + " to " + c.Info().PeerNode + " is closed"}

@@ -2,6 +2,7 @@ package connection
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"unsafe"
 
@@ -261,29 +262,48 @@ func DecodeFrame(b []byte, e *service.Envelope) (rest []byte, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if n == 0 || kind != FrameEnvelope {
-		return nil, fmt.Errorf("bad envelope batch")
+	if n == 0 || kind != FrameEnvelope || len(body) < envFixedOverhead {
+		return nil, errors.New("bad envelope batch")
 	}
-	r := reader{b: body}
-	e.Kind = service.Kind(r.byte())
-	r.byte()
-	e.To.Process = service.ProcessID(r.uint64())
-	e.To.ID = uint32(r.uvarint())
-	e.From.Process = service.ProcessID(r.uint64())
-	e.From.ID = uint32(r.uvarint())
-	e.Conv = r.uvarint()
-	e.Seq = r.uvarint()
-	e.Subject = unsafeString(r.bytes())
-	e.Pattern = unsafeString(r.bytes())
-	e.ContentType = unsafeString(r.bytes())
-	e.Data = r.rest()
-	if len(e.Data) == 0 {
+	// A straight-line decoder: this runs once per envelope a service
+	// receives over a link.
+	e.Kind = service.Kind(body[0])
+	e.To.Process = service.ProcessID(binary.BigEndian.Uint64(body[2:]))
+	p := body[10:]
+	var v uint64
+	var k int
+	if v, k = binary.Uvarint(p); k <= 0 || len(p) < k+8 {
+		return nil, errTruncated
+	}
+	e.To.ID = uint32(v)
+	e.From.Process = service.ProcessID(binary.BigEndian.Uint64(p[k:]))
+	p = p[k+8:]
+	if v, k = binary.Uvarint(p); k <= 0 {
+		return nil, errTruncated
+	}
+	e.From.ID = uint32(v)
+	p = p[k:]
+	if e.Conv, k = binary.Uvarint(p); k <= 0 {
+		return nil, errTruncated
+	}
+	p = p[k:]
+	if e.Seq, k = binary.Uvarint(p); k <= 0 {
+		return nil, errTruncated
+	}
+	p = p[k:]
+	var s [3]string
+	for i := range s {
+		if v, k = binary.Uvarint(p); k <= 0 || v > uint64(len(p)-k) {
+			return nil, errTruncated
+		}
+		s[i] = unsafeString(p[k : k+int(v)])
+		p = p[k+int(v):]
+	}
+	e.Subject, e.Pattern, e.ContentType = s[0], s[1], s[2]
+	if len(p) == 0 {
 		e.Data = nil
 	} else {
-		e.Data = e.Data[:len(e.Data):len(e.Data)]
-	}
-	if r.err != nil {
-		return nil, fmt.Errorf("bad envelope: %w", r.err)
+		e.Data = p[:len(p):len(p)]
 	}
 	return b[n:], nil
 }
