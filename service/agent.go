@@ -44,7 +44,9 @@ type agentRef struct {
 	groups   []string // the agent's until it is registered, then the registry's
 	hidden   atomic.Bool
 	pid      *actor.PID
-	done     chan struct{} // closed once the actor has stopped
+	// interests is the agent's latest snapshot for the console.
+	interests atomic.Pointer[agentInterests]
+	done      chan struct{} // closed once the actor has stopped
 }
 
 // Agent is a running service: the handle its Setup and handlers use to
@@ -60,18 +62,21 @@ type Agent struct {
 	log   *slog.Logger
 	ready chan error // answers Start; nil once used
 
-	methods  map[string]*method
-	watches  map[uint64]func(RegistryEvent)
-	timers   map[uint64]*Timer
-	delayed  map[uint64]Address // conversation → caller, for delayed replies
-	req      Request            // reused for every request: handlers run one at a time
-	scratch  Envelope           // reused for envelopes a link encodes at once
-	inbound  Envelope           // reused for envelopes decoded from a batch
-	pub      publisherState
-	sub      subscriberState
-	msgs     []messageHandler
-	inSetup  bool
-	stopping bool
+	methods map[string]*method
+	watches map[uint64]func(RegistryEvent)
+	// watchTargets describes the user's own watches (not those the
+	// runtime keeps for subscriptions), for the console.
+	watchTargets map[uint64]string
+	timers       map[uint64]*Timer
+	delayed      map[uint64]Address // conversation → caller, for delayed replies
+	req          Request            // reused for every request: handlers run one at a time
+	scratch      Envelope           // reused for envelopes a link encodes at once
+	inbound      Envelope           // reused for envelopes decoded from a batch
+	pub          publisherState
+	sub          subscriberState
+	msgs         []messageHandler
+	inSetup      bool
+	stopping     bool
 }
 
 // Name returns the service's name ("" for anonymous services).

@@ -231,7 +231,7 @@ func (a *Agent) subscribed(e *Envelope) {
 		a.pub.order = append(a.pub.order, s)
 		sub := e.From
 		// Forget the subscriber when it goes away, however it goes.
-		w := a.Watch(sub, func(ev RegistryEvent) {
+		w := a.watch(sub, func(ev RegistryEvent) {
 			if ev.Kind == Withdrawn {
 				a.dropSubscriber(sub)
 			}
@@ -279,6 +279,7 @@ func (a *Agent) unsubscribed(e *Envelope) {
 		return
 	}
 	s.patterns = slices.Delete(s.patterns, i, i+1)
+	a.publishInterests()
 	a.notifySubscription(SubscriptionEvent{Subscriber: e.From, Pattern: e.Subject})
 	if len(s.patterns) == 0 {
 		a.removeSubscriber(e.From)
@@ -302,6 +303,7 @@ func (a *Agent) removeSubscriber(sub Address) {
 	delete(a.pub.subscribers, sub)
 	a.pub.order = slices.DeleteFunc(a.pub.order, func(x *subscriberPatterns) bool { return x == s })
 	(&Watch{agent: a, id: s.watch}).Cancel()
+	a.publishInterests()
 }
 
 func (a *Agent) notifySubscription(ev SubscriptionEvent) {
@@ -368,7 +370,8 @@ func (a *Agent) Subscribe(t Target, pattern string, fn func(Report), opts ...Sub
 		o(s)
 	}
 	a.sub.subs = append(a.sub.subs, s)
-	s.watch = a.Watch(t, s.registryEvent)
+	s.watch = a.watch(t, s.registryEvent)
+	a.publishInterests()
 	return s, nil
 }
 
@@ -402,6 +405,7 @@ func (s *Subscription) attach(b Binding) {
 	}
 	s.publishers[b.Address] = b.Name
 	a := s.agent
+	defer a.publishInterests()
 	if a.sub.attached == nil {
 		a.sub.attached = map[pubPattern]int{}
 	}
@@ -423,6 +427,7 @@ func (s *Subscription) detach(b Binding, gone bool) {
 	}
 	delete(s.publishers, b.Address)
 	a := s.agent
+	defer a.publishInterests()
 	k := pubPattern{b.Address, s.pattern}
 	a.sub.attached[k]--
 	if a.sub.attached[k] <= 0 {
@@ -448,6 +453,7 @@ func (s *Subscription) Cancel() {
 	}
 	a := s.agent
 	a.sub.subs = slices.DeleteFunc(a.sub.subs, func(x *Subscription) bool { return x == s })
+	a.publishInterests()
 }
 
 // Publishers returns the addresses of the publishers the subscription is

@@ -18,6 +18,17 @@ type Watch struct {
 // Withdrawn; Group watches get Joined and Left; Address and AllServices
 // watches get all four. fn runs inside this service.
 func (a *Agent) Watch(t Target, fn func(RegistryEvent)) *Watch {
+	w := a.watch(t, fn)
+	if a.watchTargets == nil {
+		a.watchTargets = map[uint64]string{}
+	}
+	a.watchTargets[w.id] = t.String()
+	a.publishInterests()
+	return w
+}
+
+// watch starts a registry watch without listing it as the user's own.
+func (a *Agent) watch(t Target, fn func(RegistryEvent)) *Watch {
 	id := a.rt.nextWatch.Add(1)
 	a.watches[id] = fn
 	a.rt.sys.Root.Send(a.rt.registry, &regWatch{w: newWatcher(id, a.ref.pid, t)})
@@ -47,6 +58,10 @@ func (w *Watch) Cancel() {
 	if _, ok := w.agent.watches[w.id]; ok {
 		delete(w.agent.watches, w.id)
 		w.agent.rt.sys.Root.Send(w.agent.rt.registry, &regUnwatch{id: w.id})
+		if _, own := w.agent.watchTargets[w.id]; own {
+			delete(w.agent.watchTargets, w.id)
+			w.agent.publishInterests()
+		}
 	}
 }
 

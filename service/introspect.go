@@ -1,0 +1,141 @@
+package service
+
+import (
+	"slices"
+	"sort"
+	"sync/atomic"
+)
+
+// What the console shows of services' interests. Each agent publishes a
+// fresh snapshot whenever its subscriptions, subscribers or watches
+// change, so the console reads them without disturbing the actor.
+
+// SubscriptionInfo is one report subscription of a local service.
+type SubscriptionInfo struct {
+	Subscriber     Address   `json:"subscriber"`
+	SubscriberName string    `json:"subscriber_name"`
+	Target         string    `json:"target"`
+	Pattern        string    `json:"pattern"`
+	Publishers     []Address `json:"publishers"`
+}
+
+// SubscriberInfo is a subscriber of a local publisher.
+type SubscriberInfo struct {
+	Publisher     Address  `json:"publisher"`
+	PublisherName string   `json:"publisher_name"`
+	Subscriber    Address  `json:"subscriber"`
+	Patterns      []string `json:"patterns"`
+}
+
+// WatchInfo is one registry watch of a local service.
+type WatchInfo struct {
+	Watcher     Address `json:"watcher"`
+	WatcherName string  `json:"watcher_name"`
+	Target      string  `json:"target"`
+}
+
+// Interests lists the report subscriptions, publishers' subscribers and
+// registry watches of this process's services.
+type Interests struct {
+	Subscriptions []SubscriptionInfo `json:"subscriptions"`
+	Subscribers   []SubscriberInfo   `json:"subscribers"`
+	Watches       []WatchInfo        `json:"watches"`
+}
+
+type agentInterests struct {
+	subs    []SubscriptionInfo
+	pubs    []SubscriberInfo
+	watches []WatchInfo
+}
+
+// Interests returns what this process's services listen to.
+func (rt *Runtime) Interests() Interests {
+	rt.ix.mu.RLock()
+	refs := make([]*agentRef, 0, len(rt.ix.locals))
+	for _, r := range rt.ix.locals {
+		refs = append(refs, r)
+	}
+	rt.ix.mu.RUnlock()
+	sort.Slice(refs, func(i, j int) bool { return refs[i].id < refs[j].id })
+	out := Interests{Subscriptions: []SubscriptionInfo{}, Subscribers: []SubscriberInfo{}, Watches: []WatchInfo{}}
+	for _, r := range refs {
+		if in := r.interests.Load(); in != nil {
+			out.Subscriptions = append(out.Subscriptions, in.subs...)
+			out.Subscribers = append(out.Subscribers, in.pubs...)
+			out.Watches = append(out.Watches, in.watches...)
+		}
+	}
+	return out
+}
+
+// publishInterests refreshes the agent's snapshot.
+func (a *Agent) publishInterests() {
+	in := &agentInterests{}
+	name := a.ref.name
+	for _, s := range a.sub.subs {
+		pubs := make([]Address, 0, len(s.publishers))
+		for p := range s.publishers {
+			pubs = append(pubs, p)
+		}
+		slices.SortFunc(pubs, compareAddress)
+		in.subs = append(in.subs, SubscriptionInfo{Subscriber: a.ref.addr, SubscriberName: name,
+			Target: s.target.String(), Pattern: s.pattern, Publishers: pubs})
+	}
+	for _, s := range a.pub.order {
+		pats := make([]string, len(s.patterns))
+		for i, p := range s.patterns {
+			pats[i] = p.text
+		}
+		in.pubs = append(in.pubs, SubscriberInfo{Publisher: a.ref.addr, PublisherName: name, Subscriber: s.addr, Patterns: pats})
+	}
+	ids := make([]uint64, 0, len(a.watchTargets))
+	for id := range a.watchTargets {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		in.watches = append(in.watches, WatchInfo{Watcher: a.ref.addr, WatcherName: name, Target: a.watchTargets[id]})
+	}
+	a.ref.interests.Store(in)
+}
+
+func compareAddress(x, y Address) int {
+	switch {
+	case x.Process != y.Process:
+		if x.Process < y.Process {
+			return -1
+		}
+		return 1
+	case x.ID < y.ID:
+		return -1
+	case x.ID > y.ID:
+		return 1
+	}
+	return 0
+}
+
+// Stats are a runtime's counters.
+type Stats struct {
+	Requests      uint64          `json:"requests"`       // requests sent by this process
+	Failures      map[Code]uint64 `json:"failures"`       // failures produced or received, by code
+	LateReplies   uint64          `json:"late_replies"`   // answers that came after the caller gave up
+	Undelivered   uint64          `json:"undelivered"`    // envelopes with nowhere to go
+	LocalServices int             `json:"local_services"` // services of this process, hidden ones too
+	Bindings      int             `json:"bindings"`       // visible bindings, local and remote
+	Processes     int             `json:"processes"`      // other processes reachable
+	Pending       int             `json:"pending"`        // requests waiting for answers
+}
+
+// Stats returns the runtime's counters.
+func (rt *Runtime) Stats() Stats {
+	s := Stats{Requests: rt.stats.requests.Load(), LateReplies: rt.stats.lateReplies.Load(),
+		Undelivered: rt.stats.undelivered.Load(), Failures: map[Code]uint64{}, Pending: rt.pending.len()}
+	rt.stats.failures.Range(func(k, v any) bool {
+		s.Failures[k.(Code)] = v.(*atomic.Uint64).Load()
+		return true
+	})
+	rt.ix.mu.RLock()
+	s.LocalServices, s.Bindings, s.Processes = len(rt.ix.locals), len(rt.ix.byAddr), len(rt.ix.procs)
+	rt.ix.mu.RUnlock()
+	return s
+}
