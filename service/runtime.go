@@ -145,6 +145,12 @@ func (w warnOnly) Enabled(ctx context.Context, l slog.Level) bool {
 	return l >= slog.LevelWarn && w.Handler.Enabled(ctx, l)
 }
 
+// WithAttrs and WithGroup keep the filter on derived handlers.
+func (w warnOnly) WithAttrs(as []slog.Attr) slog.Handler { return warnOnly{w.Handler.WithAttrs(as)} }
+
+// WithGroup keeps the filter on derived handlers.
+func (w warnOnly) WithGroup(name string) slog.Handler { return warnOnly{w.Handler.WithGroup(name)} }
+
 // resumeStrategy keeps an actor's state when runtime code in it panics:
 // a service's handlers are already guarded, so a panic here is a bug in
 // the runtime, and restarting would lose the service's state and children.
@@ -294,6 +300,9 @@ func (rt *Runtime) Close(ctx context.Context) error {
 			ctx, cancel = context.WithTimeout(ctx, rt.cfg.StopTimeout)
 			defer cancel()
 		}
+		// Fail waiting requests first: a service blocked in a call that
+		// only Close would end (say, to a remote service) could not stop.
+		rt.pending.close(runtimeFailure(CodeShutdown, "the runtime is closing"))
 		f := rt.sys.Root.StopFuture(rt.services)
 		done := make(chan error, 1)
 		go func() { done <- f.Wait() }()
@@ -302,7 +311,6 @@ func (rt *Runtime) Close(ctx context.Context) error {
 		case <-ctx.Done():
 			err = fmt.Errorf("close runtime: services did not stop: %w", ctx.Err())
 		}
-		rt.pending.close(runtimeFailure(CodeShutdown, "the runtime is closing"))
 		rt.sys.Root.Stop(rt.registry)
 		rt.sys.Shutdown()
 	})

@@ -76,8 +76,9 @@ type Conn struct {
 	framesIn, bytesIn atomic.Uint64
 	undecodable       atomic.Uint64
 
-	closeOnce sync.Once
-	reason    atomic.Value // string: why the link closed
+	closeOnce  sync.Once
+	reason     atomic.Value  // string: why the link closed
+	writerDone chan struct{} // closed when the writer goroutine ends
 
 	// Failures returned on the hot path, made once (callers must not
 	// change them).
@@ -112,9 +113,9 @@ func AppendSynced(b []byte) []byte { return appendHeader(b, FrameSynced, 0) }
 // Handshaked tells the exchange the peer's hello was accepted.
 type Handshaked struct{ Conn *Conn }
 
-// Closed tells the exchange the link is gone. Rejected is set when the
-// peer refused this side's hello: retrying will not help until someone
-// changes a configuration.
+// Closed tells the exchange the link is gone. Rejected is set when one
+// side refused the other's hello (group, version or token): retrying
+// will not help until someone changes a configuration.
 type Closed struct {
 	Conn      *Conn
 	Reason    string
@@ -133,7 +134,7 @@ func New(rt *service.Runtime, nc net.Conn, p Params) *Conn {
 	if p.Logger == nil {
 		p.Logger = rt.Logger()
 	}
-	c := &Conn{rt: rt, nc: nc, p: p, since: time.Now()}
+	c := &Conn{rt: rt, nc: nc, p: p, since: time.Now(), writerDone: make(chan struct{})}
 	c.q = newOutQueue(p.Config.QueueSoft, p.Config.QueueHard, p.Config.MaxFrame)
 	c.log = p.Logger.With("link", p.ID, "remote", nc.RemoteAddr().String())
 	c.lastRx.Store(time.Now().UnixNano())
@@ -279,9 +280,12 @@ func (a *connActor) Receive(ctx actor.Context) {
 	case *actor.Started:
 		c.pid = ctx.Self()
 		root, self := ctx.ActorSystem().Root, ctx.Self()
-		go c.q.run(c.nc, func(err error) { root.Send(self, &readerDone{err: fmt.Errorf("write: %w", err)}) })
+		go func() {
+			defer close(c.writerDone)
+			c.q.run(c.nc, func(err error) { root.Send(self, &readerDone{err: fmt.Errorf("write: %w", err)}) })
+		}()
 		if err := c.q.push(AppendHello(nil, c.p.Local), classControl); err != nil {
-			a.close(ctx, "cannot queue hello: "+err.Error(), false)
+			a.close(ctx, "cannot queue hello: "+err.Error(), false, false)
 			return
 		}
 		go c.read(root, self)
@@ -295,7 +299,7 @@ func (a *connActor) Receive(ctx actor.Context) {
 		ctx.Send(c.p.Exchange, m)
 	case handshakeTick:
 		if c.State() == StateHandshaking {
-			a.close(ctx, fmt.Sprintf("no hello within %v", c.p.Config.HandshakeTimeout), false)
+			a.close(ctx, fmt.Sprintf("no hello within %v", c.p.Config.HandshakeTimeout), false, false)
 		}
 	case pingTick:
 		a.tick(ctx)
@@ -306,9 +310,9 @@ func (a *connActor) Receive(ctx actor.Context) {
 		if m.err != nil && !errors.Is(m.err, io.EOF) {
 			reason = m.err.Error()
 		}
-		a.close(ctx, reason, m.rejected)
+		a.close(ctx, reason, m.rejected, false)
 	case *actor.Stopping:
-		a.close(ctx, "stopped", false)
+		a.close(ctx, "stopped", false, false)
 	}
 }
 
@@ -323,7 +327,7 @@ func (a *connActor) tick(ctx actor.Context) {
 	}
 	silent := time.Since(time.Unix(0, c.lastRx.Load()))
 	if silent > c.p.Config.SilenceTimeout {
-		a.close(ctx, fmt.Sprintf("peer silent for %v", silent.Round(time.Millisecond)), false)
+		a.close(ctx, fmt.Sprintf("peer silent for %v", silent.Round(time.Millisecond)), false, false)
 		return
 	}
 	if c.State() != StateHandshaking {
@@ -338,10 +342,17 @@ func (a *connActor) bye(ctx actor.Context, reason string) {
 		return
 	}
 	_ = a.c.q.push(AppendReason(nil, FrameBye, reason), classControl)
-	a.close(ctx, reason, false)
+	a.close(ctx, reason, false, true)
 }
 
-func (a *connActor) close(ctx actor.Context, reason string, rejected bool) {
+// drainTimeout bounds how long a graceful close waits for the writer to
+// send what is queued to a peer that may not be reading.
+const drainTimeout = 2 * time.Second
+
+// close ends the link. A graceful close first lets the writer send what
+// is queued; what is left (everything, otherwise) is accounted for:
+// requests are failed back, reports counted as dropped (SPEC rule 24).
+func (a *connActor) close(ctx actor.Context, reason string, rejected, graceful bool) {
 	c := a.c
 	if a.closing {
 		return
@@ -355,15 +366,23 @@ func (a *connActor) close(ctx actor.Context, reason string, rejected bool) {
 	}
 	wasActive := c.state.Swap(StateClosed) == StateActive
 	c.reason.Store(reason)
-	// Give a bye or reject a moment to reach the peer, then drop the rest
-	// and account for it: requests are failed back, reports counted.
+	if graceful {
+		c.q.close(true)
+		select {
+		case <-c.writerDone:
+		case <-time.After(drainTimeout):
+		}
+	}
 	pending, frames := c.q.close(false)
 	c.flushControl(pending, frames)
 	c.failQueued(pending, frames)
 	c.nc.Close()
-	if wasActive {
+	switch {
+	case wasActive:
 		c.log.Info("link down", "peer", c.Info().PeerNode, "reason", reason)
-	} else {
+	case rejected:
+		c.log.Warn("link refused", "reason", reason)
+	default:
 		c.log.Debug("link closed", "reason", reason)
 	}
 	ctx.Send(c.p.Exchange, &Closed{Conn: c, Reason: reason, Rejected: rejected, WasActive: wasActive})

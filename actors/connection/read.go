@@ -10,8 +10,12 @@ import (
 	"github.com/netsvc-go/netsvc/service"
 )
 
-// errRejected marks the peer refusing our hello.
-var errRejected = errors.New("rejected by peer")
+// errRejected marks the peer refusing our hello, errRefused our refusing
+// the peer's: either way the two do not fit.
+var (
+	errRejected = errors.New("rejected by peer")
+	errRefused  = errors.New("refused peer")
+)
 
 // read is the reader goroutine: it decodes frames until the socket fails
 // or the peer misbehaves, then tells the actor why. Envelopes go straight
@@ -20,7 +24,7 @@ var errRejected = errors.New("rejected by peer")
 func (c *Conn) read(root *actor.RootContext, self *actor.PID) {
 	rd := frameReader{c: c, interned: internTable{}}
 	err := rd.loop()
-	root.Send(self, &readerDone{err: err, rejected: errors.Is(err, errRejected)})
+	root.Send(self, &readerDone{err: err, rejected: errors.Is(err, errRejected) || errors.Is(err, errRefused)})
 }
 
 type frameReader struct {
@@ -182,7 +186,7 @@ func (rd *frameReader) hello(kind FrameKind, body []byte) error {
 	}
 	if err != nil {
 		_ = c.q.push(AppendReason(nil, FrameReject, err.Error()), classControl)
-		return fmt.Errorf("refused peer: %w", err)
+		return fmt.Errorf("%w: %w", errRefused, err)
 	}
 	info := c.Info()
 	info.PeerProcess, info.PeerNode, info.PeerRole = h.Process, h.Node, h.Role

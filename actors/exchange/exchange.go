@@ -210,10 +210,17 @@ func (x *Exchange) Targets() []TargetStatus {
 	}
 }
 
-// Stop closes the listener, says bye on every link and stops the actor.
+// Stop closes the listener, says bye on every link (after what is
+// queued on it), waits for the links to close and stops the actor.
 func (x *Exchange) Stop(ctx context.Context) error {
 	if x.ln != nil {
 		x.ln.Close()
+	}
+	drained := make(chan struct{})
+	x.send(&drain{reason: "node " + x.rt.Node() + " stopping", done: drained})
+	select {
+	case <-drained:
+	case <-ctx.Done():
 	}
 	x.rt.DetachExchange(x.pid)
 	f := x.rt.ActorSystem().Root.StopFuture(x.pid)
@@ -317,7 +324,11 @@ type (
 		fn   func(LinkEvent)
 		done chan struct{}
 	}
-	queryLinks   struct{ reply chan []LinkStatus }
+	queryLinks struct{ reply chan []LinkStatus }
+	drain      struct {
+		reason string
+		done   chan struct{}
+	}
 	queryTargets struct{ reply chan []TargetStatus }
 )
 
@@ -329,6 +340,7 @@ type exchangeActor struct {
 	targets   map[string]*target
 	observers []func(LinkEvent)
 	stopping  bool
+	drained   chan struct{} // closed once every link is gone after a drain
 	linkCount atomic.Int64
 }
 
@@ -384,6 +396,18 @@ func (a *exchangeActor) Receive(ctx actor.Context) {
 		m.reply <- a.links()
 	case *queryTargets:
 		m.reply <- a.targetStatus()
+	case *drain:
+		a.stopping = true
+		for _, t := range a.targets {
+			if t.timer != nil {
+				t.timer.Stop()
+			}
+		}
+		a.drained = m.done
+		for c := range a.conns {
+			c.Shutdown(m.reason)
+		}
+		a.checkDrained()
 	case *actor.Stopping:
 		a.stopping = true
 		for _, t := range a.targets {
@@ -561,6 +585,13 @@ func (a *exchangeActor) unlinked(c *connection.Conn, reason string) {
 	}
 }
 
+func (a *exchangeActor) checkDrained() {
+	if a.drained != nil && len(a.conns) == 0 {
+		close(a.drained)
+		a.drained = nil
+	}
+}
+
 func (a *exchangeActor) closed(m *connection.Closed) {
 	c := m.Conn
 	l := a.conns[c]
@@ -569,6 +600,7 @@ func (a *exchangeActor) closed(m *connection.Closed) {
 	}
 	delete(a.conns, c)
 	a.linkCount.Store(int64(len(a.conns)))
+	defer a.checkDrained()
 	if m.WasActive {
 		a.unlinked(c, m.Reason)
 	}
