@@ -1,0 +1,150 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/netsvc-go/netsvc/actors/exchange"
+	"github.com/netsvc-go/netsvc/actors/node"
+)
+
+// clientFlags are the flags of every command that links to a node.
+type clientFlags struct {
+	server  string
+	group   string
+	token   string
+	timeout time.Duration
+}
+
+func (c *clientFlags) register(fs *flag.FlagSet, timeoutUsage string) {
+	fs.StringVar(&c.server, "server", "127.0.0.1:11111", "the node to link to (`HOST:PORT`)")
+	fs.StringVar(&c.group, "group", "", "the exchange `GROUP` of the node (\"\" is the default group)")
+	fs.StringVar(&c.token, "token", "", "the node's auth `TOKEN`, when it asks for one")
+	fs.DurationVar(&c.timeout, "timeout", 10*time.Second, timeoutUsage)
+}
+
+func (c *clientFlags) validate() error {
+	if err := checkHostPort("--server", c.server); err != nil {
+		return err
+	}
+	if c.timeout <= 0 {
+		return fmt.Errorf("--timeout must be positive, got %v", c.timeout)
+	}
+	return nil
+}
+
+// clientRetry is how soon a client command redials its node after the
+// link drops (a long-running subscribe or publisher).
+const clientRetry = time.Second
+
+// startClient starts a client process linked to the node and waits until
+// the node's registry has arrived, or fails fast with the node's reason
+// when it refuses the link (wrong group, token, version).
+func startClient(ctx context.Context, cmd string, cf *clientFlags) (*node.Node, error) {
+	host, _ := os.Hostname()
+	xc := node.Client(cf.group, cf.server)
+	xc.Retry = clientRetry
+	xc.Token = cf.token
+	n, err := node.Start(ctx, node.Config{
+		Name:      fmt.Sprintf("netsvc-%s@%s/%d", cmd, host, os.Getpid()),
+		Exchanges: []exchange.Config{xc},
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := waitLinked(ctx, n, cf.server, cf.timeout); err != nil {
+		stopNode(n)
+		return nil, err
+	}
+	return n, nil
+}
+
+// waitLinked waits until the node's link is synced: everything the
+// server announced at link-up is in this process's registry. It watches
+// the dial targets meanwhile, so a server that refuses this process
+// ends the wait at once with the server's reason instead of a timeout.
+func waitLinked(ctx context.Context, n *node.Node, server string, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	synced := make(chan error, 1)
+	go func() { synced <- n.WaitSynced(ctx) }()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case err := <-synced:
+			if err == nil {
+				return nil
+			}
+			if ctx.Err() != nil && !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return fmt.Errorf("interrupted while linking to %s", server)
+			}
+			if err := refused(n); err != nil {
+				return err
+			}
+			if last := lastTargetError(n); last != "" {
+				return fmt.Errorf("no link to %s within %v: %s", server, timeout, last)
+			}
+			return fmt.Errorf("no link to %s within %v", server, timeout)
+		case <-tick.C:
+			if err := refused(n); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// refused reports a link that failed on the hello: the server refused
+// this process ("rejected"), or this process refused the server's hello
+// (both sides check group, protocol and token, and either may read the
+// other's hello first). Retrying cannot help either.
+func refused(n *node.Node) error {
+	for _, x := range n.Exchanges() {
+		for _, t := range x.Targets() {
+			if t.State == "rejected" {
+				return fmt.Errorf("%s refused the link: %s", t.Address, strings.TrimPrefix(t.LastErr, "rejected by peer: "))
+			}
+			if reason, ok := strings.CutPrefix(t.LastErr, refusedPrefix); ok {
+				return fmt.Errorf("cannot link to %s: %s", t.Address, reason)
+			}
+		}
+	}
+	return nil
+}
+
+// refusedPrefix starts the reason of a link whose peer's hello this
+// side refused (actors/connection).
+const refusedPrefix = "refused peer: "
+
+func lastTargetError(n *node.Node) string {
+	for _, x := range n.Exchanges() {
+		for _, t := range x.Targets() {
+			if t.LastErr != "" {
+				return t.LastErr
+			}
+		}
+	}
+	return ""
+}
+
+// stopNode stops a node, bounded in time.
+func stopNode(n *node.Node) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return n.Stop(ctx)
+}
+
+// serverLink returns the client's active link to its server.
+func serverLink(n *node.Node) (exchange.LinkStatus, bool) {
+	for _, l := range n.Links() {
+		if l.State == "active" {
+			return l, true
+		}
+	}
+	return exchange.LinkStatus{}, false
+}

@@ -1,0 +1,431 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/netsvc-go/netsvc/service"
+)
+
+func TestCallMultiply(t *testing.T) {
+	n := startServer(t, "a", "", true)
+	r := runCmd(context.Background(), "call", "--server", n.Addr(), "math", "multiply", "6", "7")
+	if r.code != 0 || r.stdout != "42\n" || r.stderr != "" {
+		t.Fatal(r)
+	}
+	// Flags may follow the arguments; floats work and whole results are integers.
+	r = runCmd(context.Background(), "call", "math", "multiply", "1.5", "2", "--server", n.Addr())
+	if r.code != 0 || r.stdout != "3\n" {
+		t.Fatal(r)
+	}
+	r = runCmd(context.Background(), "call", "--server", n.Addr(), "math", "add", "-1", "0.5")
+	if r.code != 0 || r.stdout != "-0.5\n" {
+		t.Fatal(r)
+	}
+}
+
+func TestCallEchoAndSleep(t *testing.T) {
+	n := startServer(t, "a", "", true)
+	r := runCmd(context.Background(), "call", "--server", n.Addr(), "math", "echo", `{"a":[1,2.5,"x",null,true],"b":{"c":"<d>"}}`)
+	if r.code != 0 || r.stdout != `{"a":[1,2.5,"x",null,true],"b":{"c":"<d>"}}`+"\n" {
+		t.Fatal(r)
+	}
+	r = runCmd(context.Background(), "call", "--server", n.Addr(), "math", "sleep", "100")
+	if r.code != 0 || r.stdout != "100\n" || r.took < 100*time.Millisecond {
+		t.Fatal(r)
+	}
+	r = runCmd(context.Background(), "call", "--server", n.Addr(), "--timeout", "300ms", "math", "sleep", "5000")
+	if r.code != 1 || !strings.HasPrefix(r.stderr, "call failed: 47 timed out: ") || r.took > 3*time.Second {
+		t.Fatal(r)
+	}
+}
+
+func TestCallWrongArgumentCount(t *testing.T) {
+	n := startServer(t, "a", "", true)
+	r := runCmd(context.Background(), "call", "--server", n.Addr(), "math", "multiply", "6")
+	want := "call failed: 56 bad arguments: multiply: expected 2 arguments, received 1\n"
+	if r.code != 1 || r.stderr != want || r.stdout != "" {
+		t.Fatalf("want %q\n%v", want, r)
+	}
+	r = runCmd(context.Background(), "call", "--server", n.Addr(), "math", "multiply", `"six"`, "7")
+	if r.code != 1 || r.stderr != "call failed: 56 bad arguments: multiply: argument 1 is a string, want a number\n" {
+		t.Fatal(r)
+	}
+}
+
+func TestCallUnknownServiceAndMethod(t *testing.T) {
+	n := startServer(t, "a", "", true)
+	r := runCmd(context.Background(), "call", "--server", n.Addr(), "nosuch", "foo")
+	if r.code != 1 || r.stderr != "call failed: 46 no such service: no service named \"nosuch\"\n" {
+		t.Fatal(r)
+	}
+	r = runCmd(context.Background(), "call", "--server", n.Addr(), "math", "divide", "1", "2")
+	if r.code != 1 || !strings.HasPrefix(r.stderr, "call failed: 55 no such method: ") {
+		t.Fatal(r)
+	}
+}
+
+func TestCallWrongGroupFailsFast(t *testing.T) {
+	n := startServer(t, "a", "", true)
+	r := runCmd(context.Background(), "call", "--server", n.Addr(), "--group", "other", "math", "multiply", "6", "7")
+	if r.code != 1 || !strings.Contains(r.stderr, "exchange group mismatch") || len(lines(r.stderr)) != 1 {
+		t.Fatal(r)
+	}
+	if r.took > 2*time.Second {
+		t.Fatalf("took %v to fail; want well under the 10s timeout", r.took)
+	}
+	// And the other way round: a client of "" against a server of "blue".
+	b := startServer(t, "b", "blue", true)
+	r = runCmd(context.Background(), "call", "--server", b.Addr(), "math", "multiply", "6", "7")
+	if r.code != 1 || !strings.Contains(r.stderr, "exchange group mismatch") || !strings.Contains(r.stderr, "group blue") || r.took > 2*time.Second {
+		t.Fatal(r)
+	}
+	r = runCmd(context.Background(), "call", "--server", b.Addr(), "--group", "blue", "math", "multiply", "6", "7")
+	if r.code != 0 || r.stdout != "42\n" {
+		t.Fatal(r)
+	}
+}
+
+func TestCallUnreachableServer(t *testing.T) {
+	r := runCmd(context.Background(), "call", "--server", "127.0.0.1:1", "--timeout", "300ms", "math", "multiply", "6", "7")
+	if r.code != 1 || !strings.Contains(r.stderr, "no link to 127.0.0.1:1 within 300ms") || len(lines(r.stderr)) != 1 {
+		t.Fatal(r)
+	}
+}
+
+func TestHiddenOnlyInsideItsNode(t *testing.T) {
+	n := startServer(t, "a", "", true)
+	ctx := context.Background()
+	v, err := service.CallFor[string](ctx, n.Runtime(), service.Name("hidden"), "echo", "inside")
+	if err != nil || v != "inside" {
+		t.Fatal(v, err)
+	}
+	r := runCmd(ctx, "call", "--server", n.Addr(), "hidden", "echo", `"outside"`)
+	if r.code != 1 || !strings.HasPrefix(r.stderr, "call failed: 46 no such service") {
+		t.Fatal(r)
+	}
+}
+
+func TestServicesJSON(t *testing.T) {
+	n := startServer(t, "a", "", true)
+	r := runCmd(context.Background(), "services", "--server", n.Addr(), "--json")
+	if r.code != 0 {
+		t.Fatal(r)
+	}
+	var list []map[string]any
+	if err := json.Unmarshal([]byte(r.stdout), &list); err != nil {
+		t.Fatal(err, r)
+	}
+	byName := map[string]map[string]any{}
+	for _, b := range list {
+		for _, k := range []string{"name", "address", "audience", "groups", "node", "process", "location"} {
+			if _, ok := b[k]; !ok {
+				t.Errorf("binding without %q: %v", k, b)
+			}
+		}
+		byName[b["name"].(string)] = b
+	}
+	if len(list) != 2 || byName["math"] == nil || byName["seed"] == nil || byName["hidden"] != nil {
+		t.Fatalf("want math and seed only:\n%s", r.stdout)
+	}
+	m := byName["math"]
+	proc := n.Runtime().ProcessID().String()
+	if m["node"] != "a" || m["process"] != proc || m["location"] != "local" || m["audience"] != "*" ||
+		fmt.Sprint(m["groups"]) != "[web-services]" || !strings.HasPrefix(m["address"].(string), proc+"/") {
+		t.Fatalf("math: %v", m)
+	}
+}
+
+func TestServicesTable(t *testing.T) {
+	n := startServer(t, "a", "", true)
+	r := runCmd(context.Background(), "services", "--server", n.Addr())
+	l := lines(r.stdout)
+	if r.code != 0 || len(l) != 3 {
+		t.Fatal(r)
+	}
+	if !regexp.MustCompile(`^NAME +ADDRESS +AUDIENCE +GROUPS +NODE +LOCATION +HOPS$`).MatchString(l[0]) ||
+		!regexp.MustCompile(`^math +[0-9a-f]{16}/\d+ +\* +web-services +a +local +0$`).MatchString(l[1]) ||
+		!regexp.MustCompile(`^seed +[0-9a-f]{16}/\d+ +\* +- +a +local +0$`).MatchString(l[2]) {
+		t.Fatal(r)
+	}
+}
+
+func TestSubscribeCount(t *testing.T) {
+	n := startServer(t, "a", "", true)
+	r := runCmd(context.Background(), "subscribe", "--server", n.Addr(), "--count", "2", "seed", "next")
+	l := lines(r.stdout)
+	if r.code != 0 || len(l) != 2 {
+		t.Fatal(r)
+	}
+	last := 0.0
+	for _, line := range l {
+		var rep struct {
+			Publisher, Address, Subject, Pattern string
+			Value                                map[string]any
+		}
+		if err := json.Unmarshal([]byte(line), &rep); err != nil {
+			t.Fatal(err, line)
+		}
+		count, _ := rep.Value["count"].(float64)
+		if rep.Publisher != "seed" || rep.Subject != "next" || rep.Pattern != "next" || count <= last ||
+			rep.Value["time"] == nil || rep.Value["value"] == nil || !strings.HasPrefix(rep.Address, n.Runtime().ProcessID().String()) {
+			t.Fatalf("report %s", line)
+		}
+		last = count
+	}
+}
+
+func TestSubscribeGetsRetainedInit(t *testing.T) {
+	n := startServer(t, "a", "", true)
+	r := runCmd(context.Background(), "subscribe", "--server", n.Addr(), "--count", "1", "seed", "init")
+	if r.code != 0 || !strings.Contains(r.stdout, `"subject":"init","pattern":"init","value":{"time":`) {
+		t.Fatal(r)
+	}
+}
+
+func TestPublishRetainedToLateSubscriber(t *testing.T) {
+	n := startServer(t, "a", "", false)
+	pub := runBackground(t, "publish", "--server", n.Addr(), "--as", "keeper", "status", `{"ready":true}`, "--lifetime", "1m")
+	waitFor(t, 10*time.Second, func() error {
+		if len(n.Runtime().Lookup("keeper")) == 0 {
+			return fmt.Errorf("keeper not visible on the node; publish stderr: %s", pub.err.String())
+		}
+		return nil
+	})
+	r := runCmd(context.Background(), "subscribe", "--server", n.Addr(), "--count", "1", "keeper", "status")
+	if r.code != 0 || !strings.Contains(r.stdout, `"publisher":"keeper"`) || !strings.Contains(r.stdout, `"subject":"status","pattern":"status","value":{"ready":true}}`) {
+		t.Fatal(r)
+	}
+	pr := pub.stop(t)
+	if pr.code != 0 || pr.stdout != "" {
+		t.Fatal(pr)
+	}
+	waitFor(t, 5*time.Second, func() error {
+		if len(n.Runtime().Lookup("keeper")) != 0 {
+			return fmt.Errorf("keeper still visible after the publisher stopped")
+		}
+		return nil
+	})
+}
+
+func TestPublishReachesWaitingSubscriber(t *testing.T) {
+	n := startServer(t, "a", "", false)
+	sub := runBackground(t, "subscribe", "--server", n.Addr(), "--count", "1", "news", "sport.*")
+	waitFor(t, 10*time.Second, func() error {
+		if len(n.Links()) == 0 {
+			return fmt.Errorf("the subscriber has not linked")
+		}
+		return nil
+	})
+	r := runCmd(context.Background(), "publish", "--server", n.Addr(), "--as", "news", "sport.tennis", `"set point"`, "--wait", "10s")
+	if r.code != 0 || r.stdout != "" || r.stderr != "" {
+		t.Fatal(r)
+	}
+	if r.took > 5*time.Second {
+		t.Errorf("publish took %v: it should publish once the subscriber subscribed, not wait out --wait", r.took)
+	}
+	sr := sub.wait(t, 10*time.Second)
+	if sr.code != 0 || !strings.Contains(sr.stdout, `"subject":"sport.tennis","pattern":"sport.*","value":"set point"}`) {
+		t.Fatal(sr)
+	}
+}
+
+func TestNodeCommand(t *testing.T) {
+	b := runBackground(t, "node", "--name", "n1", "--listen", "127.0.0.1:0", "--demo", "--demo-interval", "50ms",
+		"--gossip", "off", "--console", "off", "--log-level", "debug")
+	re := regexp.MustCompile(`netsvc node "n1" listening on (127\.0\.0\.1:\d+) \(group ""\)`)
+	var addr string
+	waitFor(t, 10*time.Second, func() error {
+		m := re.FindStringSubmatch(b.err.String())
+		if m == nil {
+			return fmt.Errorf("no listening line yet: %s", b.err.String())
+		}
+		addr = m[1]
+		return nil
+	})
+	r := runCmd(context.Background(), "call", "--server", addr, "math", "multiply", "6", "7")
+	if r.code != 0 || r.stdout != "42\n" {
+		t.Fatal(r)
+	}
+	nr := b.stop(t)
+	if nr.code != 0 || nr.stdout != "" {
+		t.Fatal(nr)
+	}
+	for _, want := range []string{"demo services started", "link up", "link down", "stopped"} {
+		if !strings.Contains(nr.stderr, want) {
+			t.Errorf("node log lacks %q:\n%s", want, nr.stderr)
+		}
+	}
+}
+
+func TestNodeFlagErrors(t *testing.T) {
+	for _, args := range [][]string{
+		{"node", "--listen", "nowhere"},
+		{"node", "--retry", "0s"},
+		{"node", "--log-level", "loud"},
+		{"node", "--gossip-key", "c2hvcnQ="},
+		{"node", "--console", "0.0.0.0:8080"},
+		{"node", "--gossip", "off", "--join", "127.0.0.1:7946"},
+		{"node", "extra"},
+	} {
+		r := runCmd(context.Background(), args...)
+		if r.code != 2 || len(lines(r.stderr)) != 2 || !strings.HasPrefix(r.stderr, "netsvc node: ") {
+			t.Errorf("%v: %v", args, r)
+		}
+	}
+	// Valid extras are accepted (and not started yet).
+	cfg := nodeFlags{name: "x", listen: "127.0.0.1:0", retry: time.Second, demoInterval: time.Second, logLevel: "warn",
+		gossip: "127.0.0.1:7946", join: listFlag{"10.0.0.1:7946"}, gossipKey: "MDEyMzQ1Njc4OWFiY2RlZg==",
+		console: "0.0.0.0:8080", consoleToken: "secret"}
+	if err := cfg.validate(); err != nil || len(cfg.secretKey) != 16 {
+		t.Fatal(err)
+	}
+}
+
+func TestUsage(t *testing.T) {
+	ctx := context.Background()
+	r := runCmd(ctx)
+	if r.code != 2 || !strings.Contains(r.stderr, "Usage:") {
+		t.Fatal(r)
+	}
+	r = runCmd(ctx, "help")
+	if r.code != 0 || !strings.Contains(r.stdout, "Commands:") || r.stderr != "" {
+		t.Fatal(r)
+	}
+	r = runCmd(ctx, "help", "call")
+	if r.code != 0 || !strings.Contains(r.stdout, "Usage: netsvc call --server HOST:PORT") || !strings.Contains(r.stdout, "-timeout") {
+		t.Fatal(r)
+	}
+	r = runCmd(ctx, "call", "--help")
+	if r.code != 0 || !strings.Contains(r.stdout, "Usage: netsvc call") {
+		t.Fatal(r)
+	}
+	r = runCmd(ctx, "frobnicate")
+	if r.code != 2 || r.stderr != "netsvc: unknown command \"frobnicate\"\nrun 'netsvc help' for usage\n" {
+		t.Fatal(r)
+	}
+	r = runCmd(ctx, "call", "--bogus", "math", "x")
+	if r.code != 2 || r.stderr != "netsvc call: flag provided but not defined: -bogus\nrun 'netsvc help call' for usage\n" {
+		t.Fatal(r)
+	}
+	r = runCmd(ctx, "call", "math")
+	if r.code != 2 || !strings.HasPrefix(r.stderr, "netsvc call: want SERVICE METHOD") {
+		t.Fatal(r)
+	}
+	r = runCmd(ctx, "call", "math", "echo", "hello")
+	if r.code != 2 || !strings.Contains(r.stderr, `argument 1: "hello" is not JSON`) {
+		t.Fatal(r)
+	}
+	r = runCmd(ctx, "publish", "subject", "1")
+	if r.code != 2 || !strings.Contains(r.stderr, "--as SERVICE is required") {
+		t.Fatal(r)
+	}
+	r = runCmd(ctx, "bench", "--mode", "fast")
+	if r.code != 2 || !strings.Contains(r.stderr, `--mode "fast"`) {
+		t.Fatal(r)
+	}
+	r = runCmd(ctx, "version")
+	if r.code != 0 || !strings.HasPrefix(r.stdout, "netsvc ") {
+		t.Fatal(r)
+	}
+}
+
+func TestParseFlagsInterspersed(t *testing.T) {
+	// "--" ends the flags: the call runs (and fails to link).
+	r := runCmd(context.Background(), "call", "--server", "127.0.0.1:1", "--timeout=50ms", "--", "math", "--not-a-flag")
+	if r.code != 1 || !strings.Contains(r.stderr, "no link to 127.0.0.1:1 within 50ms") {
+		t.Fatal(r)
+	}
+}
+
+// fakeConsole serves the console's API paths the CLI reads.
+func fakeConsole(t *testing.T, services, tree string) string {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /api/services", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, services)
+	})
+	mux.HandleFunc("GET /api/tree", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, tree)
+	})
+	s := httptest.NewServer(mux)
+	t.Cleanup(s.Close)
+	return s.URL
+}
+
+func TestServicesFromConsole(t *testing.T) {
+	services := `[{"name":"math","address":"00000000000000aa/1","audience":"*","groups":["web-services"],"local":true,"node":"a","hops":0,"process":"00000000000000aa","location":"local","link":""},
+{"name":"echo","address":"00000000000000bb/3","audience":"blue","groups":[],"local":false,"node":"b","hops":1,"process":"00000000000000bb","location":"remote","link":"link-7"}]`
+	url := fakeConsole(t, services, `{}`)
+	r := runCmd(context.Background(), "services", "--console", url)
+	l := lines(r.stdout)
+	if r.code != 0 || len(l) != 3 ||
+		!regexp.MustCompile(`^echo +00000000000000bb/3 +blue +- +b +remote +1$`).MatchString(l[1]) ||
+		!regexp.MustCompile(`^math +00000000000000aa/1 +\* +web-services +a +local +0$`).MatchString(l[2]) {
+		t.Fatal(r)
+	}
+	r = runCmd(context.Background(), "services", "--console", strings.TrimPrefix(url, "http://"), "--json")
+	var list []map[string]any
+	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &list) != nil || len(list) != 2 || list[1]["link"] != "link-7" {
+		t.Fatal(r)
+	}
+	r = runCmd(context.Background(), "services", "--console", url+"/nothing-here")
+	if r.code != 1 || !strings.Contains(r.stderr, "404 Not Found") || len(lines(r.stderr)) != 1 {
+		t.Fatal(r)
+	}
+	r = runCmd(context.Background(), "services", "--console", url, "--server", "127.0.0.1:1")
+	if r.code != 2 {
+		t.Fatal(r)
+	}
+}
+
+func TestTreeFromConsole(t *testing.T) {
+	tree := `{"name":"a","pid":"nonhost/a","kind":"node","children":[
+	 {"name":"registry","pid":"nonhost/registry","kind":"registry","messages":12,"children":[]},
+	 {"name":"services","pid":"nonhost/services","kind":"supervisor","children":[
+	   {"name":"math","pid":"nonhost/services/math#1","kind":"service","mailbox":0}]}]}`
+	url := fakeConsole(t, `[]`, tree)
+	r := runCmd(context.Background(), "tree", "--console", url)
+	want := `a [node] nonhost/a
+  registry [registry] nonhost/registry messages=12
+  services [supervisor] nonhost/services
+    math [service] nonhost/services/math#1 mailbox=0
+`
+	if r.code != 0 || r.stdout != want {
+		t.Fatalf("want\n%s\n%v", want, r)
+	}
+	r = runCmd(context.Background(), "tree", "--console", url, "--json")
+	if r.code != 0 || !json.Valid([]byte(r.stdout)) {
+		t.Fatal(r)
+	}
+	r = runCmd(context.Background(), "tree")
+	if r.code != 2 {
+		t.Fatal(r)
+	}
+}
+
+func TestBenchJSON(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts four nodes")
+	}
+	r := runCmd(context.Background(), "bench", "--mode", "rr", "--duration", "200ms", "--json")
+	var res map[string]any
+	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &res) != nil {
+		t.Fatal(r)
+	}
+	if res["mode"] != "rr" || res["requests_per_s"] == nil || res["p50_us"] == nil {
+		t.Fatal(r)
+	}
+	r = runCmd(context.Background(), "bench", "--mode", "pub", "--duration", "200ms")
+	if r.code != 0 || !strings.Contains(r.stdout, "received/s") {
+		t.Fatal(r)
+	}
+}

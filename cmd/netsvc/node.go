@@ -1,0 +1,215 @@
+package main
+
+import (
+	"context"
+	"encoding/base64"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/netsvc-go/netsvc/actors/exchange"
+	"github.com/netsvc-go/netsvc/actors/node"
+)
+
+// nodeFlags is the configuration of "netsvc node".
+type nodeFlags struct {
+	name         string
+	listen       string
+	group        string
+	connect      listFlag // static peers
+	retry        time.Duration
+	token        string
+	demo         bool
+	demoInterval time.Duration
+	logLevel     string
+
+	// Cluster discovery: "" for gossip means off.
+	gossip    string
+	join      listFlag
+	gossipKey string // as given: base64 of 16, 24 or 32 bytes
+	secretKey []byte // decoded gossipKey
+
+	// The console: "" means off.
+	console      string
+	consoleToken string
+
+	level slog.Level // parsed logLevel
+}
+
+// listFlag is a repeatable flag that also takes comma-separated lists.
+type listFlag []string
+
+func (l *listFlag) String() string { return strings.Join(*l, ",") }
+
+func (l *listFlag) Set(s string) error {
+	for _, v := range strings.Split(s, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			*l = append(*l, v)
+		}
+	}
+	return nil
+}
+
+const (
+	defaultListen  = "127.0.0.1:11111"
+	defaultGossip  = "127.0.0.1:7946"
+	defaultConsole = "127.0.0.1:8080"
+)
+
+func nodeCommand() *command {
+	return &command{
+		name:    "node",
+		summary: "run an exchange server node",
+		usage:   "[--name NAME] [--listen HOST:PORT] [--group NAME] [--connect HOST:PORT]... [--demo] [flags]",
+		flags: func(fs *flag.FlagSet) any {
+			c := &nodeFlags{}
+			host, _ := os.Hostname()
+			fs.StringVar(&c.name, "name", host, "the node's `NAME` in bindings, links and the console")
+			fs.StringVar(&c.listen, "listen", defaultListen, "accept peers and clients on `HOST:PORT`")
+			fs.StringVar(&c.group, "group", "", "the exchange `GROUP` this node serves (\"\" is the default group)")
+			fs.Var(&c.connect, "connect", "a static peer `HOST:PORT` to link to and keep linked (repeatable, or comma-separated)")
+			fs.DurationVar(&c.retry, "retry", exchange.DefaultRetry, "delay between attempts to reach a peer")
+			fs.StringVar(&c.token, "token", "", "an auth `TOKEN` every peer and client must present (and this node presents)")
+			fs.BoolVar(&c.demo, "demo", false, "also host the demo services math, seed and hidden")
+			fs.DurationVar(&c.demoInterval, "demo-interval", time.Second, "how often the demo service seed publishes next")
+			fs.StringVar(&c.logLevel, "log-level", "info", "log `LEVEL` on stderr: debug, info, warn or error")
+			fs.StringVar(&c.gossip, "gossip", defaultGossip, "gossip (cluster discovery) address `HOST:PORT`, or off")
+			fs.Var(&c.join, "join", "gossip seeds `HOST:PORT,...` (repeatable)")
+			fs.StringVar(&c.gossipKey, "gossip-key", "", "gossip encryption `KEY`: base64 of 16, 24 or 32 bytes")
+			fs.StringVar(&c.console, "console", defaultConsole, "console (HTTP) address `HOST:PORT`, or off")
+			fs.StringVar(&c.consoleToken, "console-token", "", "`TOKEN` the console asks for; needed when it is not on loopback")
+			return c
+		},
+		run: runNode,
+	}
+}
+
+// validate checks the flags and fills the derived fields.
+func (c *nodeFlags) validate() error {
+	if c.name == "" {
+		return fmt.Errorf("--name is empty")
+	}
+	if err := checkHostPort("--listen", c.listen); err != nil {
+		return err
+	}
+	for _, p := range c.connect {
+		if err := checkHostPort("--connect", p); err != nil {
+			return err
+		}
+	}
+	if c.retry <= 0 {
+		return fmt.Errorf("--retry must be positive, got %v", c.retry)
+	}
+	if c.demoInterval <= 0 {
+		return fmt.Errorf("--demo-interval must be positive, got %v", c.demoInterval)
+	}
+	if err := c.level.UnmarshalText([]byte(c.logLevel)); err != nil {
+		return fmt.Errorf("--log-level %q: want debug, info, warn or error", c.logLevel)
+	}
+	if strings.EqualFold(c.gossip, "off") {
+		c.gossip = ""
+	} else if err := checkHostPort("--gossip", c.gossip); err != nil {
+		return err
+	}
+	for _, p := range c.join {
+		if err := checkHostPort("--join", p); err != nil {
+			return err
+		}
+	}
+	if c.gossip == "" && len(c.join) > 0 {
+		return fmt.Errorf("--join needs gossip, but --gossip is off")
+	}
+	if c.gossipKey != "" {
+		k, err := base64.StdEncoding.DecodeString(c.gossipKey)
+		if err != nil {
+			return fmt.Errorf("--gossip-key is not base64: %v", err)
+		}
+		if n := len(k); n != 16 && n != 24 && n != 32 {
+			return fmt.Errorf("--gossip-key is %d bytes: want 16, 24 or 32", n)
+		}
+		c.secretKey = k
+	}
+	if strings.EqualFold(c.console, "off") {
+		c.console = ""
+	} else {
+		if err := checkHostPort("--console", c.console); err != nil {
+			return err
+		}
+		if host, _, _ := net.SplitHostPort(c.console); !isLoopback(host) && c.consoleToken == "" {
+			return fmt.Errorf("--console %s is reachable from other hosts: set --console-token (or bind it to 127.0.0.1)", c.console)
+		}
+	}
+	return nil
+}
+
+func runNode(ctx context.Context, env *cmdEnv) int {
+	cfg := env.cfg.(*nodeFlags)
+	if len(env.args) > 0 {
+		return env.usageError("unexpected argument %q", env.args[0])
+	}
+	if err := cfg.validate(); err != nil {
+		return env.usageError("%v", err)
+	}
+	log := slog.New(slog.NewTextHandler(env.stderr, &slog.HandlerOptions{Level: cfg.level}))
+	xc := node.Server(cfg.group, cfg.listen, cfg.connect...)
+	xc.Retry = cfg.retry
+	xc.Token = cfg.token
+	n, err := node.Start(ctx, node.Config{Name: cfg.name, Exchanges: []exchange.Config{xc}, Logger: log})
+	if err != nil {
+		return env.fail(err)
+	}
+	fmt.Fprintf(env.stderr, "netsvc node %q listening on %s (group %q)\n", cfg.name, n.Addr(), cfg.group)
+	log.Info("node started", "node", cfg.name, "process", n.Runtime().ProcessID(), "listen", n.Addr(),
+		"group", cfg.group, "connect", cfg.connect.String())
+
+	code := exitOK
+	stopExtras, err := startExtras(ctx, n, *cfg)
+	if err != nil {
+		stopNode(n)
+		return env.fail(err)
+	}
+	if cfg.demo {
+		if err := startDemo(ctx, n.Runtime(), cfg.demoInterval); err != nil {
+			stopExtras()
+			stopNode(n)
+			return env.fail(err)
+		}
+		log.Info("demo services started", "services", "math seed hidden", "interval", cfg.demoInterval)
+	}
+
+	<-ctx.Done()
+	log.Info("stopping")
+	stopExtras()
+	if err := stopNode(n); err != nil {
+		log.Error("node did not stop cleanly", "error", err)
+		code = exitFailure
+	}
+	log.Info("stopped")
+	return code
+}
+
+// checkHostPort checks that addr is HOST:PORT with a numeric port; HOST
+// may be empty (all interfaces) and PORT 0 (any free port).
+func checkHostPort(flagName, addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%s %q: want HOST:PORT", flagName, addr)
+	}
+	if p, err := strconv.ParseUint(port, 10, 16); err != nil || (p == 0 && flagName != "--listen" && flagName != "--gossip" && flagName != "--console") {
+		return fmt.Errorf("%s %q: bad port %q", flagName, addr, port)
+	}
+	return nil
+}
+
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}

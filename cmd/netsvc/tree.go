@@ -1,0 +1,152 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"time"
+)
+
+type treeFlags struct {
+	console string
+	timeout time.Duration
+	json    bool
+}
+
+func treeCommand() *command {
+	return &command{
+		name:    "tree",
+		summary: "print the live actor tree of a node, from its console",
+		usage:   "--console URL [--json]",
+		flags: func(fs *flag.FlagSet) any {
+			c := &treeFlags{}
+			fs.StringVar(&c.console, "console", "", "the node's console `URL`, e.g. http://127.0.0.1:8080 (required)")
+			fs.DurationVar(&c.timeout, "timeout", 10*time.Second, "give up on the console after this long")
+			fs.BoolVar(&c.json, "json", false, "print the console's JSON instead of the indented tree")
+			return c
+		},
+		run: runTree,
+	}
+}
+
+// treeNode is one actor of GET /api/tree: {name, pid, kind, children}
+// plus whatever counters the console knows, printed as key=value.
+type treeNode struct {
+	Name     string
+	PID      string
+	Kind     string
+	Children []*treeNode
+	Extra    map[string]json.RawMessage
+}
+
+func (t *treeNode) UnmarshalJSON(b []byte) error {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(b, &m); err != nil {
+		return err
+	}
+	str := func(k string) string {
+		var s string
+		if raw, ok := m[k]; ok {
+			if json.Unmarshal(raw, &s) != nil {
+				s = string(raw)
+			}
+			delete(m, k)
+		}
+		return s
+	}
+	t.Name, t.PID, t.Kind = str("name"), str("pid"), str("kind")
+	if raw, ok := m["children"]; ok {
+		if err := json.Unmarshal(raw, &t.Children); err != nil {
+			return fmt.Errorf("children of %s: %w", t.PID, err)
+		}
+		delete(m, "children")
+	}
+	t.Extra = m
+	return nil
+}
+
+func runTree(ctx context.Context, env *cmdEnv) int {
+	cfg := env.cfg.(*treeFlags)
+	if len(env.args) > 0 {
+		return env.usageError("unexpected argument %q", env.args[0])
+	}
+	if cfg.console == "" {
+		return env.usageError("--console URL is required")
+	}
+	if cfg.timeout <= 0 {
+		return env.usageError("--timeout must be positive, got %v", cfg.timeout)
+	}
+	var raw json.RawMessage
+	if err := consoleGet(ctx, cfg.console, "/api/tree", cfg.timeout, &raw); err != nil {
+		return env.fail(err)
+	}
+	if cfg.json {
+		var buf bytes.Buffer
+		if err := json.Indent(&buf, raw, "", "  "); err != nil {
+			return env.fail(err)
+		}
+		fmt.Fprintf(env.stdout, "%s\n", buf.Bytes())
+		return exitOK
+	}
+	// One root, or (tolerated) a list of roots.
+	var roots []*treeNode
+	if t := bytes.TrimSpace(raw); len(t) > 0 && t[0] == '[' {
+		if err := json.Unmarshal(raw, &roots); err != nil {
+			return env.fail(fmt.Errorf("the console's tree: %w", err))
+		}
+	} else {
+		var root treeNode
+		if err := json.Unmarshal(raw, &root); err != nil {
+			return env.fail(fmt.Errorf("the console's tree: %w", err))
+		}
+		roots = []*treeNode{&root}
+	}
+	for _, r := range roots {
+		printTree(env.stdout, r, 0)
+	}
+	return exitOK
+}
+
+// printTree prints "name [kind] pid key=value..." indented by depth.
+func printTree(w io.Writer, t *treeNode, depth int) {
+	var b strings.Builder
+	b.WriteString(strings.Repeat("  ", depth))
+	name := t.Name
+	if name == "" {
+		name = t.PID
+	}
+	b.WriteString(name)
+	if t.Kind != "" {
+		b.WriteString(" [" + t.Kind + "]")
+	}
+	if t.PID != "" && t.PID != name {
+		b.WriteString(" " + t.PID)
+	}
+	keys := make([]string, 0, len(t.Extra))
+	for k := range t.Extra {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		v := t.Extra[k]
+		var s string
+		if json.Unmarshal(v, &s) != nil {
+			var c bytes.Buffer
+			if json.Compact(&c, v) == nil {
+				s = c.String()
+			} else {
+				s = string(v)
+			}
+		}
+		b.WriteString(" " + k + "=" + s)
+	}
+	fmt.Fprintln(w, b.String())
+	for _, c := range t.Children {
+		printTree(w, c, depth+1)
+	}
+}
