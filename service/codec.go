@@ -26,8 +26,9 @@ type Raw struct {
 }
 
 var (
-	encMode cbor.UserBufferEncMode
-	decMode cbor.DecMode
+	encMode    cbor.UserBufferEncMode
+	decMode    cbor.DecMode
+	decModeAny cbor.DecMode // maps with keys of any type, for Value
 )
 
 func init() {
@@ -37,6 +38,9 @@ func init() {
 	}
 	// Maps decode to map[string]any so generic values convert to JSON.
 	if decMode, err = (cbor.DecOptions{DefaultMapType: reflect.TypeOf(map[string]any(nil))}).DecMode(); err != nil {
+		panic(err)
+	}
+	if decModeAny, err = (cbor.DecOptions{}).DecMode(); err != nil {
 		panic(err)
 	}
 }
@@ -82,7 +86,32 @@ func (p Payload) Value() (any, error) {
 	}
 	var v any
 	err := p.Decode(&v)
+	if err != nil && (p.ContentType == ContentCBOR || p.ContentType == "") {
+		// A map with keys that are not strings: decode it as it is and
+		// spell its keys out, so the value still converts to JSON.
+		var raw any
+		if decModeAny.Unmarshal(p.Data, &raw) == nil {
+			return stringKeys(raw), nil
+		}
+	}
 	return v, err
+}
+
+// stringKeys turns map[any]any, anywhere in v, into map[string]any.
+func stringKeys(v any) any {
+	switch t := v.(type) {
+	case map[any]any:
+		m := make(map[string]any, len(t))
+		for k, x := range t {
+			m[fmt.Sprint(k)] = stringKeys(x)
+		}
+		return m
+	case []any:
+		for i, x := range t {
+			t[i] = stringKeys(x)
+		}
+	}
+	return v
 }
 
 // Encode encodes a value as a payload: Raw passes through, anything else

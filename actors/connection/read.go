@@ -142,12 +142,16 @@ func (rd *frameReader) frame(kind FrameKind, off int, frame, body []byte) error 
 		if err != nil {
 			return err
 		}
+		// Envelopes read before an announcement are handed on first: a
+		// withdrawal must not overtake the last reports of a publisher.
+		rd.flush()
 		c.rt.Import(c, ch)
 	case FrameGroup:
 		ch, err := DecodeGroup(body)
 		if err != nil {
 			return err
 		}
+		rd.flush()
 		c.rt.Import(c, ch)
 	case FrameSynced:
 		// Through the connection actor, so the exchange hears it after
