@@ -20,8 +20,6 @@ import (
 // shows the bug and is skipped until the package is fixed; the command
 // works around them where it can (see the comments there).
 
-
-
 // waitLinked relies on Node.WaitSynced seeing the link-up "synced" mark
 // even when it arrives in the same read as the server's hello (it used
 // to overtake the handshake and be dropped, fixed in 9c695aa).
