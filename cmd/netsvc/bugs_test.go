@@ -16,9 +16,8 @@ import (
 	"github.com/netsvc-go/netsvc/service"
 )
 
-// Bugs found in other packages while writing the command. Each test
-// shows the bug and is skipped until the package is fixed; the command
-// works around them where it can (see the comments there).
+// Regression tests for bugs found in other packages while writing the
+// command, all fixed since; each comment describes the bug as it was.
 
 // waitLinked relies on Node.WaitSynced seeing the link-up "synced" mark
 // even when it arrives in the same read as the server's hello (it used
