@@ -498,6 +498,12 @@ func (rt *Runtime) send(pc *pendingCall, from Address, r resolved, method string
 		rt.pending.take(pc.conv)
 		return runtimeFailuref(CodeWithdrawn, "%s was withdrawn", r.addr)
 	}
+	// The same for an unlisted local service: the registry drops it from
+	// the locals before failing the calls waiting on it.
+	if r.entry == nil && r.local != nil && rt.ix.local(r.addr.ID) != r.local {
+		rt.pending.take(pc.conv)
+		return runtimeFailuref(CodeWithdrawn, "%s has stopped", r.addr)
+	}
 	rt.stats.requests.Add(1)
 	e := &Envelope{Kind: KindRequest, To: r.addr, From: from, Conv: pc.conv, Subject: method, ContentType: p.ContentType, Data: p.Data}
 	if r.local != nil {
