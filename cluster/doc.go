@@ -1,0 +1,35 @@
+// Package cluster finds the other netsvc nodes with hashicorp/memberlist
+// gossip and tells its caller who is up and who went away.
+//
+// A node calls [Start] with its gossip address, a few seed addresses and the
+// [Meta] it wants the others to know (above all its exchange TCP address).
+// The package then
+//
+//   - joins the seeds in the background, retrying with backoff (and again
+//     whenever the node finds itself alone), so nodes may start in any order;
+//   - reports every compatible member through [Events]: MemberUp when it
+//     joins or changes its metadata, MemberDown with reason "left" (it called
+//     [Cluster.Leave]) or "dead" (the failure detector gave up on it);
+//   - ignores, and logs once, members of another cluster, of another wire
+//     protocol version, or whose metadata it cannot decode, so gossip from a
+//     foreign or newer node can never crash or confuse it;
+//   - forwards memberlist's own log lines to a [log/slog] logger at their
+//     level.
+//
+// Each start of a node is a new memberlist member named
+// "<Meta.Node>#<random boot id>": a restarted node never collides with its
+// previous incarnation, which is reaped as dead or left on its own.
+// Clusters are isolated by memberlist's packet label "netsvc/<Meta.Cluster>"
+// and, optionally, by a shared encryption key.
+//
+// Timings come from a [Preset]: [LAN] and [Local] are memberlist's defaults
+// (a killed member is noticed after about 5–8 s); [Fast] notices it in about
+// 1 s and is meant for loopback tests and demos.
+//
+// What it is not for: it does not dial, hold or mesh exchange connections
+// (the node wiring does that from the events), and it carries no registry or
+// service data. memberlist gossip is best-effort and may take a push/pull
+// round (seconds) to repair a missed update, so anything that must arrive
+// goes over the exchange links instead. It does not import the service or
+// actors packages.
+package cluster

@@ -1,0 +1,141 @@
+package cluster
+
+import (
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/netsvc-go/netsvc/actors/connection"
+	"github.com/netsvc-go/netsvc/actors/exchange"
+	"github.com/netsvc-go/netsvc/service"
+)
+
+// Mesh keeps a node's server exchange linked to every other server of its
+// exchange group that gossip reports: the full mesh of DESIGN.md without
+// peer lists. Of each pair, the server with the smaller process id dials
+// (the same rule that picks the surviving link when both do, SPEC rule
+// 10); a member declared dead, or gone, has its link closed at once
+// instead of waiting for TCP to notice. Servers of other exchange groups
+// sharing the gossip are not linked.
+type Mesh struct {
+	c     *Cluster
+	x     *exchange.Exchange
+	self  service.ProcessID
+	group string
+	log   *slog.Logger
+
+	mu     sync.Mutex
+	peers  map[string]Member // same-group servers, by member name
+	dialed map[string]string // member name → the exchange address this node dials
+}
+
+// StartMesh joins the gossip cluster for a node's server exchange. It
+// fills cfg.Meta with the node's process id, name, exchange address and
+// group; set cfg.Meta.Console and Version yourself.
+func StartMesh(rt *service.Runtime, x *exchange.Exchange, cfg Config) (*Mesh, error) {
+	cfg.Meta.Process = rt.ProcessID().String()
+	cfg.Meta.Node = rt.Node()
+	if cfg.Meta.Exchange == "" {
+		cfg.Meta.Exchange = x.Addr()
+	}
+	cfg.Meta.Group = x.Group()
+	cfg.Meta.Role = RoleServer
+	if cfg.Meta.Protocol == 0 {
+		cfg.Meta.Protocol = connection.Protocol
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = rt.Logger()
+	}
+	m := &Mesh{x: x, self: rt.ProcessID(), group: x.Group(), log: log,
+		peers: map[string]Member{}, dialed: map[string]string{}}
+	c, err := Start(cfg, m)
+	if err != nil {
+		return nil, err
+	}
+	m.c = c
+	return m, nil
+}
+
+// MemberUp links to a same-group server, when this node is the one to dial.
+func (m *Mesh) MemberUp(mb Member) {
+	meshed := mb.Meta.Role == RoleServer && mb.Meta.Group == m.group && mb.Meta.Exchange != ""
+	if !meshed {
+		m.MemberDown(mb, "no longer a server of group "+groupLabel(m.group))
+		return
+	}
+	p, err := service.ParseProcessID(mb.Meta.Process)
+	if err != nil {
+		m.log.Warn("ignoring member with a bad process id", "member", mb.Name, "error", err)
+		return
+	}
+	m.mu.Lock()
+	_, known := m.peers[mb.Name]
+	m.peers[mb.Name] = mb
+	prev := m.dialed[mb.Name]
+	dial := m.self < p && prev != mb.Meta.Exchange
+	if dial {
+		m.dialed[mb.Name] = mb.Meta.Exchange
+	}
+	m.mu.Unlock()
+	if dial {
+		if prev != "" {
+			m.x.Undial(prev)
+		}
+		m.x.Dial(mb.Meta.Exchange)
+	}
+	if !known {
+		m.log.Info("cluster member up", "member", mb.Name, "exchange", mb.Meta.Exchange, "dial", m.self < p)
+	}
+}
+
+// MemberDown closes the link to a member that left or died, at once.
+func (m *Mesh) MemberDown(mb Member, reason string) {
+	m.mu.Lock()
+	_, known := m.peers[mb.Name]
+	delete(m.peers, mb.Name)
+	addr := m.dialed[mb.Name]
+	delete(m.dialed, mb.Name)
+	m.mu.Unlock()
+	if !known {
+		return
+	}
+	if addr != "" {
+		m.x.Undial(addr)
+	}
+	if p, err := service.ParseProcessID(mb.Meta.Process); err == nil {
+		m.x.Forget(p, "cluster member "+mb.Name+" "+reason)
+	}
+	m.log.Info("cluster member down", "member", mb.Name, "reason", reason)
+}
+
+// Peers returns the same-group servers this node meshes with.
+func (m *Mesh) Peers() []Member {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]Member, 0, len(m.peers))
+	for _, mb := range m.peers {
+		out = append(out, mb)
+	}
+	return out
+}
+
+// Cluster returns the gossip member underneath.
+func (m *Mesh) Cluster() *Cluster { return m.c }
+
+// Members returns every compatible member of the gossip cluster.
+func (m *Mesh) Members() []Member { return m.c.Members() }
+
+// Leave leaves the cluster gracefully, so the peers drop this node at
+// once, then stops gossiping.
+func (m *Mesh) Leave(timeout time.Duration) error { return m.c.Leave(timeout) }
+
+// Shutdown stops gossiping without leaving, as a crash would.
+func (m *Mesh) Shutdown() error { return m.c.Shutdown() }
+
+func groupLabel(g string) string {
+	if g == "" {
+		return `""`
+	}
+	return g
+}
