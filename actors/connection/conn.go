@@ -67,8 +67,8 @@ type Conn struct {
 	q      *outQueue
 	log    *slog.Logger
 	since  time.Time
-	pid    *actor.PID
-	peer   Hello // set once the peer's hello is accepted, before anyone else sees the link
+	pid    atomic.Pointer[actor.PID] // set when the actor starts
+	peer   Hello                     // set once the peer's hello is accepted, before anyone else sees the link
 	info   atomic.Pointer[service.LinkInfo]
 	state  atomic.Int32
 	lastRx atomic.Int64
@@ -205,15 +205,15 @@ func (c *Conn) Dialed() bool { return c.p.Dialed }
 func (c *Conn) ID() string { return c.p.ID }
 
 // PID returns the connection actor's pid.
-func (c *Conn) PID() *actor.PID { return c.pid }
+func (c *Conn) PID() *actor.PID { return c.pid.Load() }
 
 // State returns the link's state.
 func (c *Conn) State() int { return int(c.state.Load()) }
 
 // Shutdown closes the link from any goroutine.
 func (c *Conn) Shutdown(reason string) {
-	if c.pid != nil {
-		c.rt.ActorSystem().Root.Send(c.pid, &Close{Reason: reason})
+	if pid := c.pid.Load(); pid != nil {
+		c.rt.ActorSystem().Root.Send(pid, &Close{Reason: reason})
 	} else {
 		c.nc.Close()
 	}
@@ -278,7 +278,7 @@ func (a *connActor) Receive(ctx actor.Context) {
 	c := a.c
 	switch m := ctx.Message().(type) {
 	case *actor.Started:
-		c.pid = ctx.Self()
+		c.pid.Store(ctx.Self())
 		root, self := ctx.ActorSystem().Root, ctx.Self()
 		go func() {
 			defer close(c.writerDone)

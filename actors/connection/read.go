@@ -157,7 +157,7 @@ func (rd *frameReader) frame(kind FrameKind, off int, frame, body []byte) error 
 		// Through the connection actor, so the exchange hears it after
 		// the handshake; the imports before it are queued at the
 		// registry already.
-		c.rt.ActorSystem().Root.Send(c.pid, &PeerSynced{Conn: c})
+		c.rt.ActorSystem().Root.Send(c.pid.Load(), &PeerSynced{Conn: c})
 	case FramePing:
 		_ = c.q.push(AppendPing(nil, FramePong, 0), classControl)
 	case FramePong:
@@ -196,7 +196,7 @@ func (rd *frameReader) hello(kind FrameKind, body []byte) error {
 	info.PeerProcess, info.PeerNode, info.PeerRole = h.Process, h.Node, h.Role
 	c.setInfo(info)
 	rd.handshaken = true
-	c.rt.ActorSystem().Root.Send(c.pid, &helloOK{h: h})
+	c.rt.ActorSystem().Root.Send(c.pid.Load(), &helloOK{h: h})
 	return nil
 }
 
