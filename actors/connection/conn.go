@@ -136,6 +136,7 @@ func New(rt *service.Runtime, nc net.Conn, p Params) *Conn {
 	}
 	c := &Conn{rt: rt, nc: nc, p: p, since: time.Now(), writerDone: make(chan struct{})}
 	c.q = newOutQueue(p.Config.QueueSoft, p.Config.QueueHard, p.Config.MaxFrame)
+	c.q.direct = directWriter(nc)
 	c.log = p.Logger.With("link", p.ID, "remote", nc.RemoteAddr().String())
 	c.lastRx.Store(time.Now().UnixNano())
 	c.setInfo(service.LinkInfo{ID: p.ID, ExchangeGroup: p.Local.Group, LocalRole: p.Local.Role, PeerAddress: nc.RemoteAddr().String()})

@@ -6,6 +6,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 
 	"github.com/netsvc-go/netsvc/service"
 )
@@ -48,14 +49,19 @@ var (
 // unbounded and cannot drop the oldest report or refuse a request at the
 // sender; and encoding into one buffer here costs no allocation per frame.
 type outQueue struct {
-	mu              sync.Mutex
-	buf             []byte
-	frames          []frameMeta
-	live            int // bytes of frames not dropped
-	dead            int // bytes of dropped frames still in buf
-	scan            int // frames before this index hold no droppable report
-	closed          bool
-	wake            chan struct{}
+	mu      sync.Mutex
+	buf     []byte
+	frames  []frameMeta
+	live    int // bytes of frames not dropped
+	dead    int // bytes of dropped frames still in buf
+	scan    int // frames before this index hold no droppable report
+	closed  bool
+	writing bool // the writer goroutine or an inline sender owns the socket
+	wake    chan struct{}
+	// direct writes without blocking (nil when the link cannot, as with
+	// TLS); inline is the buffer of whoever writes inline.
+	direct          func([]byte) (int, error)
+	inline          []byte
 	soft            int
 	hard            int
 	maxFrame        int
@@ -93,10 +99,69 @@ func (q *outQueue) pushEnvelope(e *service.Envelope) error {
 		q.mu.Unlock()
 		return err
 	}
+	if q.idle() {
+		b := AppendEnvelope(q.inline[:0], e)
+		q.writeInline(b)
+		return err
+	}
 	off := len(q.buf)
 	q.buf = AppendEnvelope(q.buf, e)
 	q.commit(off, classOf(e.Kind))
 	return err
+}
+
+// idle reports, locked, whether nothing is queued or being written, and
+// if so takes the socket for an inline write: the sender writes its frame
+// itself, without waking the writer goroutine. On a quiet link that saves
+// a goroutine hand-off per frame, which is most of a hop's latency.
+// Under load the queue is rarely empty and frames batch as usual.
+func (q *outQueue) idle() bool {
+	if q.direct == nil || q.writing || q.closed || len(q.buf) != 0 {
+		return false
+	}
+	q.writing = true
+	return true
+}
+
+// writeInline writes b without blocking, called unlocked after idle took
+// the socket; what the socket does not take goes to the front of the
+// queue for the writer goroutine.
+func (q *outQueue) writeInline(b []byte) {
+	q.inline = b
+	q.mu.Unlock()
+	n, err := q.direct(b)
+	q.mu.Lock()
+	q.writing = false
+	if n == len(b) {
+		q.framesOut.Add(1)
+	}
+	if n > 0 {
+		q.bytesOut.Add(uint64(n))
+	}
+	if n < len(b) && !q.closed {
+		// The rest precedes whatever others queued meanwhile. A partial
+		// frame is never dropped.
+		rest := b[n:]
+		nb := make([]byte, 0, len(rest)+len(q.buf))
+		nb = append(append(nb, rest...), q.buf...)
+		for i := range q.frames {
+			q.frames[i].off += len(rest)
+		}
+		q.frames = append([]frameMeta{{off: 0, n: len(rest), class: classControl}}, q.frames...)
+		q.buf = nb
+		q.live += len(rest)
+		q.queued.Add(int64(len(rest)))
+		q.scan = 0
+	}
+	_ = err // a failed socket fails the writer goroutine's next write too
+	wake := len(q.buf) > 0 || q.closed
+	q.mu.Unlock()
+	if wake {
+		select {
+		case q.wake <- struct{}{}:
+		default:
+		}
+	}
 }
 
 // push appends an encoded frame.
@@ -128,6 +193,10 @@ func (q *outQueue) pushSpan(span []byte, metas []frameMeta) (failed []spanError)
 			}
 		}
 		return failed
+	}
+	if q.idle() {
+		q.writeInline(append(q.inline[:0], span...))
+		return nil
 	}
 	base := len(q.buf)
 	q.buf = append(q.buf, span...)
@@ -250,6 +319,10 @@ func (q *outQueue) run(w io.Writer, onError func(error)) {
 	for {
 		<-q.wake
 		q.mu.Lock()
+		if q.writing {
+			q.mu.Unlock() // an inline sender wakes us when it is done
+			continue
+		}
 		if len(q.buf) == 0 {
 			closed := q.closed
 			q.mu.Unlock()
@@ -261,6 +334,7 @@ func (q *outQueue) run(w io.Writer, onError func(error)) {
 		buf, frames, dead := q.buf, q.frames, q.dead
 		q.buf, q.frames = spare[:0], spareFrames[:0]
 		q.live, q.dead, q.scan = 0, 0, 0
+		q.writing = true
 		q.mu.Unlock()
 
 		var err error
@@ -280,6 +354,9 @@ func (q *outQueue) run(w io.Writer, onError func(error)) {
 			_, err = out.WriteTo(w)
 		}
 		q.queued.Add(-int64(len(buf) - dead))
+		q.mu.Lock()
+		q.writing = false
+		q.mu.Unlock()
 		if err != nil {
 			onError(err)
 			return
@@ -335,4 +412,58 @@ func itoa(n int) string {
 		n /= 10
 	}
 	return string(b[i:])
+}
+
+// directWriter returns a write that never blocks for a plain TCP
+// connection: it writes what the socket buffer takes and returns. It is
+// nil for other connections (TLS must go through its own Write).
+func directWriter(nc net.Conn) func([]byte) (int, error) {
+	tc, ok := nc.(*net.TCPConn)
+	if !ok {
+		return nil
+	}
+	rc, err := tc.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	w := &rawWriter{rc: rc}
+	w.fn = w.write // made once: a method value per call would allocate
+	return w.writeAll
+}
+
+type rawWriter struct {
+	rc  syscall.RawConn
+	fn  func(fd uintptr) bool
+	buf []byte
+	n   int
+	err error
+}
+
+// writeAll is called by one inline sender at a time (the queue's
+// writing flag), so the fields carry its arguments safely.
+func (w *rawWriter) writeAll(b []byte) (int, error) {
+	w.buf, w.n, w.err = b, 0, nil
+	if err := w.rc.Write(w.fn); err != nil {
+		return w.n, err
+	}
+	w.buf = nil
+	return w.n, w.err
+}
+
+func (w *rawWriter) write(fd uintptr) bool {
+	for w.n < len(w.buf) {
+		n, err := syscall.Write(int(fd), w.buf[w.n:])
+		if err == syscall.EINTR {
+			continue
+		}
+		if err == syscall.EAGAIN {
+			return true // full: the writer goroutine waits instead
+		}
+		if err != nil {
+			w.err = err
+			return true
+		}
+		w.n += n
+	}
+	return true
 }
