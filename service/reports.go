@@ -242,6 +242,7 @@ func (a *Agent) subscribed(e *Envelope) {
 		return // a repeated subscription is not recorded again, nor replayed
 	}
 	s.patterns = append(s.patterns, pt)
+	a.publishInterests()
 	// Replay first: what the publisher sends from its subscription
 	// handler is newer than the kept reports and must arrive after them.
 	a.replay(e.From, pt)

@@ -91,12 +91,13 @@ type TargetStatus struct {
 
 // Exchange is the handle of a running exchange actor.
 type Exchange struct {
-	rt   *service.Runtime
-	cfg  Config
-	pid  *actor.PID
-	addr string
-	ln   net.Listener
-	log  *slog.Logger
+	stopped atomic.Bool
+	rt      *service.Runtime
+	cfg     Config
+	pid     *actor.PID
+	addr    string
+	ln      net.Listener
+	log     *slog.Logger
 }
 
 var linkSeq atomic.Uint64
@@ -180,11 +181,25 @@ func (x *Exchange) Forget(p service.ProcessID, reason string) {
 
 // WatchLinks calls fn, from the exchange actor, for every link that goes
 // up or down from now on. fn must not block.
-func (x *Exchange) WatchLinks(fn func(LinkEvent)) {
+//
+// The returned function ends the watch. On a stopped exchange it returns
+// at once and fn is never called.
+func (x *Exchange) WatchLinks(fn func(LinkEvent)) (cancel func()) {
+	if x.stopped.Load() {
+		return func() {}
+	}
+	id := watchSeq.Add(1)
 	done := make(chan struct{})
-	x.send(&watchLinks{fn: fn, done: done})
-	<-done
+	x.send(&watchLinks{id: id, fn: fn, done: done})
+	select {
+	case <-done:
+	case <-time.After(2 * time.Second):
+		return func() {} // stopped meanwhile
+	}
+	return func() { x.send(&unwatchLinks{id: id}) }
 }
+
+var watchSeq atomic.Uint64
 
 // Links returns the exchange's links.
 func (x *Exchange) Links() []LinkStatus {
@@ -213,6 +228,9 @@ func (x *Exchange) Targets() []TargetStatus {
 // Stop closes the listener, says bye on every link (after what is
 // queued on it), waits for the links to close and stops the actor.
 func (x *Exchange) Stop(ctx context.Context) error {
+	if x.stopped.Swap(true) {
+		return nil
+	}
 	if x.ln != nil {
 		x.ln.Close()
 	}
@@ -321,11 +339,13 @@ type (
 		reason  string
 	}
 	watchLinks struct {
+		id   uint64
 		fn   func(LinkEvent)
 		done chan struct{}
 	}
-	queryLinks struct{ reply chan []LinkStatus }
-	drain      struct {
+	unwatchLinks struct{ id uint64 }
+	queryLinks   struct{ reply chan []LinkStatus }
+	drain        struct {
 		reason string
 		done   chan struct{}
 	}
@@ -338,7 +358,7 @@ type exchangeActor struct {
 	conns     map[*connection.Conn]*link
 	byPeer    map[service.ProcessID]*connection.Conn
 	targets   map[string]*target
-	observers []func(LinkEvent)
+	observers map[uint64]func(LinkEvent)
 	stopping  bool
 	drained   chan struct{} // closed once every link is gone after a drain
 	linkCount atomic.Int64
@@ -390,8 +410,13 @@ func (a *exchangeActor) Receive(ctx actor.Context) {
 			c.Shutdown(m.reason)
 		}
 	case *watchLinks:
-		a.observers = append(a.observers, m.fn)
+		if a.observers == nil {
+			a.observers = map[uint64]func(LinkEvent){}
+		}
+		a.observers[m.id] = m.fn
 		close(m.done)
+	case *unwatchLinks:
+		delete(a.observers, m.id)
 	case *queryLinks:
 		m.reply <- a.links()
 	case *queryTargets:

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/netsvc-go/netsvc/actors/connection"
@@ -46,6 +47,8 @@ type Node struct {
 	rt        *service.Runtime
 	exchanges []*exchange.Exchange
 	log       *slog.Logger
+	stopOnce  sync.Once
+	stopErr   error
 }
 
 // Start starts the runtime and the exchanges.
@@ -119,7 +122,7 @@ func (n *Node) Links() []exchange.LinkStatus {
 func (n *Node) WaitSynced(ctx context.Context) error {
 	synced := make(chan struct{}, 1)
 	for _, x := range n.exchanges {
-		x.WatchLinks(func(ev exchange.LinkEvent) {
+		cancel := x.WatchLinks(func(ev exchange.LinkEvent) {
 			if ev.Synced {
 				select {
 				case synced <- struct{}{}:
@@ -127,6 +130,7 @@ func (n *Node) WaitSynced(ctx context.Context) error {
 				}
 			}
 		})
+		defer cancel()
 	}
 	for _, l := range n.Links() {
 		if l.Synced {
@@ -144,6 +148,11 @@ func (n *Node) WaitSynced(ctx context.Context) error {
 // Stop says bye on every link (so peers withdraw this node's services at
 // once), stops the services and the runtime.
 func (n *Node) Stop(ctx context.Context) error {
+	n.stopOnce.Do(func() { n.stopErr = n.stop(ctx) })
+	return n.stopErr
+}
+
+func (n *Node) stop(ctx context.Context) error {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, 10*time.Second)

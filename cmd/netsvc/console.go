@@ -13,8 +13,8 @@ import (
 
 // consoleGet fetches path (such as "/api/services") from a node's
 // console at base, a URL or a bare HOST:PORT, and decodes the JSON
-// answer into v.
-func consoleGet(ctx context.Context, base, path string, timeout time.Duration, v any) error {
+// answer into v. A token, when set, is sent as a bearer token.
+func consoleGet(ctx context.Context, base, path, token string, timeout time.Duration, v any) error {
 	u, err := consoleURL(base, path)
 	if err != nil {
 		return err
@@ -26,6 +26,9 @@ func consoleGet(ctx context.Context, base, path string, timeout time.Duration, v
 		return err
 	}
 	req.Header.Set("Accept", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return err
@@ -37,6 +40,10 @@ func consoleGet(ctx context.Context, base, path string, timeout time.Duration, v
 	}
 	if resp.StatusCode != http.StatusOK {
 		msg := strings.TrimSpace(string(body))
+		var e struct{ Error string }
+		if json.Unmarshal(body, &e) == nil && e.Error != "" {
+			msg = e.Error // the console's JSON error
+		}
 		if i := strings.IndexByte(msg, '\n'); i >= 0 {
 			msg = msg[:i]
 		}

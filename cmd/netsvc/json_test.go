@@ -3,6 +3,7 @@ package main
 import (
 	"math"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/netsvc-go/netsvc/service"
@@ -92,5 +93,38 @@ func TestArith(t *testing.T) {
 	}
 	if _, err := arith("add", "1", int64(2)); err == nil {
 		t.Error("a string added")
+	}
+}
+
+// The gateway's reading of a call's body (service.ArgsFromJSON), beside
+// the command line's.
+func TestArgsFromJSON(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		want []any
+	}{
+		{"", []any{}},
+		{" \n", []any{}},
+		{"[]", []any{}},
+		{"[6, 7]", []any{int64(6), int64(7)}},
+		{`[1.5, "x", null, {"k": [2]}]`, []any{1.5, "x", nil, map[string]any{"k": []any{int64(2)}}}},
+	} {
+		got, err := service.ArgsFromJSON([]byte(c.in))
+		if err != nil || !reflect.DeepEqual(got, c.want) {
+			t.Errorf("%q: got %#v, %v; want %#v", c.in, got, err, c.want)
+		}
+	}
+	for in, want := range map[string]string{
+		`{"a": 1}`: "want a JSON array of arguments, like [6, 7]; got an object",
+		`6`:        "got a number",
+		`"x"`:      "got a string",
+		`null`:     "got null",
+		`[1,`:      "invalid JSON",
+		`[1] 2`:    "more text after the value",
+		`[1e400]`:  "out of range",
+	} {
+		if _, err := service.ArgsFromJSON([]byte(in)); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: %v, want an error with %q", in, err, want)
+		}
 	}
 }

@@ -168,7 +168,7 @@ func runNode(ctx context.Context, env *cmdEnv) int {
 		"group", cfg.group, "connect", cfg.connect.String())
 
 	code := exitOK
-	stopExtras, err := startExtras(ctx, n, *cfg)
+	stopExtras, err := startExtras(ctx, n, *cfg, env.stderr)
 	if err != nil {
 		stopNode(n)
 		return env.fail(err)

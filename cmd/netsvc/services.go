@@ -16,19 +16,21 @@ import (
 
 type servicesFlags struct {
 	clientFlags
-	console string
-	json    bool
+	console      string
+	consoleToken string
+	json         bool
 }
 
 func servicesCommand() *command {
 	return &command{
 		name:    "services",
 		summary: "list the services a node sees",
-		usage:   "(--server HOST:PORT [--group NAME] | --console URL) [--json]",
+		usage:   "(--server HOST:PORT [--group NAME] | --console URL [--console-token TOKEN]) [--json]",
 		flags: func(fs *flag.FlagSet) any {
 			c := &servicesFlags{}
 			c.register(fs, "give up linking to the server (or the console) after this long")
 			fs.StringVar(&c.console, "console", "", "ask the node's console at `URL` instead of linking to --server")
+			fs.StringVar(&c.consoleToken, "console-token", "", "the console's `TOKEN`, when it asks for one")
 			fs.BoolVar(&c.json, "json", false, "print a JSON array instead of a table")
 			return c
 		},
@@ -123,7 +125,7 @@ func lessBinding(a, b service.Binding) bool {
 // of bindings, passed through as they come with --json.
 func servicesFromConsole(ctx context.Context, env *cmdEnv, cfg *servicesFlags) int {
 	var raw []json.RawMessage
-	if err := consoleGet(ctx, cfg.console, "/api/services", cfg.timeout, &raw); err != nil {
+	if err := consoleGet(ctx, cfg.console, "/api/services", cfg.consoleToken, cfg.timeout, &raw); err != nil {
 		return env.fail(err)
 	}
 	rows := make([]serviceRow, len(raw))

@@ -8,12 +8,14 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 )
 
 type treeFlags struct {
 	console string
+	token   string
 	timeout time.Duration
 	json    bool
 }
@@ -22,10 +24,11 @@ func treeCommand() *command {
 	return &command{
 		name:    "tree",
 		summary: "print the live actor tree of a node, from its console",
-		usage:   "--console URL [--json]",
+		usage:   "--console URL [--console-token TOKEN] [--json]",
 		flags: func(fs *flag.FlagSet) any {
 			c := &treeFlags{}
 			fs.StringVar(&c.console, "console", "", "the node's console `URL`, e.g. http://127.0.0.1:8080 (required)")
+			fs.StringVar(&c.token, "console-token", "", "the console's `TOKEN`, when it asks for one")
 			fs.DurationVar(&c.timeout, "timeout", 10*time.Second, "give up on the console after this long")
 			fs.BoolVar(&c.json, "json", false, "print the console's JSON instead of the indented tree")
 			return c
@@ -82,7 +85,7 @@ func runTree(ctx context.Context, env *cmdEnv) int {
 		return env.usageError("--timeout must be positive, got %v", cfg.timeout)
 	}
 	var raw json.RawMessage
-	if err := consoleGet(ctx, cfg.console, "/api/tree", cfg.timeout, &raw); err != nil {
+	if err := consoleGet(ctx, cfg.console, "/api/tree", cfg.token, cfg.timeout, &raw); err != nil {
 		return env.fail(err)
 	}
 	if cfg.json {
@@ -112,6 +115,48 @@ func runTree(ctx context.Context, env *cmdEnv) int {
 	return exitOK
 }
 
+// extras renders an actor's counters as sorted key=value pairs: since
+// becomes up=DURATION, and the fields of detail are spelled out.
+func extras(m map[string]json.RawMessage) []string {
+	var out []string
+	for k, v := range m {
+		switch k {
+		case "since":
+			var ts time.Time
+			if json.Unmarshal(v, &ts) == nil && !ts.IsZero() {
+				out = append(out, "up="+time.Since(ts).Round(time.Second).String())
+				continue
+			}
+		case "detail":
+			var d map[string]json.RawMessage
+			if json.Unmarshal(v, &d) == nil {
+				out = append(out, extras(d)...)
+				continue
+			}
+		}
+		out = append(out, k+"="+rawText(v))
+	}
+	sort.Strings(out)
+	return out
+}
+
+// rawText is a JSON value as text: strings unquoted unless they hold
+// spaces or are empty, anything else compact JSON.
+func rawText(v json.RawMessage) string {
+	var s string
+	if json.Unmarshal(v, &s) == nil {
+		if s == "" || strings.ContainsAny(s, " \t\"=") {
+			return strconv.Quote(s)
+		}
+		return s
+	}
+	var c bytes.Buffer
+	if json.Compact(&c, v) == nil {
+		return c.String()
+	}
+	return string(v)
+}
+
 // printTree prints "name [kind] pid key=value..." indented by depth.
 func printTree(w io.Writer, t *treeNode, depth int) {
 	var b strings.Builder
@@ -127,23 +172,8 @@ func printTree(w io.Writer, t *treeNode, depth int) {
 	if t.PID != "" && t.PID != name {
 		b.WriteString(" " + t.PID)
 	}
-	keys := make([]string, 0, len(t.Extra))
-	for k := range t.Extra {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		v := t.Extra[k]
-		var s string
-		if json.Unmarshal(v, &s) != nil {
-			var c bytes.Buffer
-			if json.Compact(&c, v) == nil {
-				s = c.String()
-			} else {
-				s = string(v)
-			}
-		}
-		b.WriteString(" " + k + "=" + s)
+	for _, kv := range extras(t.Extra) {
+		b.WriteString(" " + kv)
 	}
 	fmt.Fprintln(w, b.String())
 	for _, c := range t.Children {

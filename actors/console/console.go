@@ -1,0 +1,335 @@
+package console
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/netsvc-go/netsvc/actors/node"
+	"github.com/netsvc-go/netsvc/service"
+)
+
+// DefaultAddr is where a console listens when Config.Addr is empty.
+const DefaultAddr = "127.0.0.1:8080"
+
+// DefaultPingInterval is how often an idle event stream gets a comment,
+// so proxies and browsers keep it open.
+const DefaultPingInterval = 15 * time.Second
+
+// Timeouts of the HTTP server (variables for the tests). Event streams
+// and gateway calls move their write deadlines as they go.
+var (
+	readHeaderTimeout = 10 * time.Second
+	readTimeout       = 30 * time.Second
+	writeTimeout      = 30 * time.Second
+	idleTimeout       = 2 * time.Minute
+)
+
+// Config configures a console.
+type Config struct {
+	// Addr is the HOST:PORT to listen on; DefaultAddr when empty. Port 0
+	// picks a free port (see Console.Addr). An address other than
+	// loopback needs a Token.
+	Addr string
+	// Token, when set, is required on every request: as the header
+	// "Authorization: Bearer TOKEN" or the query parameter "token".
+	Token string
+	// Node is the node the console shows. Required.
+	Node *node.Node
+	// Members returns the cluster members for /api/members and the
+	// metrics; the result must marshal to JSON (a slice, usually). It is
+	// called on each request and must not block for long. Nil means no
+	// cluster: the members are [].
+	Members func() any
+	// NodeInfo returns facts about the node for /api/node beyond what the
+	// console knows itself (gossip address, version, flags...). Its keys
+	// override the console's own. It may be nil.
+	NodeInfo func() map[string]any
+	// Logger receives the console's logs; nil is quiet.
+	Logger *slog.Logger
+	// PingInterval is how often an idle event stream gets a comment;
+	// DefaultPingInterval when zero.
+	PingInterval time.Duration
+}
+
+// Console is a running console.
+type Console struct {
+	cfg     Config
+	log     *slog.Logger
+	srv     *http.Server
+	ln      net.Listener
+	addr    string
+	hub     *hub
+	metrics http.Handler
+	started time.Time
+
+	done     chan struct{} // closed by Stop: event streams end
+	stopOnce sync.Once
+	served   chan struct{} // closed when Serve returns
+}
+
+// Start listens on cfg.Addr and serves the console until Stop.
+func Start(cfg Config) (*Console, error) {
+	if cfg.Node == nil {
+		return nil, errors.New("console: no node to show")
+	}
+	if cfg.Addr == "" {
+		cfg.Addr = DefaultAddr
+	}
+	if cfg.PingInterval <= 0 {
+		cfg.PingInterval = DefaultPingInterval
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	log = log.With("component", "console")
+	host, _, err := net.SplitHostPort(cfg.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("console: address %q: want HOST:PORT", cfg.Addr)
+	}
+	if cfg.Token == "" && !loopbackHost(host) {
+		return nil, fmt.Errorf("console: %s is reachable from other hosts: set a token, or listen on 127.0.0.1", cfg.Addr)
+	}
+	if cfg.Node.Runtime().Closed() {
+		return nil, errors.New("console: the node is stopped")
+	}
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("console: %w", err)
+	}
+	if ta, ok := ln.Addr().(*net.TCPAddr); ok && cfg.Token == "" && !ta.IP.IsLoopback() {
+		ln.Close()
+		return nil, fmt.Errorf("console: %s listens on %s, which is not loopback: set a token", cfg.Addr, ta.IP)
+	}
+	c := &Console{cfg: cfg, log: log, ln: ln, addr: ln.Addr().String(), hub: newHub(),
+		started: time.Now(), done: make(chan struct{}), served: make(chan struct{})}
+	if err := c.watchLinks(); err != nil {
+		ln.Close()
+		return nil, err
+	}
+	c.metrics = c.metricsHandler()
+	c.srv = &http.Server{
+		Handler:           c.handler(),
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+	go func() {
+		defer close(c.served)
+		if err := c.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("console stopped serving", "error", err)
+		}
+	}()
+	log.Info("console started", "addr", c.addr, "token", cfg.Token != "")
+	return c, nil
+}
+
+// Addr returns the address the console listens on, with the real port.
+func (c *Console) Addr() string { return c.addr }
+
+// URL returns the address of the web page, "http://HOST:PORT/".
+func (c *Console) URL() string { return "http://" + c.addr + "/" }
+
+// Stop ends the event streams and stops the server, waiting for
+// requests in flight until ctx ends. It is safe to call more than once.
+func (c *Console) Stop(ctx context.Context) error {
+	var err error
+	c.stopOnce.Do(func() {
+		close(c.done)
+		c.hub.close()
+		err = c.srv.Shutdown(ctx)
+		if err != nil {
+			c.srv.Close()
+		}
+		select {
+		case <-c.served:
+		case <-ctx.Done():
+		}
+		c.log.Info("console stopped")
+	})
+	return err
+}
+
+// Publish sends an event to every open event stream (GET /api/events)
+// as "event: NAME" with data as JSON, for changes the console cannot
+// see itself, such as cluster members ("member"). It never blocks: a
+// stream too slow to keep up is closed and its page reconnects.
+func (c *Console) Publish(event string, data any) {
+	c.hub.publish(event, data)
+}
+
+// handler is the console's mux behind its guards.
+func (c *Console) handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/api/node", c.get(c.apiNode))
+	mux.HandleFunc("/api/tree", c.get(c.apiTree))
+	mux.HandleFunc("/api/services", c.get(c.apiServices))
+	mux.HandleFunc("/api/connections", c.get(c.apiConnections))
+	mux.HandleFunc("/api/members", c.get(c.apiMembers))
+	mux.HandleFunc("/api/subscriptions", c.get(c.apiSubscriptions))
+	mux.HandleFunc("/api/events", c.events)
+	mux.HandleFunc("/rpc/", c.gateway)
+	mux.HandleFunc("/metrics", func(w http.ResponseWriter, r *http.Request) {
+		if !allowGet(w, r) {
+			return
+		}
+		c.metrics.ServeHTTP(w, r)
+	})
+	mux.HandleFunc("/", c.static)
+	var h http.Handler = mux
+	h = c.authorize(h)
+	if c.cfg.Token == "" {
+		h = loopbackOnly(h)
+	}
+	cop := http.NewCrossOriginProtection()
+	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusForbidden, "cross-origin "+r.Method+" refused: call the gateway from the console's own page, or without a browser")
+	}))
+	h = cop.Handler(h)
+	return c.recoverPanics(securityHeaders(h))
+}
+
+// get serves a JSON answer to GET (and HEAD).
+func (c *Console) get(fn func(r *http.Request) (any, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if !allowGet(w, r) {
+			return
+		}
+		v, err := fn(r)
+		if err != nil {
+			c.log.Warn("console request failed", "path", r.URL.Path, "error", err)
+			writeError(w, http.StatusServiceUnavailable, err.Error())
+			return
+		}
+		writeJSON(w, http.StatusOK, v)
+	}
+}
+
+func allowGet(w http.ResponseWriter, r *http.Request) bool {
+	if r.Method == http.MethodGet || r.Method == http.MethodHead {
+		return true
+	}
+	w.Header().Set("Allow", "GET, HEAD")
+	writeError(w, http.StatusMethodNotAllowed, fmt.Sprintf("%s %s: method not allowed, use GET", r.Method, r.URL.Path))
+	return false
+}
+
+// authorize checks the token, when there is one.
+func (c *Console) authorize(next http.Handler) http.Handler {
+	if c.cfg.Token == "" {
+		return next
+	}
+	want := []byte(c.cfg.Token)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got := r.URL.Query().Get("token")
+		if auth := r.Header.Get("Authorization"); auth != "" {
+			scheme, tok, ok := strings.Cut(auth, " ")
+			if ok && strings.EqualFold(scheme, "Bearer") {
+				got = strings.TrimSpace(tok)
+			}
+		}
+		if got == "" || subtle.ConstantTimeCompare([]byte(got), want) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="netsvc console"`)
+			msg := "this console needs a token: send Authorization: Bearer TOKEN, or add ?token=TOKEN to the URL"
+			if got != "" {
+				msg = "wrong token"
+			}
+			writeError(w, http.StatusUnauthorized, msg)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// loopbackOnly refuses requests that name another host than loopback: a
+// console without a token must not be reachable through a DNS name that
+// a web page re-pointed at 127.0.0.1 (DNS rebinding).
+func loopbackOnly(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host := r.Host
+		if h, _, err := net.SplitHostPort(host); err == nil {
+			host = h
+		}
+		if !loopbackHost(strings.Trim(host, "[]")) {
+			writeError(w, http.StatusMisdirectedRequest,
+				fmt.Sprintf("host %q is not loopback: a console without a token answers only to 127.0.0.1, [::1] and localhost", r.Host))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// securityHeaders keeps the page to its own resources.
+func securityHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("Referrer-Policy", "no-referrer")
+		h.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
+		next.ServeHTTP(w, r)
+	})
+}
+
+// recoverPanics answers a panicking handler with a JSON error (no stack
+// trace to the client) and logs it.
+func (c *Console) recoverPanics(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if p := recover(); p != nil {
+				if p == http.ErrAbortHandler {
+					panic(p)
+				}
+				c.log.Error("console handler panicked", "path", r.URL.Path, "panic", fmt.Sprint(p))
+				writeError(w, http.StatusInternalServerError, "internal error in the console; see the node's log")
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+// loopbackHost reports whether host (no port) is a loopback IP or
+// "localhost".
+func loopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// errorBody is the JSON of every error the console answers with.
+type errorBody struct {
+	Error  string `json:"error"`
+	Status int    `json:"status"`
+}
+
+func writeError(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, errorBody{Error: msg, Status: status})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := service.EncodeJSON(v)
+	if err != nil {
+		status = http.StatusInternalServerError
+		b, _ = service.EncodeJSON(errorBody{Error: "cannot encode the answer as JSON: " + err.Error(), Status: status})
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	w.Write(b)
+	io.WriteString(w, "\n")
+}

@@ -1,0 +1,164 @@
+package console
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/netsvc-go/netsvc/service"
+)
+
+// The HTTP gateway: POST /rpc/SERVICE/METHOD with a JSON array of
+// arguments calls the method of the service of that name (SPEC rule 13
+// picks one) and answers 200 with the result as JSON. A failure answers
+// with the status HTTPStatus gives its code and the failure as JSON:
+//
+//	{"code": 46, "description": "no such service", "origin": "netsvc",
+//	 "details": "no service named \"nope\"", "error": "...", "status": 404}
+//
+// The call's timeout is the query parameter timeout (a Go duration such
+// as 500ms or 2s; DefaultCallTimeout when absent, at most MaxCallTimeout).
+
+// Gateway timeouts.
+const (
+	DefaultCallTimeout = 10 * time.Second
+	MaxCallTimeout     = 5 * time.Minute
+)
+
+// OriginConsole is the origin of failures the gateway produces itself
+// (a body that is not a JSON array, a bad timeout).
+const OriginConsole = "netsvc-console"
+
+// FailureBody is the JSON of a failed gateway call.
+type FailureBody struct {
+	Code        service.Code `json:"code"`
+	Description string       `json:"description"`
+	Origin      string       `json:"origin"`
+	Details     string       `json:"details"`
+	Error       string       `json:"error"`
+	Status      int          `json:"status"`
+}
+
+// HTTPStatus is the HTTP status the gateway answers a failure code with.
+func HTTPStatus(code service.Code) int {
+	switch code {
+	case service.CodeNoSuchService, service.CodeNoSuchMethod:
+		return http.StatusNotFound
+	case service.CodeBadArguments:
+		return http.StatusBadRequest
+	case service.CodePayloadTooLarge:
+		return http.StatusRequestEntityTooLarge
+	case service.CodeTimedOut:
+		return http.StatusGatewayTimeout
+	case service.CodeOverloaded, service.CodeWithdrawn, service.CodeLinkLost, service.CodeShutdown, service.CodeCancelled:
+		return http.StatusServiceUnavailable
+	case service.CodeNotAuthorised:
+		return http.StatusForbidden
+	case service.CodeResponseDecoding, service.CodeResponseAborted:
+		return http.StatusBadGateway
+	}
+	// Handler errors, response encoding and application codes.
+	return http.StatusInternalServerError
+}
+
+// gateway serves /rpc/SERVICE/METHOD.
+func (c *Console) gateway(w http.ResponseWriter, r *http.Request) {
+	rest := strings.TrimPrefix(r.URL.EscapedPath(), "/rpc/")
+	i := strings.LastIndexByte(rest, '/')
+	if i <= 0 || i == len(rest)-1 {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("%s: want POST /rpc/SERVICE/METHOD with a JSON array of arguments", r.URL.Path))
+		return
+	}
+	name, err1 := pathUnescape(rest[:i])
+	method, err2 := pathUnescape(rest[i+1:])
+	if err := errors.Join(err1, err2); err != nil {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("%s: %v", r.URL.Path, err))
+		return
+	}
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", "POST")
+		writeError(w, http.StatusMethodNotAllowed,
+			fmt.Sprintf("%s %s: method not allowed: POST a JSON array of arguments, such as [6, 7]", r.Method, r.URL.Path))
+		return
+	}
+	rt := c.cfg.Node.Runtime()
+	timeout := DefaultCallTimeout
+	if s := r.URL.Query().Get("timeout"); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil || d <= 0 || d > MaxCallTimeout {
+			c.fail(w, &service.Failure{Code: service.CodeBadArguments, Description: service.CodeBadArguments.String(), Origin: OriginConsole,
+				Details: fmt.Sprintf("timeout %q: want a duration such as 500ms or 2s, at most %v", s, MaxCallTimeout)})
+			return
+		}
+		timeout = d
+	}
+	limit := int64(rt.MaxPayload())
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			c.fail(w, &service.Failure{Code: service.CodePayloadTooLarge, Description: service.CodePayloadTooLarge.String(), Origin: OriginConsole,
+				Details: fmt.Sprintf("the body is over the limit of %d bytes", limit)})
+			return
+		}
+		writeError(w, http.StatusBadRequest, "cannot read the body: "+err.Error())
+		return
+	}
+	args, err := service.ArgsFromJSON(body)
+	if err != nil {
+		c.fail(w, &service.Failure{Code: service.CodeBadArguments, Description: service.CodeBadArguments.String(), Origin: OriginConsole,
+			Details: "the body: " + err.Error()})
+		return
+	}
+	// The answer may take the whole timeout: keep the connection writable.
+	http.NewResponseController(w).SetWriteDeadline(time.Now().Add(timeout + writeTimeout))
+	ctx, cancel := context.WithTimeout(r.Context(), timeout)
+	defer cancel()
+	res, err := rt.Call(ctx, service.Name(name), method, args...)
+	if err != nil {
+		f := service.AsFailure(err)
+		if f.Code == service.CodeTimedOut && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			cp := *f
+			cp.Details = fmt.Sprintf("no answer from %s within %v", name, timeout)
+			f = &cp
+		}
+		c.fail(w, f)
+		return
+	}
+	out, err := service.PayloadJSON(res)
+	if err != nil {
+		c.fail(w, &service.Failure{Code: service.CodeResponseDecoding, Description: service.CodeResponseDecoding.String(), Origin: OriginConsole,
+			Details: "cannot turn the result into JSON: " + err.Error()})
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	w.Write(out)
+	io.WriteString(w, "\n")
+}
+
+// fail answers a failed call.
+func (c *Console) fail(w http.ResponseWriter, f *service.Failure) {
+	status := HTTPStatus(f.Code)
+	desc := f.Description
+	if desc == "" {
+		desc = f.Code.String()
+	}
+	c.log.Debug("gateway call failed", "code", int(f.Code), "error", f.Error())
+	writeJSON(w, status, FailureBody{Code: f.Code, Description: desc, Origin: f.Origin, Details: f.Details, Error: f.Error(), Status: status})
+}
+
+func pathUnescape(s string) (string, error) {
+	v, err := url.PathUnescape(s)
+	if err != nil {
+		return "", fmt.Errorf("bad escape in %q", s)
+	}
+	return v, nil
+}
