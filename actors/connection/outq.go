@@ -49,15 +49,16 @@ var (
 // unbounded and cannot drop the oldest report or refuse a request at the
 // sender; and encoding into one buffer here costs no allocation per frame.
 type outQueue struct {
-	mu      sync.Mutex
-	buf     []byte
-	frames  []frameMeta
-	live    int // bytes of frames not dropped
-	dead    int // bytes of dropped frames still in buf
-	scan    int // frames before this index hold no droppable report
-	closed  bool
-	writing bool // the writer goroutine or an inline sender owns the socket
-	wake    chan struct{}
+	mu       sync.Mutex
+	buf      []byte
+	frames   []frameMeta
+	live     int // bytes of frames not dropped
+	inflight int // bytes the writer goroutine is writing: memory too
+	dead     int // bytes of dropped frames still in buf
+	scan     int // frames before this index hold no droppable report
+	closed   bool
+	writing  bool // the writer goroutine or an inline sender owns the socket
+	wake     chan struct{}
 	// direct writes without blocking (nil when the link cannot, as with
 	// TLS); inline is the buffer of whoever writes inline.
 	direct          func([]byte) (int, error)
@@ -185,7 +186,7 @@ func (q *outQueue) push(frame []byte, class frameClass) error {
 // the drop policy applies to each.
 func (q *outQueue) pushSpan(span []byte, metas []frameMeta) (failed []spanError) {
 	q.mu.Lock()
-	if q.closed || q.live+len(span) > q.soft {
+	if q.closed || q.live+q.inflight+len(span) > q.soft {
 		q.mu.Unlock()
 		for i, m := range metas {
 			if err := q.push(span[m.off:m.off+m.n], m.class); err != nil {
@@ -251,7 +252,8 @@ func (q *outQueue) makeRoom(n int, class frameClass) error {
 	if q.closed {
 		return errQueueClosed
 	}
-	if q.live+n <= q.soft {
+	used := q.live + q.inflight
+	if used+n <= q.soft {
 		return nil
 	}
 	switch class {
@@ -259,14 +261,14 @@ func (q *outQueue) makeRoom(n int, class frameClass) error {
 		q.requestsRefused.Add(1)
 		return errOverloaded
 	case classReport:
-		q.dropOldestReports(q.live + n - q.soft)
-		if q.live+n > q.soft {
+		q.dropOldestReports(q.live + q.inflight + n - q.soft)
+		if q.live+q.inflight+n > q.soft {
 			q.reportsDropped.Add(1) // nothing older to drop: drop this one
 			return errOverloaded
 		}
 		return errDroppedOlder
 	}
-	if q.live+n > q.hard {
+	if used+n > q.hard {
 		return errHardLimit
 	}
 	return nil
@@ -334,6 +336,7 @@ func (q *outQueue) run(w io.Writer, onError func(error)) {
 		buf, frames, dead := q.buf, q.frames, q.dead
 		q.buf, q.frames = spare[:0], spareFrames[:0]
 		q.live, q.dead, q.scan = 0, 0, 0
+		q.inflight = len(buf) - dead
 		q.writing = true
 		q.mu.Unlock()
 
@@ -355,7 +358,7 @@ func (q *outQueue) run(w io.Writer, onError func(error)) {
 		}
 		q.queued.Add(-int64(len(buf) - dead))
 		q.mu.Lock()
-		q.writing = false
+		q.writing, q.inflight = false, 0
 		q.mu.Unlock()
 		if err != nil {
 			onError(err)
