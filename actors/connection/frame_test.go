@@ -557,7 +557,7 @@ func TestDecodeFrame(t *testing.T) {
 // check lets through to a local service, is refused there too rather
 // than read with the id cut to 32 bits.
 func TestDecodeFrameRejectsBadIDs(t *testing.T) {
-	t.Skip("BUG: DecodeFrame does not range-check service ids (DecodeEnvelope does) and envelopeRoute checks only the destination's: a request from 2/(2^32+5) reaches the service as from 2/5, so its answer goes to another service")
+
 	b := []byte{byte(service.KindRequest), 0}
 	b = binary.BigEndian.AppendUint64(b, 1)
 	b = binary.AppendUvarint(b, 1) // to: 1/1

@@ -268,6 +268,9 @@ func DecodeFrame(b []byte, e *service.Envelope) (rest []byte, err error) {
 	// A straight-line decoder: this runs once per envelope a service
 	// receives over a link.
 	e.Kind = service.Kind(body[0])
+	if !e.Kind.Valid() {
+		return nil, fmt.Errorf("bad envelope: unknown kind %d", e.Kind)
+	}
 	e.To.Process = service.ProcessID(binary.BigEndian.Uint64(body[2:]))
 	p := body[10:]
 	var v uint64
@@ -275,11 +278,17 @@ func DecodeFrame(b []byte, e *service.Envelope) (rest []byte, err error) {
 	if v, k = binary.Uvarint(p); k <= 0 || len(p) < k+8 {
 		return nil, errTruncated
 	}
+	if v > 1<<32-1 {
+		return nil, errBadID
+	}
 	e.To.ID = uint32(v)
 	e.From.Process = service.ProcessID(binary.BigEndian.Uint64(p[k:]))
 	p = p[k+8:]
 	if v, k = binary.Uvarint(p); k <= 0 {
 		return nil, errTruncated
+	}
+	if v > 1<<32-1 {
+		return nil, errBadID
 	}
 	e.From.ID = uint32(v)
 	p = p[k:]
@@ -307,6 +316,8 @@ func DecodeFrame(b []byte, e *service.Envelope) (rest []byte, err error) {
 	}
 	return b[n:], nil
 }
+
+var errBadID = errors.New("bad envelope: service id out of range")
 
 // unsafeString views b as a string without copying; b must never change.
 func unsafeString(b []byte) string {

@@ -47,6 +47,8 @@ type frameReader struct {
 	encTo            uint32
 	encStart, encEnd int
 
+	check service.Envelope // scratch for validating frames handed over encoded
+
 	// Responses for this process, delivered together after each read.
 	local []*service.Envelope
 	slots []service.Envelope
@@ -61,6 +63,11 @@ func (rd *frameReader) loop() error {
 	rd.buf = make([]byte, readBufSize)
 	start, end := 0, 0
 	for {
+		if !rd.handshaken && start < end {
+			if err := plausibleHello(rd.buf[start:end]); err != nil {
+				return err
+			}
+		}
 		for start < end {
 			kind, body, n, err := splitFrame(rd.buf[start:end], maxFrame)
 			if err != nil {
@@ -117,6 +124,43 @@ func (rd *frameReader) loop() error {
 			return err
 		}
 	}
+}
+
+// maxHello bounds the first frame: a hello is small.
+const maxHello = 64 << 10
+
+// plausibleHello checks the first bytes a peer sent, as soon as they
+// arrive, so a stray client (an HTTP request, an SSH banner) is turned
+// away at once instead of waiting for a frame it will never complete.
+func plausibleHello(b []byte) error {
+	length, n := binary.Uvarint(b)
+	switch {
+	case n < 0 || (n == 0 && len(b) >= binary.MaxVarintLen64):
+		return fmt.Errorf("not a netsvc peer: it starts with %q", prefix(b, 16))
+	case n == 0:
+		return nil // the length is not complete yet
+	case length == 0 || length > maxHello:
+		return fmt.Errorf("not a netsvc peer: its first frame would be %d bytes (it starts with %q)", length, prefix(b, 16))
+	}
+	rest := b[n:]
+	if len(rest) == 0 {
+		return nil
+	}
+	switch FrameKind(rest[0]) {
+	case FrameReject:
+		return nil
+	case FrameHello:
+	default:
+		return fmt.Errorf("not a netsvc peer: it starts with %q", prefix(b, 16))
+	}
+	got := rest[1:]
+	if len(got) > len(Magic) {
+		got = got[:len(Magic)]
+	}
+	if string(got) != string(Magic[:len(got)]) {
+		return fmt.Errorf("not a netsvc peer: bad magic %q", got)
+	}
+	return nil
 }
 
 // frameLength returns the full size of the frame at the front of b when
@@ -218,7 +262,12 @@ func (rd *frameReader) envelope(off int, frame, body []byte) error {
 	}
 	local := to.Process == c.rt.ProcessID()
 	if local && kind != service.KindResponse && kind != service.KindFailure {
-		// Handed over still encoded: the service's actor decodes it.
+		// Handed over still encoded, so check it whole now: bad input
+		// closes the link (SPEC rule 26) rather than reaching a service.
+		if _, err := DecodeFrame(frame, &rd.check); err != nil {
+			return err
+		}
+		rd.check = service.Envelope{}
 		if to.ID != rd.encTo || off != rd.encEnd || rd.encEnd == rd.encStart {
 			rd.flushEncoded()
 			rd.encTo, rd.encStart = to.ID, off

@@ -151,9 +151,6 @@ func TestStrayClientsRecognisedAtOnce(t *testing.T) {
 		"SSH banner":      []byte("SSH-2.0-OpenSSH_9.6\r\n"),
 	} {
 		t.Run(name, func(t *testing.T) {
-			if strings.HasPrefix(name, "short") || name == "SSH banner" {
-				t.Skip("BUG: the first frame's kind is checked only once the whole frame has arrived, so a stray client that sends less than its first byte announces (\"GET / HTTP/1.0\\r\\n\\r\\n\": 'G' announces 71 bytes) waits for the handshake timeout (5 s) instead of being recognised at once as frame.go's comment on Magic says")
-			}
 			r := dialRaw(t, x.Addr())
 			r.write(b)
 			r.readUntilClosed(time.Second)
@@ -259,7 +256,6 @@ func TestCorruptEnvelopeForService(t *testing.T) {
 	}
 	for name, bad := range cases {
 		t.Run(name, func(t *testing.T) {
-			t.Skip("BUG: an envelope for a local service is handed over still encoded once its header routes; the service's DecodeFrame then drops it (\"dropping undecodable batch\", with every envelope after it in the batch) or reads a source id over 32 bits cut to 32 bits, and the link stays up: bad input does not close it")
 			r := dialRaw(t, x.Addr())
 			r.handshake(connection.Hello{})
 			r.announce("raw", 1)
