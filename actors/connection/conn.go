@@ -76,9 +76,10 @@ type Conn struct {
 	framesIn, bytesIn atomic.Uint64
 	undecodable       atomic.Uint64
 
-	closeOnce  sync.Once
-	reason     atomic.Value  // string: why the link closed
-	writerDone chan struct{} // closed when the writer goroutine ends
+	closeOnce    sync.Once
+	readerExited chan struct{} // closed when the reader goroutine ends
+	reason       atomic.Value  // string: why the link closed
+	writerDone   chan struct{} // closed when the writer goroutine ends
 
 	// Failures returned on the hot path, made once (callers must not
 	// change them).
@@ -103,6 +104,9 @@ func StateName(s int) string {
 	}
 	return "closed"
 }
+
+// DuplicateLink opens the reason of a link closed by the duplicate rule.
+const DuplicateLink = "duplicate link"
 
 // PeerSynced tells the exchange the peer's link-up dump has arrived.
 type PeerSynced struct{ Conn *Conn }
@@ -134,7 +138,7 @@ func New(rt *service.Runtime, nc net.Conn, p Params) *Conn {
 	if p.Logger == nil {
 		p.Logger = rt.Logger()
 	}
-	c := &Conn{rt: rt, nc: nc, p: p, since: time.Now(), writerDone: make(chan struct{})}
+	c := &Conn{rt: rt, nc: nc, p: p, since: time.Now(), writerDone: make(chan struct{}), readerExited: make(chan struct{})}
 	c.q = newOutQueue(p.Config.QueueSoft, p.Config.QueueHard, p.Config.MaxFrame)
 	c.q.direct = directWriter(nc)
 	c.log = p.Logger.With("link", p.ID, "remote", nc.RemoteAddr().String())
@@ -378,6 +382,13 @@ func (a *connActor) close(ctx actor.Context, reason string, rejected, graceful b
 	c.flushControl(pending, frames)
 	c.failQueued(pending, frames)
 	c.nc.Close()
+	// The exchange withdraws what the link imported once it hears of the
+	// close: the reader must be done importing by then.
+	select {
+	case <-c.readerExited:
+	case <-time.After(drainTimeout):
+		c.log.Warn("link reader did not stop")
+	}
 	switch {
 	case wasActive:
 		c.log.Info("link down", "peer", c.Info().PeerNode, "reason", reason)

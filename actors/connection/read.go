@@ -13,8 +13,9 @@ import (
 // errRejected marks the peer refusing our hello, errRefused our refusing
 // the peer's: either way the two do not fit.
 var (
-	errRejected = errors.New("rejected by peer")
-	errRefused  = errors.New("refused peer")
+	errRejected   = errors.New("rejected by peer")
+	errRefused    = errors.New("refused peer")
+	errLinkClosed = errors.New("link closed")
 )
 
 // read is the reader goroutine: it decodes frames until the socket fails
@@ -24,6 +25,7 @@ var (
 func (c *Conn) read(root *actor.RootContext, self *actor.PID) {
 	rd := frameReader{c: c, interned: internTable{}}
 	err := rd.loop()
+	close(c.readerExited)
 	root.Send(self, &readerDone{err: err, rejected: errors.Is(err, errRejected) || errors.Is(err, errRefused)})
 }
 
@@ -189,6 +191,9 @@ func (rd *frameReader) frame(kind FrameKind, off int, frame, body []byte) error 
 		// Envelopes read before an announcement are handed on first: a
 		// withdrawal must not overtake the last reports of a publisher.
 		rd.flush()
+		if c.State() == StateClosed {
+			return errLinkClosed // imports past the close would outlive it
+		}
 		c.rt.Import(c, ch)
 	case FrameGroup:
 		ch, err := DecodeGroup(body)
@@ -196,6 +201,9 @@ func (rd *frameReader) frame(kind FrameKind, off int, frame, body []byte) error 
 			return err
 		}
 		rd.flush()
+		if c.State() == StateClosed {
+			return errLinkClosed
+		}
 		c.rt.Import(c, ch)
 	case FrameSynced:
 		// Through the connection actor, so the exchange hears it after

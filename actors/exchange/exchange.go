@@ -388,8 +388,12 @@ func (a *exchangeActor) Receive(ctx actor.Context) {
 	case *dialResult:
 		a.dialed(m)
 	case *retryTick:
-		if m.t.wanted && m.t.conn == nil && !m.t.dialling {
-			a.dial(m.t)
+		t := m.t
+		if t.waitFor != 0 && a.byPeer[t.waitFor] != nil {
+			break // linked over the peer's own connection meanwhile
+		}
+		if t.wanted && t.conn == nil && !t.dialling {
+			a.dial(t)
 		}
 	case *connection.Handshaked:
 		a.handshaked(m.Conn)
@@ -555,7 +559,7 @@ func (a *exchangeActor) handshaked(c *connection.Conn) {
 		if lt := a.conns[loser].target; lt != nil {
 			lt.waitFor = peer
 		}
-		loser.Shutdown(fmt.Sprintf("duplicate link: %s and %s are already linked over %s", a.x.rt.Node(), c.Peer().Node, winner.ID()))
+		loser.Shutdown(fmt.Sprintf("%s: %s and %s are already linked over %s", connection.DuplicateLink, a.x.rt.Node(), c.Peer().Node, winner.ID()))
 		if !keepNew {
 			return
 		}
@@ -629,12 +633,26 @@ func (a *exchangeActor) closed(m *connection.Closed) {
 	if m.WasActive {
 		a.unlinked(c, m.Reason)
 	}
+	// Whatever the link imported is withdrawn, whether it was ever
+	// activated or not: its reader may have imported announcements
+	// before the exchange closed it as a duplicate, or after a newer
+	// link replaced it. The connection's reader has stopped by now.
+	if c.Info().PeerProcess != 0 {
+		a.x.rt.LinkDown(c)
+	}
 	t := l.target
 	if t == nil || t.conn != c {
 		return
 	}
 	t.conn = nil
 	t.lastErr = m.Reason
+	duplicate := strings.Contains(m.Reason, connection.DuplicateLink)
+	if duplicate {
+		// The peer kept its own link to us: wait for it rather than
+		// redial into the same refusal. retryTick looks again, in case
+		// that link never comes up here.
+		t.waitFor = c.Info().PeerProcess
+	}
 	switch {
 	case m.Rejected:
 		t.rejected = true
@@ -642,7 +660,9 @@ func (a *exchangeActor) closed(m *connection.Closed) {
 	case t.waitFor != 0 && a.byPeer[t.waitFor] != nil:
 		// Linked over another connection: dial again only when it goes.
 	default:
-		t.waitFor = 0
+		if !duplicate {
+			t.waitFor = 0
+		}
 		a.retryLater(t)
 	}
 }

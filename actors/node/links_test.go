@@ -84,7 +84,6 @@ func TestMutualConnect(t *testing.T) {
 // dialler's target says "duplicate" and makes no more attempts (SPEC
 // rule 10).
 func TestMutualConnectNoChurn(t *testing.T) {
-	t.Skip("BUG: when the peer closes this side's freshly dialled link as the duplicate before this side has handled that link's handshake, the dialler sees only \"peer closed the link: duplicate link: …\", does not mark its target \"duplicate\", and redials every retry delay, each new connection closed again by the peer, until by chance it handles a handshake first; in about 1 run in 6 (-race) a side closes 2 to 4 duplicate links")
 	for i := 0; i < 10; i++ {
 		t.Run(fmt.Sprint("run", i), func(t *testing.T) {
 			a, b := startMutual(t)
@@ -131,7 +130,6 @@ func TestMutualConnectNoChurn(t *testing.T) {
 // routes to the other over the link that survived, so calls work both
 // ways (SPEC rule 10, and rule 23 for the surviving link).
 func TestMutualConnectRoutes(t *testing.T) {
-	t.Skip("BUG: after the duplicate rule replaces an established link, imports still in flight from the replaced link are applied after its LinkDown; the bindings and process route they recreate point at the closed link and are never withdrawn (its later Closed is ignored since byPeer names the survivor), so calls time out or fail with link lost; about 1 run in 5")
 	for i := 0; i < 10; i++ {
 		t.Run(fmt.Sprint("run", i), func(t *testing.T) {
 			a, b := startMutual(t)
@@ -304,7 +302,6 @@ func TestServerConnectRetries(t *testing.T) {
 // connection (dialled by the smaller process id) and closes the second.
 // The service must not stay in the registry routed over the closed one.
 func TestDuplicateLinkAnnouncementsDropped(t *testing.T) {
-	t.Skip("BUG: the reader imports announcements from any connection whose hello it accepted, before the exchange decides to activate it; when the exchange then closes it as a duplicate (or its handshake timer fires first, as seen under load), it was never active, so no LinkDown runs and the imported bindings and process route stay, pointing at the closed link: calls fail with link lost, and replies to that process are dropped so its calls time out")
 	ln := listen(t)
 	x := startNode(t, "x", serverX("", listen(t), ln.Addr().String()))
 	const peer = service.ProcessID(1<<64 - 1) // larger than any: x's dial survives
