@@ -46,7 +46,11 @@ type agentRef struct {
 	pid      *actor.PID
 	// interests is the agent's latest snapshot for the console.
 	interests atomic.Pointer[agentInterests]
-	done      chan struct{} // closed once the actor has stopped
+	// queued counts the bytes of envelopes in the mailbox; dropped and
+	// refused what the queue limit turned away.
+	queued           atomic.Int64
+	dropped, refused atomic.Uint64
+	done             chan struct{} // closed once the actor has stopped
 }
 
 // Agent is a running service: the handle its Setup and handlers use to
@@ -103,12 +107,10 @@ func (a *Agent) Receive(ctx actor.Context) {
 	a.ctx = ctx
 	switch m := ctx.Message().(type) {
 	case *Envelope:
+		a.ref.queued.Add(-int64(m.Size()))
 		a.handleEnvelope(m)
-	case *envelopeBatch:
-		for _, e := range m.es {
-			a.handleEnvelope(e)
-		}
 	case *EncodedBatch:
+		a.ref.queued.Add(-int64(len(m.Data)))
 		a.handleEncoded(m)
 	case *callDone:
 		a.finishCall(m)

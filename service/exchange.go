@@ -118,32 +118,12 @@ func (rt *Runtime) RouteTo(p ProcessID) Link { return rt.ix.routeTo(p) }
 // may cache RouteTo answers while it stays the same.
 func (rt *Runtime) RouteGeneration() uint64 { return rt.ix.gen.Load() }
 
-// DeliverBatch is Deliver for envelopes that arrived together: those for
-// the same local service reach its mailbox as one message.
+// DeliverBatch is Deliver for several envelopes that arrived together.
 func (rt *Runtime) DeliverBatch(es []*Envelope, from Link) {
-	start := 0
-	for i := 1; i <= len(es); i++ {
-		if i < len(es) && es[i].To == es[start].To && es[i].To.Process == rt.pid &&
-			es[i].Kind != KindResponse && es[i].Kind != KindFailure {
-			continue
-		}
-		if i-start == 1 || es[start].To.Process != rt.pid || es[start].Kind == KindResponse || es[start].Kind == KindFailure {
-			for _, e := range es[start:i] {
-				rt.route(e, from)
-			}
-		} else if ref := rt.ix.local(es[start].To.ID); ref != nil && !ref.hidden.Load() {
-			rt.sys.Root.Send(ref.pid, &envelopeBatch{es: es[start:i:i]})
-		} else {
-			for _, e := range es[start:i] {
-				rt.route(e, from)
-			}
-		}
-		start = i
+	for _, e := range es {
+		rt.route(e, from)
 	}
 }
-
-// envelopeBatch is several envelopes for one service, handled in order.
-type envelopeBatch struct{ es []*Envelope }
 
 // EncodedBatch is several envelopes for one local service, still in
 // their wire form: the service's actor decodes them one at a time into a
@@ -160,11 +140,20 @@ type EncodedBatch struct {
 // the caller then decodes and delivers one by one, so requests get their
 // failures. Batches hold requests, reports, subscriptions and messages,
 // never responses.
+//
+// It also reports false when the service is over its queue limit: one
+// by one, the envelopes then meet the limit's rules (reports dropped,
+// requests refused).
 func (rt *Runtime) DeliverEncoded(id uint32, b *EncodedBatch) bool {
 	ref := rt.ix.local(id)
 	if ref == nil || ref.hidden.Load() {
 		return false
 	}
+	n := int64(len(b.Data))
+	if ref.queued.Load()+n > int64(rt.cfg.ServiceQueueLimit) {
+		return false
+	}
+	ref.queued.Add(n)
 	rt.sys.Root.Send(ref.pid, b)
 	return true
 }

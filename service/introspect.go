@@ -120,6 +120,7 @@ type Stats struct {
 	Failures      map[Code]uint64 `json:"failures"`       // failures produced or received, by code
 	LateReplies   uint64          `json:"late_replies"`   // answers that came after the caller gave up
 	Undelivered   uint64          `json:"undelivered"`    // envelopes with nowhere to go
+	ServiceDrops  uint64          `json:"service_drops"`  // reports and messages dropped for slow services (ServiceQueueLimit)
 	LocalServices int             `json:"local_services"` // services of this process, hidden ones too
 	Bindings      int             `json:"bindings"`       // visible bindings, local and remote
 	Processes     int             `json:"processes"`      // other processes reachable
@@ -129,7 +130,8 @@ type Stats struct {
 // Stats returns the runtime's counters.
 func (rt *Runtime) Stats() Stats {
 	s := Stats{Requests: rt.stats.requests.Load(), LateReplies: rt.stats.lateReplies.Load(),
-		Undelivered: rt.stats.undelivered.Load(), Failures: map[Code]uint64{}, Pending: rt.pending.len()}
+		Undelivered: rt.stats.undelivered.Load(), ServiceDrops: rt.stats.droppedAtService.Load(),
+		Failures: map[Code]uint64{}, Pending: rt.pending.len()}
 	rt.stats.failures.Range(func(k, v any) bool {
 		s.Failures[k.(Code)] = v.(*atomic.Uint64).Load()
 		return true

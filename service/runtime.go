@@ -20,6 +20,9 @@ const (
 	DefaultCallTimeout = 30 * time.Second
 	DefaultMaxPayload  = 16<<20 - 4<<10 // fits the wire's default 16 MiB frame with room for headers
 	DefaultStopTimeout = 5 * time.Second
+	// DefaultServiceQueueLimit is 64 MiB: room for a burst of large
+	// payloads, a bound on a service that stopped keeping up.
+	DefaultServiceQueueLimit = 64 << 20
 )
 
 // Config configures a Runtime. The zero value works.
@@ -38,6 +41,10 @@ type Config struct {
 	MaxPayload int
 	// StopTimeout bounds how long Close and StopService wait for actors.
 	StopTimeout time.Duration
+	// ServiceQueueLimit bounds the bytes waiting in one service's
+	// mailbox: past it, reports and one-way messages to the service are
+	// dropped (counted) and requests refused with CodeOverloaded.
+	ServiceQueueLimit int
 	// ProcessID fixes the process id; random when zero. For tests.
 	ProcessID ProcessID
 }
@@ -71,10 +78,11 @@ type Runtime struct {
 
 // runtimeStats are counters the console and metrics read.
 type runtimeStats struct {
-	requests    atomic.Uint64 // requests sent
-	failures    sync.Map      // Code → *atomic.Uint64, failures produced or received
-	lateReplies atomic.Uint64 // answers that arrived after the caller gave up
-	undelivered atomic.Uint64 // envelopes with nowhere to go
+	requests         atomic.Uint64 // requests sent
+	failures         sync.Map      // Code → *atomic.Uint64, failures produced or received
+	lateReplies      atomic.Uint64 // answers that arrived after the caller gave up
+	undelivered      atomic.Uint64 // envelopes with nowhere to go
+	droppedAtService atomic.Uint64 // reports and messages a slow service had no room for
 }
 
 func (s *runtimeStats) countFailure(c Code) {
@@ -95,6 +103,9 @@ func NewRuntime(cfg Config) (*Runtime, error) {
 	}
 	if cfg.StopTimeout <= 0 {
 		cfg.StopTimeout = DefaultStopTimeout
+	}
+	if cfg.ServiceQueueLimit <= 0 {
+		cfg.ServiceQueueLimit = DefaultServiceQueueLimit
 	}
 	if cfg.Node == "" {
 		cfg.Node, _ = os.Hostname()
@@ -231,7 +242,7 @@ func (rt *Runtime) start(ctx context.Context, parent *actor.PID, parentCtx actor
 	ready := make(chan error, 1)
 	a := &Agent{rt: rt, ref: ref, svc: svc, ready: ready}
 	actorName := fmt.Sprintf("%s#%d", displayName(name), ref.id)
-	props := rt.props(KindService, name, func() actor.Actor { return a })
+	props := rt.trackedProps(KindService, name, func() actor.Actor { return a }, ref.detail)
 	// ref.pid is set by the agent itself as it starts (Agent.started),
 	// before anyone else can see the ref; writing it here too would race.
 	var pid *actor.PID
@@ -271,6 +282,13 @@ func displayName(name string) string {
 		return "anonymous"
 	}
 	return name
+}
+
+// detail is what the console shows of a service's actor: how far behind
+// it is and what its queue limit turned away.
+func (ref *agentRef) detail() map[string]any {
+	return map[string]any{"address": ref.addr.String(), "queued_bytes": ref.queued.Load(),
+		"dropped": ref.dropped.Load(), "refused": ref.refused.Load()}
 }
 
 // StopService stops a local service: it is withdrawn everywhere and its
@@ -379,7 +397,31 @@ func (rt *Runtime) deliverLocal(e *Envelope) {
 		rt.undeliverable(e, runtimeFailuref(CodeNoSuchService, "no service at %s", e.To))
 		return
 	}
+	if f := rt.post(ref, e); f != nil {
+		rt.undeliverable(e, f)
+	}
+}
+
+// post puts an envelope in a local service's mailbox, unless the service
+// is so far behind that what waits for it is over the queue limit: then a
+// report or one-way message is dropped (and counted), a request refused
+// with CodeOverloaded. That bounds the memory a slow service can make its
+// process hold, whoever sends to it (SPEC rule 25).
+func (rt *Runtime) post(ref *agentRef, e *Envelope) *Failure {
+	n := int64(e.Size())
+	if e.Kind != KindSubscribe && e.Kind != KindUnsubscribe && ref.queued.Load()+n > int64(rt.cfg.ServiceQueueLimit) {
+		switch e.Kind {
+		case KindReport, KindMessage:
+			ref.dropped.Add(1)
+			rt.stats.droppedAtService.Add(1)
+			return nil
+		}
+		ref.refused.Add(1)
+		return runtimeFailuref(CodeOverloaded, "%s is %d bytes behind, over its queue limit of %d", displayName(ref.name), ref.queued.Load(), rt.cfg.ServiceQueueLimit)
+	}
+	ref.queued.Add(n)
 	rt.sys.Root.Send(ref.pid, e)
+	return nil
 }
 
 // undeliverable answers a request that cannot go on with a failure, and
@@ -507,7 +549,10 @@ func (rt *Runtime) send(pc *pendingCall, from Address, r resolved, method string
 	rt.stats.requests.Add(1)
 	e := &Envelope{Kind: KindRequest, To: r.addr, From: from, Conv: pc.conv, Subject: method, ContentType: p.ContentType, Data: p.Data}
 	if r.local != nil {
-		rt.sys.Root.Send(r.local.pid, e)
+		if f := rt.post(r.local, e); f != nil {
+			rt.pending.take(pc.conv)
+			return f
+		}
 		return nil
 	}
 	if err := r.via.Send(e); err != nil {

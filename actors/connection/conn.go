@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -394,6 +395,10 @@ func (a *connActor) close(ctx actor.Context, reason string, rejected, graceful b
 		c.log.Info("link down", "peer", c.Info().PeerNode, "reason", reason)
 	case rejected:
 		c.log.Warn("link refused", "reason", reason)
+	case reason != "stopped" && reason != "peer closed the link" && !strings.HasPrefix(reason, DuplicateLink) &&
+		!strings.Contains(reason, " stopping"):
+		// Bad input or a silent peer before the handshake: worth seeing.
+		c.log.Warn("link closed before its handshake", "reason", reason)
 	default:
 		c.log.Debug("link closed", "reason", reason)
 	}

@@ -67,7 +67,7 @@ func TestBadInput(t *testing.T) {
 		reason string // in the node's log for this connection ("" for any)
 		when   string // when the node closes it
 	}{
-		{"garbage", func(r *rawPeer) { r.write([]byte{3, 0xde, 0xad, 0xbe, 0xef, 0xff, 0xff}) }, "expected a hello", atOnce},
+		{"garbage", func(r *rawPeer) { r.write([]byte{3, 0xde, 0xad, 0xbe, 0xef, 0xff, 0xff}) }, "not a netsvc peer", atOnce},
 		{"random bytes", func(r *rawPeer) { r.write(garbage) }, "", anyTime},
 		{"truncated frame then close", func(r *rawPeer) {
 			r.write(hello[:len(hello)/2])
@@ -75,8 +75,8 @@ func TestBadInput(t *testing.T) {
 		}, "", atOnce},
 		{"absurd length", func(r *rawPeer) {
 			r.write(append(binary.AppendUvarint(nil, 1<<40), byte(connection.FrameHello), 'N', 'S', 'V', 'C'))
-		}, "frame too large", atOnce},
-		{"overlong length prefix", func(r *rawPeer) { r.write(bytes.Repeat([]byte{0xff}, 12)) }, "malformed frame length", atOnce},
+		}, "not a netsvc peer: its first frame would be 1099511627776 bytes", atOnce},
+		{"overlong length prefix", func(r *rawPeer) { r.write(bytes.Repeat([]byte{0xff}, 12)) }, "not a netsvc peer", atOnce},
 		{"unknown frame kind after hello", func(r *rawPeer) {
 			r.handshake(connection.Hello{})
 			r.write([]byte{2, 0x7f, 0})
@@ -84,7 +84,7 @@ func TestBadInput(t *testing.T) {
 		{"envelope before hello", func(r *rawPeer) {
 			r.write(connection.AppendEnvelope(nil, &service.Envelope{Kind: service.KindRequest,
 				To: service.Address{Process: x.pid(), ID: 1}, From: service.Address{Process: 1}, Subject: "multiply"}))
-		}, "expected a hello", atOnce},
+		}, "not a netsvc peer", atOnce},
 		{"bad envelope after hello", func(r *rawPeer) {
 			r.handshake(connection.Hello{})
 			r.write([]byte{4, byte(connection.FrameEnvelope), 99, 0, 0})
@@ -94,8 +94,8 @@ func TestBadInput(t *testing.T) {
 			bad[2] = 'X' // after the one-byte length and the kind
 			r.write(bad)
 		}, "bad magic", atOnce},
-		{"HTTP GET", func(r *rawPeer) { r.write([]byte(get)) }, "expected a hello", atOnce},
-		{"TLS ClientHello", func(r *rawPeer) { r.write(clientHello(t)) }, "expected a hello", atOnce},
+		{"HTTP GET", func(r *rawPeer) { r.write([]byte(get)) }, `not a netsvc peer: it starts with \"GET`, atOnce},
+		{"TLS ClientHello", func(r *rawPeer) { r.write(clientHello(t)) }, "not a netsvc peer", atOnce},
 		{"silent", func(*rawPeer) {}, "no hello within", byTimeout},
 	}
 	for _, tc := range cases {

@@ -134,6 +134,12 @@ type proc struct {
 // configs without a retry delay get `retry`.
 func startNode(t testing.TB, name string, xs ...exchange.Config) *proc {
 	t.Helper()
+	return startNodeWith(t, name, service.Config{}, xs...)
+}
+
+// startNodeWith is startNode with runtime settings.
+func startNodeWith(t testing.TB, name string, rc service.Config, xs ...exchange.Config) *proc {
+	t.Helper()
 	logs := &logBuf{}
 	for i := range xs {
 		if xs[i].Retry == 0 {
@@ -141,7 +147,7 @@ func startNode(t testing.TB, name string, xs ...exchange.Config) *proc {
 		}
 	}
 	n, err := node.Start(context.Background(), node.Config{
-		Name: name, Exchanges: xs,
+		Name: name, Exchanges: xs, Runtime: rc,
 		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	})
 	if err != nil {

@@ -70,7 +70,7 @@ func TestNodeConsole(t *testing.T) {
 	// tree and services read it.
 	r := runCmd(context.Background(), "tree", "--console", url)
 	if r.code != 0 || !regexp.MustCompile(`(?m)^n1 \[node\] node `).MatchString(r.stdout) ||
-		!regexp.MustCompile(`(?m)^    math \[service\] services/math#\d+ address=\S+ audience=\* groups=\["web-services"\] `).MatchString(r.stdout) ||
+		!regexp.MustCompile(`(?m)^    math \[service\] services/math#\d+ address=\S+ audience=\* (\S+ )*groups=\["web-services"\] `).MatchString(r.stdout) ||
 		!regexp.MustCompile(`(?m)^  exchange \[exchange\] group="" `).MatchString(r.stdout) {
 		t.Errorf("tree:\n%v", r)
 	}
