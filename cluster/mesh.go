@@ -85,7 +85,7 @@ func (m *Mesh) MemberUp(mb Member) {
 		m.x.Dial(mb.Meta.Exchange)
 	}
 	if !known {
-		m.log.Info("cluster member up", "member", mb.Name, "exchange", mb.Meta.Exchange, "dial", m.self < p)
+		m.log.Debug("cluster member up", "member", mb.Name, "exchange", mb.Meta.Exchange, "dial", m.self < p)
 	}
 }
 
@@ -106,7 +106,7 @@ func (m *Mesh) MemberDown(mb Member, reason string) {
 	if p, err := service.ParseProcessID(mb.Meta.Process); err == nil {
 		m.x.Forget(p, "cluster member "+mb.Name+" "+reason)
 	}
-	m.log.Info("cluster member down", "member", mb.Name, "reason", reason)
+	m.log.Debug("cluster member down", "member", mb.Name, "reason", reason)
 }
 
 // Peers returns the same-group servers this node meshes with.

@@ -1,36 +1,93 @@
 package main
 
 import (
-	"context"
+	"fmt"
 	"io"
+	"net"
+	"sync/atomic"
+	"time"
 
 	"github.com/netsvc-go/netsvc/actors/node"
+	"github.com/netsvc-go/netsvc/cluster"
 )
 
-// startExtras starts what a server node runs beside its exchange: cluster
-// discovery (--gossip, --join, --gossip-key) and the console (--console,
-// --console-token). cfg has been validated: cfg.gossip and cfg.console
-// are "" when turned off, cfg.secretKey holds the decoded gossip key.
-// Lines for the person running the node (the console's URL) go to
-// stderr. stop is called once, before the node stops; it must not be nil
-// when err is nil.
-//
-// Cluster discovery is not wired in yet: the node runs with its static
-// --connect peers only.
-func startExtras(ctx context.Context, n *node.Node, cfg nodeFlags, stderr io.Writer) (stop func(), err error) {
-	_ = ctx
-
-	// CLUSTER: start the cluster here when cfg.gossip != "", and give the
-	// console its members: set members to a func returning them (any
-	// JSON-marshalable slice; the console shows and counts it). To show
-	// membership changes live, call the console's Publish("member", data).
+// startExtras starts what a server node runs beside its exchange: the
+// console (--console, --console-token) and cluster discovery (--gossip,
+// --join, --gossip-key, --gossip-preset). cfg has been validated:
+// cfg.gossip and cfg.console are "" when turned off, cfg.secretKey holds
+// the decoded gossip key. Lines for the person running the node go to
+// stderr. stop is called once, before the node stops: it leaves the
+// cluster first, so peers drop this node at once.
+func startExtras(n *node.Node, cfg nodeFlags, stderr io.Writer) (stop func(), err error) {
+	var mesh atomic.Pointer[cluster.Mesh]
 	var members func() any
-
-	stopConsole, _, err := startConsole(n, cfg, members, stderr)
+	if cfg.gossip != "" {
+		members = func() any {
+			if m := mesh.Load(); m != nil {
+				return m.Members()
+			}
+			return []cluster.Member{}
+		}
+	}
+	stopConsole, con, err := startConsole(n, cfg, members, stderr)
 	if err != nil {
 		return nil, err
 	}
+	if cfg.gossip == "" {
+		return stopConsole, nil
+	}
+	meta := cluster.Meta{Version: buildVersion(), Exchange: exchangeAdvertise(n.Addr(), cfg)}
+	if con != nil {
+		meta.Console = con.Addr()
+	}
+	m, err := cluster.StartMesh(n.Runtime(), n.Exchange(cfg.group), cluster.Config{
+		BindAddr:  cfg.gossip,
+		Advertise: cfg.gossipAdvertise,
+		Join:      cfg.join,
+		SecretKey: cfg.secretKey,
+		Preset:    cfg.preset,
+		Meta:      meta,
+		Logger:    n.Runtime().Logger(),
+	})
+	if err != nil {
+		stopConsole()
+		return nil, fmt.Errorf("gossip: %w", err)
+	}
+	mesh.Store(m)
+	fmt.Fprintf(stderr, "gossip on %s (preset %s)", m.Cluster().LocalAddr(), cfg.preset)
+	if len(cfg.join) > 0 {
+		fmt.Fprintf(stderr, ", joining %s", cfg.join.String())
+	}
+	fmt.Fprintln(stderr)
 	return func() {
+		if err := m.Leave(2 * time.Second); err != nil {
+			n.Runtime().Logger().Warn("leaving the cluster", "error", err)
+		}
 		stopConsole()
 	}, nil
+}
+
+// exchangeAdvertise is the exchange address gossiped to peers: --advertise
+// when given; otherwise the listen address, with an unspecified host
+// (0.0.0.0) replaced by the gossip host, which peers can reach.
+func exchangeAdvertise(listen string, cfg nodeFlags) string {
+	if cfg.advertise != "" {
+		return cfg.advertise
+	}
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return listen
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		g := cfg.gossipAdvertise
+		if g == "" {
+			g = cfg.gossip
+		}
+		if gh, _, err := net.SplitHostPort(g); err == nil {
+			if gip := net.ParseIP(gh); gip == nil || !gip.IsUnspecified() {
+				return net.JoinHostPort(gh, port)
+			}
+		}
+	}
+	return listen
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/netsvc-go/netsvc/actors/exchange"
 	"github.com/netsvc-go/netsvc/actors/node"
+	"github.com/netsvc-go/netsvc/cluster"
 )
 
 // nodeFlags is the configuration of "netsvc node".
@@ -29,10 +30,14 @@ type nodeFlags struct {
 	logLevel     string
 
 	// Cluster discovery: "" for gossip means off.
-	gossip    string
-	join      listFlag
-	gossipKey string // as given: base64 of 16, 24 or 32 bytes
-	secretKey []byte // decoded gossipKey
+	gossip          string
+	gossipAdvertise string
+	join            listFlag
+	gossipKey       string // as given: base64 of 16, 24 or 32 bytes
+	secretKey       []byte // decoded gossipKey
+	presetName      string
+	preset          cluster.Preset // parsed presetName
+	advertise       string         // the exchange address told to peers
 
 	// The console: "" means off.
 	console      string
@@ -81,6 +86,9 @@ func nodeCommand() *command {
 			fs.StringVar(&c.gossip, "gossip", defaultGossip, "gossip (cluster discovery) address `HOST:PORT`, or off")
 			fs.Var(&c.join, "join", "gossip seeds `HOST:PORT,...` (repeatable)")
 			fs.StringVar(&c.gossipKey, "gossip-key", "", "gossip encryption `KEY`: base64 of 16, 24 or 32 bytes")
+			fs.StringVar(&c.presetName, "gossip-preset", "lan", "failure-detector timings: lan (dead in ~5-8 s), local (~5 s) or fast (~1 s, loopback and tests only)")
+			fs.StringVar(&c.gossipAdvertise, "gossip-advertise", "", "gossip address `HOST:PORT` peers should use, when --gossip binds 0.0.0.0 or is behind NAT")
+			fs.StringVar(&c.advertise, "advertise", "", "exchange address `HOST:PORT` peers should dial, when --listen binds 0.0.0.0 or is behind NAT")
 			fs.StringVar(&c.console, "console", defaultConsole, "console (HTTP) address `HOST:PORT`, or off")
 			fs.StringVar(&c.consoleToken, "console-token", "", "`TOKEN` the console asks for; needed when it is not on loopback")
 			return c
@@ -118,6 +126,26 @@ func (c *nodeFlags) validate() error {
 	}
 	for _, p := range c.join {
 		if err := checkHostPort("--join", p); err != nil {
+			return err
+		}
+	}
+	switch strings.ToLower(c.presetName) {
+	case "lan":
+		c.preset = cluster.LAN
+	case "local":
+		c.preset = cluster.Local
+	case "fast":
+		c.preset = cluster.Fast
+	default:
+		return fmt.Errorf("--gossip-preset %q: want lan, local or fast", c.presetName)
+	}
+	if c.gossipAdvertise != "" {
+		if err := checkHostPort("--gossip-advertise", c.gossipAdvertise); err != nil {
+			return err
+		}
+	}
+	if c.advertise != "" {
+		if err := checkHostPort("--advertise", c.advertise); err != nil {
 			return err
 		}
 	}
@@ -159,6 +187,7 @@ func runNode(ctx context.Context, env *cmdEnv) int {
 	xc := node.Server(cfg.group, cfg.listen, cfg.connect...)
 	xc.Retry = cfg.retry
 	xc.Token = cfg.token
+	xc.Advertise = cfg.advertise
 	n, err := node.Start(ctx, node.Config{Name: cfg.name, Exchanges: []exchange.Config{xc}, Logger: log})
 	if err != nil {
 		return env.fail(err)
@@ -168,7 +197,7 @@ func runNode(ctx context.Context, env *cmdEnv) int {
 		"group", cfg.group, "connect", cfg.connect.String())
 
 	code := exitOK
-	stopExtras, err := startExtras(ctx, n, *cfg, env.stderr)
+	stopExtras, err := startExtras(n, *cfg, env.stderr)
 	if err != nil {
 		stopNode(n)
 		return env.fail(err)
