@@ -1,0 +1,96 @@
+// Command math-server is a client process hosting the service "math"
+// (OSE's "reply" demo): it links to an exchange server and exports
+// multiply(x, y) and add(x, y) to every process of the exchange network.
+//
+// The service has audience "*" (the default: exported through every
+// exchange endpoint of its process) and joins the service group
+// "web-services", so a watcher of that group, or an HTTP gateway serving
+// it, finds it too.
+//
+// Run an exchange server, then this, then a caller, each in a terminal:
+//
+//	go run ./examples/exchange --listen 127.0.0.1:11111
+//	go run ./examples/math-server --server 127.0.0.1:11111
+//	go run ./examples/math-client --server 127.0.0.1:11111
+//
+// The server may start in any order: the client endpoint redials it every
+// --retry until it answers, and again whenever the link drops.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/netsvc-go/netsvc/actors/exchange"
+	"github.com/netsvc-go/netsvc/actors/node"
+	"github.com/netsvc-go/netsvc/service"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "math-server:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	server := flag.String("server", "127.0.0.1:11111", "the exchange server `HOST:PORT` to link to")
+	group := flag.String("group", "", "the server's exchange `GROUP`")
+	retry := flag.Duration("retry", time.Second, "how soon to redial the server when it cannot be reached")
+	flag.Parse()
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	libLog := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+
+	// A client process: one client endpoint dialling the server.
+	// The server is dialled below, once the link watch is in place, so
+	// that the first link going up is not missed.
+	xc := node.Client(*group)
+	xc.Retry = *retry
+	n, err := node.Start(ctx, node.Config{Name: "math-server", Exchanges: []exchange.Config{xc}, Logger: libLog})
+	if err != nil {
+		return err
+	}
+	n.Exchange(*group).WatchLinks(func(ev exchange.LinkEvent) {
+		switch {
+		case ev.Synced || ctx.Err() != nil: // nothing to say; or stopping
+		case ev.Active:
+			log.Info("linked to the exchange server", "server", ev.Link.PeerAddress)
+		default:
+			log.Warn("link to the exchange server lost; redialling", "reason", ev.Reason)
+		}
+	})
+	n.Exchange(*group).Dial(*server)
+
+	// The service. Setup runs once inside the service's actor; every
+	// exported method then runs there too, one call at a time, so a
+	// service's own state needs no locks. Arguments and results are plain
+	// Go values, moved between processes by the codec (CBOR).
+	math := service.SetupFunc(func(a *service.Agent) error {
+		a.Export("multiply", func(x, y int) int { return x * y })
+		a.Export("add", func(x, y int) int { return x + y })
+		return nil
+	})
+	if _, err := n.Runtime().Start(ctx, "math", math,
+		service.Audience("*"), // the default, spelled out: visible to every process
+		service.Groups("web-services")); err != nil {
+		n.Stop(context.Background())
+		return err
+	}
+	log.Info("service math started", "methods", "multiply add", "server", *server)
+
+	<-ctx.Done()
+	stop()
+	log.Info("stopping")
+	stopCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return n.Stop(stopCtx) // withdraws math everywhere
+}
