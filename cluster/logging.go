@@ -56,7 +56,9 @@ func parseMemberlistLine(line string) (slog.Level, string) {
 		}
 	}
 	msg = strings.TrimPrefix(msg, "memberlist: ")
-	if level > slog.LevelDebug && strings.Contains(msg, vetoMarker) {
+	if level > slog.LevelDebug && (strings.Contains(msg, vetoMarker) || strings.Contains(msg, "use of closed network connection")) {
+		// Vetoes were logged once already; a closed connection is what a
+		// shutdown looks like to memberlist's background sends.
 		level = slog.LevelDebug
 	}
 	return level, msg

@@ -19,6 +19,7 @@ import (
 // sharing the gossip are not linked.
 type Mesh struct {
 	c     *Cluster
+	ev    Events // told of members too, after the mesh acted
 	x     *exchange.Exchange
 	self  service.ProcessID
 	group string
@@ -31,8 +32,10 @@ type Mesh struct {
 
 // StartMesh joins the gossip cluster for a node's server exchange. It
 // fills cfg.Meta with the node's process id, name, exchange address and
-// group; set cfg.Meta.Console and Version yourself.
-func StartMesh(rt *service.Runtime, x *exchange.Exchange, cfg Config) (*Mesh, error) {
+// group; set cfg.Meta.Console and Version yourself. ev, when not nil, is
+// told of every member change too (of every group), after the mesh acted
+// on it, under the rules of Events.
+func StartMesh(rt *service.Runtime, x *exchange.Exchange, cfg Config, ev Events) (*Mesh, error) {
 	cfg.Meta.Process = rt.ProcessID().String()
 	cfg.Meta.Node = rt.Node()
 	if cfg.Meta.Exchange == "" {
@@ -47,7 +50,7 @@ func StartMesh(rt *service.Runtime, x *exchange.Exchange, cfg Config) (*Mesh, er
 	if log == nil {
 		log = rt.Logger()
 	}
-	m := &Mesh{x: x, self: rt.ProcessID(), group: x.Group(), log: log,
+	m := &Mesh{x: x, ev: ev, self: rt.ProcessID(), group: x.Group(), log: log,
 		peers: map[string]Member{}, dialed: map[string]string{}}
 	c, err := Start(cfg, m)
 	if err != nil {
@@ -59,9 +62,12 @@ func StartMesh(rt *service.Runtime, x *exchange.Exchange, cfg Config) (*Mesh, er
 
 // MemberUp links to a same-group server, when this node is the one to dial.
 func (m *Mesh) MemberUp(mb Member) {
+	if m.ev != nil {
+		defer m.ev.MemberUp(mb)
+	}
 	meshed := mb.Meta.Role == RoleServer && mb.Meta.Group == m.group && mb.Meta.Exchange != ""
 	if !meshed {
-		m.MemberDown(mb, "no longer a server of group "+groupLabel(m.group))
+		m.memberDown(mb, "no longer a server of group "+groupLabel(m.group))
 		return
 	}
 	p, err := service.ParseProcessID(mb.Meta.Process)
@@ -91,6 +97,13 @@ func (m *Mesh) MemberUp(mb Member) {
 
 // MemberDown closes the link to a member that left or died, at once.
 func (m *Mesh) MemberDown(mb Member, reason string) {
+	m.memberDown(mb, reason)
+	if m.ev != nil {
+		m.ev.MemberDown(mb, reason)
+	}
+}
+
+func (m *Mesh) memberDown(mb Member, reason string) {
 	m.mu.Lock()
 	_, known := m.peers[mb.Name]
 	delete(m.peers, mb.Name)

@@ -37,7 +37,7 @@ func startMeshNode(t *testing.T, name, group string, seeds ...string) *meshNode 
 		t.Fatal(err)
 	}
 	m, err := cluster.StartMesh(n.Runtime(), n.Exchange(group), cluster.Config{
-		BindAddr: "127.0.0.1:0", Join: seeds, Preset: cluster.Fast})
+		BindAddr: "127.0.0.1:0", Join: seeds, Preset: cluster.Fast}, nil)
 	if err != nil {
 		n.Stop(ctx)
 		t.Fatal(err)

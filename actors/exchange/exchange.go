@@ -56,8 +56,12 @@ type Config struct {
 type LinkEvent struct {
 	Active bool
 	Synced bool
-	Link   service.LinkInfo
-	Reason string // why it went down
+	// Refused is set, with Active false, when a peer this exchange dials
+	// refused it (or it refused the peer: group, version or token): it
+	// will not retry until told to dial again.
+	Refused bool
+	Link    service.LinkInfo
+	Reason  string // why it went down
 }
 
 // LinkStatus describes one link for the console.
@@ -179,8 +183,9 @@ func (x *Exchange) Forget(p service.ProcessID, reason string) {
 	x.send(&forgetPeer{process: p, reason: reason})
 }
 
-// WatchLinks calls fn, from the exchange actor, for every link that goes
-// up or down from now on. fn must not block.
+// WatchLinks calls fn, from the exchange actor, for every link that is
+// up now and every link that goes up or down from now on. fn must not
+// block.
 //
 // The returned function ends the watch. On a stopped exchange it returns
 // at once and fn is never called.
@@ -418,6 +423,16 @@ func (a *exchangeActor) Receive(ctx actor.Context) {
 			a.observers = map[uint64]func(LinkEvent){}
 		}
 		a.observers[m.id] = m.fn
+		// Links already up are told first, so a watcher started after
+		// the exchange misses none.
+		for c, l := range a.conns {
+			if c.State() == connection.StateActive {
+				m.fn(LinkEvent{Active: true, Link: c.Info()})
+				if l.synced {
+					m.fn(LinkEvent{Active: true, Synced: true, Link: c.Info()})
+				}
+			}
+		}
 		close(m.done)
 	case *unwatchLinks:
 		delete(a.observers, m.id)
@@ -657,6 +672,7 @@ func (a *exchangeActor) closed(m *connection.Closed) {
 	case m.Rejected:
 		t.rejected = true
 		a.x.log.Error("peer refused this node; not retrying", "peer", t.addr, "reason", m.Reason)
+		a.notify(LinkEvent{Refused: true, Link: c.Info(), Reason: m.Reason})
 	case t.waitFor != 0 && a.byPeer[t.waitFor] != nil:
 		// Linked over another connection: dial again only when it goes.
 	default:

@@ -165,8 +165,9 @@ func TestMeshServerGoes(t *testing.T) {
 			}
 			for _, le := range []*linkEvents{links1, links3} {
 				waitFor(t, waitLong, func() error {
-					if got := le.upDown(x2.pid()); got != "down" {
-						return fmt.Errorf("link events for x2: %q, want \"down\"", got)
+					// A new watcher is first told of the links already up.
+					if got := le.upDown(x2.pid()); got != "up down" {
+						return fmt.Errorf("link events for x2: %q, want \"up down\"", got)
 					}
 					return nil
 				})

@@ -48,6 +48,18 @@ func startExtras(n *node.Node, cfg nodeFlags, stderr io.Writer) (stop func(), er
 		Preset:    cfg.preset,
 		Meta:      meta,
 		Logger:    n.Runtime().Logger(),
+	}, cluster.EventFuncs{
+		// The console's page shows members live.
+		Up: func(mb cluster.Member) {
+			if con != nil {
+				con.Publish("member", map[string]any{"state": "up", "member": mb})
+			}
+		},
+		Down: func(mb cluster.Member, reason string) {
+			if con != nil {
+				con.Publish("member", map[string]any{"state": "down", "reason": reason, "member": mb})
+			}
+		},
 	})
 	if err != nil {
 		stopConsole()

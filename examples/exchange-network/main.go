@@ -128,15 +128,22 @@ func run() error {
 
 	// Gossip discovery. The mesh gossips this server's exchange address
 	// and group, and dials each server of the same group it hears of (of
-	// each pair, the one with the smaller process id dials). It logs
-	// members coming and going on the logger given here.
+	// each pair, the one with the smaller process id dials). The
+	// EventFuncs are told of members coming and going, of every group.
 	var mesh *cluster.Mesh
 	if *gossip != "off" {
 		mesh, err = cluster.StartMesh(n.Runtime(), x, cluster.Config{
 			BindAddr: *gossip,
 			Join:     join,
 			Preset:   preset,
-			Logger:   log, // member up/down, joins; memberlist's own warnings
+			Logger:   log, // joins and memberlist's own warnings
+		}, cluster.EventFuncs{
+			Up: func(m cluster.Member) {
+				log.Info("cluster member up", "member", m.Meta.Node, "exchange", m.Meta.Exchange, "group", m.Meta.Group)
+			},
+			Down: func(m cluster.Member, reason string) {
+				log.Info("cluster member down", "member", m.Meta.Node, "reason", reason)
+			},
 		})
 		if err != nil {
 			n.Stop(context.Background())
