@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/netsvc-go/netsvc/cluster"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
@@ -273,6 +274,8 @@ func TestNodeFlagErrors(t *testing.T) {
 		{"node", "--gossip-key", "c2hvcnQ="},
 		{"node", "--console", "0.0.0.0:8080"},
 		{"node", "--gossip", "off", "--join", "127.0.0.1:7946"},
+		{"node", "--gossip-preset", "wan"},
+		{"node", "--advertise", "nowhere"},
 		{"node", "extra"},
 	} {
 		r := runCmd(context.Background(), args...)
@@ -280,12 +283,12 @@ func TestNodeFlagErrors(t *testing.T) {
 			t.Errorf("%v: %v", args, r)
 		}
 	}
-	// Valid extras are accepted (and not started yet).
+	// Valid extras are accepted.
 	cfg := nodeFlags{name: "x", listen: "127.0.0.1:0", retry: time.Second, demoInterval: time.Second, logLevel: "warn",
 		gossip: "127.0.0.1:7946", join: listFlag{"10.0.0.1:7946"}, gossipKey: "MDEyMzQ1Njc4OWFiY2RlZg==",
-		console: "0.0.0.0:8080", consoleToken: "secret"}
-	if err := cfg.validate(); err != nil || len(cfg.secretKey) != 16 {
-		t.Fatal(err)
+		console: "0.0.0.0:8080", consoleToken: "secret", presetName: "fast"}
+	if err := cfg.validate(); err != nil || len(cfg.secretKey) != 16 || cfg.preset != cluster.Fast {
+		t.Fatal(err, cfg.preset)
 	}
 }
 
