@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/netsvc-go/netsvc/service"
 )
@@ -63,6 +64,7 @@ type outQueue struct {
 	// TLS); inline is the buffer of whoever writes inline.
 	direct          func([]byte) (int, error)
 	inline          []byte
+	lastInline      int64 // nanotime of the last inline write
 	soft            int
 	hard            int
 	maxFrame        int
@@ -116,13 +118,32 @@ func (q *outQueue) pushEnvelope(e *service.Envelope) error {
 // itself, without waking the writer goroutine. On a quiet link that saves
 // a goroutine hand-off per frame, which is most of a hop's latency.
 // Under load the queue is rarely empty and frames batch as usual.
+//
+// A sender that wrote inline moments ago is in a burst: its next frames
+// go through the queue, so the writer goroutine batches them, rather than
+// costing a system call each.
 func (q *outQueue) idle() bool {
 	if q.direct == nil || q.writing || q.closed || len(q.buf) != 0 {
 		return false
 	}
+	now := nanotime()
+	if now-q.lastInline < inlineQuiet {
+		return false
+	}
+	q.lastInline = now
 	q.writing = true
 	return true
 }
+
+// inlineQuiet is how long a link must have been quiet for a sender to
+// write inline: longer than the gap between frames of a busy sender,
+// shorter than a request/reply round trip.
+const inlineQuiet = int64(30 * time.Microsecond)
+
+var clockStart = time.Now()
+
+// nanotime is a monotonic clock reading.
+func nanotime() int64 { return int64(time.Since(clockStart)) }
 
 // writeInline writes b without blocking, called unlocked after idle took
 // the socket; what the socket does not take goes to the front of the
