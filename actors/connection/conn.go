@@ -238,7 +238,7 @@ func (c *Conn) Stats() Stats {
 		FramesIn: c.framesIn.Load(), BytesIn: c.bytesIn.Load(),
 		FramesOut: c.q.framesOut.Load(), BytesOut: c.q.bytesOut.Load(),
 		ReportsDropped: c.q.reportsDropped.Load(), RequestsRefused: c.q.requestsRefused.Load(),
-		Queued: c.q.queued.Load(),
+		Queued: c.q.queuedBytes(),
 	}
 }
 

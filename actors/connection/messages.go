@@ -220,7 +220,12 @@ func bodySize(e *service.Envelope) int {
 
 // AppendEnvelope appends an envelope frame.
 func AppendEnvelope(b []byte, e *service.Envelope) []byte {
-	b = appendHeader(b, FrameEnvelope, bodySize(e))
+	return appendEnvelopeSized(b, e, bodySize(e))
+}
+
+// appendEnvelopeSized is AppendEnvelope with the body size known.
+func appendEnvelopeSized(b []byte, e *service.Envelope, body int) []byte {
+	b = appendHeader(b, FrameEnvelope, body)
 	b = append(b, byte(e.Kind), 0)
 	b = binary.BigEndian.AppendUint64(b, uint64(e.To.Process))
 	b = binary.AppendUvarint(b, uint64(e.To.ID))
@@ -275,7 +280,7 @@ func DecodeFrame(b []byte, e *service.Envelope) (rest []byte, err error) {
 	p := body[10:]
 	var v uint64
 	var k int
-	if v, k = binary.Uvarint(p); k <= 0 || len(p) < k+8 {
+	if v, k = uvarint(p); k <= 0 || len(p) < k+8 {
 		return nil, errTruncated
 	}
 	if v > 1<<32-1 {
@@ -284,7 +289,7 @@ func DecodeFrame(b []byte, e *service.Envelope) (rest []byte, err error) {
 	e.To.ID = uint32(v)
 	e.From.Process = service.ProcessID(binary.BigEndian.Uint64(p[k:]))
 	p = p[k+8:]
-	if v, k = binary.Uvarint(p); k <= 0 {
+	if v, k = uvarint(p); k <= 0 {
 		return nil, errTruncated
 	}
 	if v > 1<<32-1 {
@@ -292,17 +297,17 @@ func DecodeFrame(b []byte, e *service.Envelope) (rest []byte, err error) {
 	}
 	e.From.ID = uint32(v)
 	p = p[k:]
-	if e.Conv, k = binary.Uvarint(p); k <= 0 {
+	if e.Conv, k = uvarint(p); k <= 0 {
 		return nil, errTruncated
 	}
 	p = p[k:]
-	if e.Seq, k = binary.Uvarint(p); k <= 0 {
+	if e.Seq, k = uvarint(p); k <= 0 {
 		return nil, errTruncated
 	}
 	p = p[k:]
 	var s [3]string
 	for i := range s {
-		if v, k = binary.Uvarint(p); k <= 0 || v > uint64(len(p)-k) {
+		if v, k = uvarint(p); k <= 0 || v > uint64(len(p)-k) {
 			return nil, errTruncated
 		}
 		s[i] = unsafeString(p[k : k+int(v)])
@@ -315,6 +320,15 @@ func DecodeFrame(b []byte, e *service.Envelope) (rest []byte, err error) {
 		e.Data = p[:len(p):len(p)]
 	}
 	return b[n:], nil
+}
+
+// uvarint is binary.Uvarint with the one-byte case, by far the most
+// common in envelopes (small ids, short strings), first.
+func uvarint(p []byte) (uint64, int) {
+	if len(p) > 0 && p[0] < 0x80 {
+		return uint64(p[0]), 1
+	}
+	return binary.Uvarint(p)
 }
 
 var errBadID = errors.New("bad envelope: service id out of range")

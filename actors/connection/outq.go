@@ -72,7 +72,6 @@ type outQueue struct {
 	requestsRefused atomic.Uint64
 	framesOut       atomic.Uint64
 	bytesOut        atomic.Uint64
-	queued          atomic.Int64 // bytes waiting, for the console
 }
 
 func newOutQueue(soft, hard, maxFrame int) *outQueue {
@@ -91,7 +90,8 @@ func classOf(k service.Kind) frameClass {
 
 // pushEnvelope encodes e into the queue.
 func (q *outQueue) pushEnvelope(e *service.Envelope) error {
-	n := EnvelopeSize(e)
+	body := bodySize(e)
+	n := headerLen(body) + body
 	if n > q.maxFrame {
 		return service.Fail(service.CodePayloadTooLarge, service.CodePayloadTooLarge.String(),
 			"an envelope of "+itoa(n)+" bytes is over the link's frame limit of "+itoa(q.maxFrame))
@@ -103,12 +103,12 @@ func (q *outQueue) pushEnvelope(e *service.Envelope) error {
 		return err
 	}
 	if q.idle() {
-		b := AppendEnvelope(q.inline[:0], e)
+		b := appendEnvelopeSized(q.inline[:0], e, body)
 		q.writeInline(b)
 		return err
 	}
 	off := len(q.buf)
-	q.buf = AppendEnvelope(q.buf, e)
+	q.buf = appendEnvelopeSized(q.buf, e, body)
 	q.commit(off, classOf(e.Kind))
 	return err
 }
@@ -172,7 +172,6 @@ func (q *outQueue) writeInline(b []byte) {
 		q.frames = append([]frameMeta{{off: 0, n: len(rest), class: classControl}}, q.frames...)
 		q.buf = nb
 		q.live += len(rest)
-		q.queued.Add(int64(len(rest)))
 		q.scan = 0
 	}
 	_ = err // a failed socket fails the writer goroutine's next write too
@@ -227,13 +226,19 @@ func (q *outQueue) pushSpan(span []byte, metas []frameMeta) (failed []spanError)
 		q.frames = append(q.frames, m)
 	}
 	q.live += len(span)
-	q.queued.Add(int64(len(span)))
 	q.mu.Unlock()
 	select {
 	case q.wake <- struct{}{}:
 	default:
 	}
 	return nil
+}
+
+// queuedBytes returns the bytes waiting or being written, for the console.
+func (q *outQueue) queuedBytes() int64 {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return int64(q.live + q.inflight)
 }
 
 // spanError is a frame of a span that could not be queued.
@@ -260,7 +265,6 @@ func (q *outQueue) commit(off int, class frameClass) {
 	n := len(q.buf) - off
 	q.frames = append(q.frames, frameMeta{off: off, n: n, class: class})
 	q.live += n
-	q.queued.Add(int64(n))
 	q.mu.Unlock()
 	select {
 	case q.wake <- struct{}{}:
@@ -309,7 +313,6 @@ func (q *outQueue) dropOldestReports(need int) {
 		f.dropped = true
 		q.live -= f.n
 		q.dead += f.n
-		q.queued.Add(-int64(f.n))
 		need -= f.n
 		q.reportsDropped.Add(1)
 	}
@@ -377,7 +380,6 @@ func (q *outQueue) run(w io.Writer, onError func(error)) {
 			out := bufs // WriteTo consumes the slice it is called on
 			_, err = out.WriteTo(w)
 		}
-		q.queued.Add(-int64(len(buf) - dead))
 		q.mu.Lock()
 		q.writing, q.inflight = false, 0
 		q.mu.Unlock()
@@ -414,7 +416,6 @@ func (q *outQueue) close(flush bool) (pending []byte, frames []frameMeta) {
 	if !flush {
 		pending, frames = q.buf, q.frames
 		q.buf, q.frames, q.live, q.dead = nil, nil, 0, 0
-		q.queued.Store(0)
 	}
 	q.mu.Unlock()
 	select {

@@ -217,7 +217,7 @@ func TestOutQueueLimits(t *testing.T) {
 	}
 	// Once the peer reads again, the queue takes requests again.
 	w.open()
-	pollUntil(t, "the queue to drain", func() bool { return q.queued.Load() == 0 })
+	pollUntil(t, "the queue to drain", func() bool { return q.queuedBytes() == 0 })
 	if err := q.pushEnvelope(request(13)); err != nil {
 		t.Fatalf("request after draining: %v", err)
 	}

@@ -49,8 +49,6 @@ type frameReader struct {
 	encTo            uint32
 	encStart, encEnd int
 
-	check service.Envelope // scratch for validating frames handed over encoded
-
 	// Responses for this process, delivered together after each read.
 	local []*service.Envelope
 	slots []service.Envelope
@@ -64,6 +62,8 @@ func (rd *frameReader) loop() error {
 	maxFrame := c.p.Config.MaxFrame
 	rd.buf = make([]byte, readBufSize)
 	start, end := 0, 0
+	var frames uint64 // counted per read, not per frame
+	var bytes int
 	for {
 		if !rd.handshaken && start < end {
 			if err := plausibleHello(rd.buf[start:end]); err != nil {
@@ -81,13 +81,16 @@ func (rd *frameReader) loop() error {
 			frame := rd.buf[start : start+n]
 			off := start
 			start += n
-			c.framesIn.Add(1)
-			c.bytesIn.Add(uint64(n))
+			frames++
+			bytes += n
 			if err := rd.frame(kind, off, frame, body); err != nil {
 				rd.flush()
 				return err
 			}
 		}
+		c.framesIn.Add(frames)
+		c.bytesIn.Add(uint64(bytes))
+		frames, bytes = 0, 0
 		// Hand on what this read brought before the buffer moves.
 		rd.flush()
 		if start == end {
@@ -272,10 +275,10 @@ func (rd *frameReader) envelope(off int, frame, body []byte) error {
 	if local && kind != service.KindResponse && kind != service.KindFailure {
 		// Handed over still encoded, so check it whole now: bad input
 		// closes the link (SPEC rule 26) rather than reaching a service.
-		if _, err := DecodeFrame(frame, &rd.check); err != nil {
+		var check service.Envelope // on the stack: no write barriers
+		if _, err := DecodeFrame(frame, &check); err != nil {
 			return err
 		}
-		rd.check = service.Envelope{}
 		if to.ID != rd.encTo || off != rd.encEnd || rd.encEnd == rd.encStart {
 			rd.flushEncoded()
 			rd.encTo, rd.encStart = to.ID, off
