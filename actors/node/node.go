@@ -11,7 +11,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/netsvc-go/netsvc/actors/connection"
 	"github.com/netsvc-go/netsvc/actors/exchange"
 	"github.com/netsvc-go/netsvc/service"
 )
@@ -170,4 +169,3 @@ func (n *Node) stop(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-var _ = connection.Protocol
