@@ -168,4 +168,3 @@ func (n *Node) stop(ctx context.Context) error {
 	}
 	return errors.Join(errs...)
 }
-
