@@ -22,6 +22,7 @@ type Mesh struct {
 	ev    Events // told of members too, after the mesh acted
 	x     *exchange.Exchange
 	self  service.ProcessID
+	addr  string // this node's exchange address, as gossiped
 	group string
 	log   *slog.Logger
 
@@ -50,7 +51,7 @@ func StartMesh(rt *service.Runtime, x *exchange.Exchange, cfg Config, ev Events)
 	if log == nil {
 		log = rt.Logger()
 	}
-	m := &Mesh{x: x, ev: ev, self: rt.ProcessID(), group: x.Group(), log: log,
+	m := &Mesh{x: x, ev: ev, self: rt.ProcessID(), addr: cfg.Meta.Exchange, group: x.Group(), log: log,
 		peers: map[string]Member{}, dialed: map[string]string{}}
 	c, err := Start(cfg, m)
 	if err != nil {
@@ -68,6 +69,13 @@ func (m *Mesh) MemberUp(mb Member) {
 	meshed := mb.Meta.Role == RoleServer && mb.Meta.Group == m.group && mb.Meta.Exchange != ""
 	if !meshed {
 		m.memberDown(mb, "no longer a server of group "+groupLabel(m.group))
+		return
+	}
+	if mb.Meta.Exchange == m.addr {
+		// An earlier run of this node, killed and not yet declared dead:
+		// its address is this node's own now. Dialling it would only
+		// link this node to itself.
+		m.log.Debug("ignoring a member at this node's own exchange address", "member", mb.Name, "exchange", mb.Meta.Exchange)
 		return
 	}
 	p, err := service.ParseProcessID(mb.Meta.Process)
@@ -109,6 +117,15 @@ func (m *Mesh) memberDown(mb Member, reason string) {
 	delete(m.peers, mb.Name)
 	addr := m.dialed[mb.Name]
 	delete(m.dialed, mb.Name)
+	for _, other := range m.dialed {
+		if other == addr {
+			// A newer member has the address: the node restarted on
+			// the same port, and its MemberUp came first. Its dial
+			// target is the same; keep it.
+			addr = ""
+			break
+		}
+	}
 	m.mu.Unlock()
 	if !known {
 		return

@@ -89,8 +89,13 @@ func (a *Address) UnmarshalText(b []byte) error {
 // MarshalText makes a ProcessID a JSON string.
 func (p ProcessID) MarshalText() ([]byte, error) { return []byte(p.String()), nil }
 
-// UnmarshalText reads the form MarshalText writes.
+// UnmarshalText reads the form MarshalText writes, the zero id
+// included (a link still in its handshake has no peer process yet).
 func (p *ProcessID) UnmarshalText(b []byte) error {
+	if string(b) == ProcessID(0).String() {
+		*p = 0
+		return nil
+	}
 	v, err := ParseProcessID(string(b))
 	if err != nil {
 		return err

@@ -9,6 +9,7 @@ import (
 	"math"
 	"math/big"
 	"strconv"
+	"time"
 
 	"github.com/fxamacker/cbor/v2"
 )
@@ -25,7 +26,8 @@ import (
 // JSON-safe: maps with non-string keys get string keys, []byte stays
 // []byte (base64 in JSON, as encoding/json writes it), CBOR tags become
 // {"tag": N, "value": V}, and NaN and the infinities, which JSON cannot
-// hold, become the strings "NaN", "+Inf" and "-Inf".
+// hold, become the strings "NaN", "+Inf" and "-Inf"; so do times past
+// the years JSON's format has (0 to 9999), as RFC 3339 text.
 
 // ValueFromJSON reads one JSON text into a Go value the codec moves:
 // integral numbers as int64 (uint64 past int64's range), others as
@@ -214,6 +216,10 @@ func jsonSafe(v any) any {
 		return &v
 	case cbor.SimpleValue:
 		return map[string]any{"simple": uint8(v)}
+	case time.Time:
+		if y := v.Year(); y < 0 || y > 9999 {
+			return v.Format(time.RFC3339Nano) // encoding/json refuses such years
+		}
 	}
 	return v
 }

@@ -90,7 +90,7 @@ type index struct {
 	mu      sync.RWMutex
 	gen     atomic.Uint64 // bumped by every change, so readers may cache routes
 	byAddr  map[Address]*entry
-	byName  map[string][]*entry // best first; replaced, never changed in place
+	byName  map[string][]*entry // best first; read and changed under mu only
 	byGroup map[string]map[Address]*entry
 	locals  map[uint32]*agentRef // every local agent, hidden ones too
 	procs   map[ProcessID]*procEntry
@@ -150,14 +150,35 @@ func (ix *index) routeTo(p ProcessID) Link {
 	return ix.learned[p]
 }
 
-func (ix *index) sortName(name string) {
-	l := slices.Clone(ix.byName[name])
-	sort.SliceStable(l, func(i, j int) bool { return better(l[i], l[j]) })
-	if len(l) == 0 {
-		delete(ix.byName, name)
+// insertName puts e into the list of its name, at its place in the
+// order of rule 13 (a total order: seq tells any two entries apart). The
+// list changes in place: every reader holds mu, and keeps no list after
+// unlocking. A copy per change would cost a dump of N bindings of one
+// name O(N²) bytes.
+func (ix *index) insertName(e *entry) {
+	l := ix.byName[e.name]
+	i := sort.Search(len(l), func(i int) bool { return better(e, l[i]) })
+	ix.byName[e.name] = slices.Insert(l, i, e)
+}
+
+// removeName takes e out of the list of its name.
+func (ix *index) removeName(e *entry) {
+	l := ix.byName[e.name]
+	i := slices.Index(l, e)
+	if i < 0 {
 		return
 	}
-	ix.byName[name] = l
+	if len(l) == 1 {
+		delete(ix.byName, e.name)
+		return
+	}
+	ix.byName[e.name] = slices.Delete(l, i, i+1)
+}
+
+// replaceName moves e to its place after its route changed.
+func (ix *index) replaceName(e *entry) {
+	ix.removeName(e)
+	ix.insertName(e)
 }
 
 func sortSources(s []source) {
@@ -346,8 +367,7 @@ func (r *registry) removeLocal(ref *agentRef) {
 func (r *registry) add(e *entry, origin Link) {
 	r.ix.wlock()
 	r.ix.byAddr[e.addr] = e
-	r.ix.byName[e.name] = append(slices.Clone(r.ix.byName[e.name]), e)
-	r.ix.sortName(e.name)
+	r.ix.insertName(e)
 	for _, g := range e.groups {
 		r.groupIndex(g)[e.addr] = e
 	}
@@ -379,8 +399,7 @@ func (r *registry) remove(e *entry, code Code) {
 	b := e.binding()
 	origin := e.via()
 	delete(r.ix.byAddr, e.addr)
-	r.ix.byName[e.name] = slices.DeleteFunc(slices.Clone(r.ix.byName[e.name]), func(x *entry) bool { return x == e })
-	r.ix.sortName(e.name)
+	r.ix.removeName(e)
 	for _, g := range e.groups {
 		if m := r.ix.byGroup[g]; m != nil {
 			delete(m, e.addr)
@@ -661,7 +680,7 @@ func (r *registry) importBinding(link Link, b Binding) {
 		}
 		e.sources = append(e.sources, src)
 		sortSources(e.sources)
-		r.ix.sortName(e.name)
+		r.ix.replaceName(e)
 		r.ix.wunlock()
 		return
 	}
@@ -687,7 +706,7 @@ func (r *registry) dropSource(link Link, a Address) {
 	}
 	if len(e.sources) > 1 {
 		e.sources = slices.Delete(slices.Clone(e.sources), i, i+1)
-		r.ix.sortName(e.name)
+		r.ix.replaceName(e)
 		r.ix.wunlock()
 		return
 	}

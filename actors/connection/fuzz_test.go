@@ -199,3 +199,40 @@ func FuzzDecodeFrame(f *testing.F) {
 		}
 	})
 }
+
+// FuzzPlausibleHello checks the test of a peer's first bytes, made as
+// they arrive: it never panics, a real hello or reject frame is never
+// turned away however it is cut, and a verdict on some bytes never
+// changes when more arrive (a refusal stays one; what passes on more
+// bytes passed on fewer).
+func FuzzPlausibleHello(f *testing.F) {
+	f.Add([]byte{}, "node")
+	f.Add(AppendHello(nil, sampleHello()), "n")
+	f.Add(AppendReason(nil, FrameReject, "TLS required"), "")
+	f.Add([]byte("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03"), "tls") // a TLS ClientHello
+	f.Add([]byte("GET / HTTP/1.1\r\n"), "")
+	f.Add([]byte("SSH-2.0-OpenSSH_9.6\r\n"), "")
+	f.Add(bytes.Repeat([]byte{0x80}, 12), "")
+	f.Fuzz(func(t *testing.T, b []byte, node string) {
+		verdict := plausibleHello(b)
+		for i := range b {
+			if err := plausibleHello(b[:i]); err != nil && verdict == nil {
+				t.Fatalf("%q refused (%v), but %q, which follows on, passes", b[:i], err, b)
+			}
+		}
+		h := sampleHello()
+		h.Node = node
+		hello := AppendHello(nil, h)
+		if len(hello) > maxHello {
+			return
+		}
+		for i := 1; i <= len(hello); i++ {
+			if err := plausibleHello(hello[:i]); err != nil {
+				t.Fatalf("the first %d bytes of a hello from %q refused: %v", i, node, err)
+			}
+		}
+		if err := plausibleHello(append(hello, b...)); err != nil {
+			t.Fatalf("a hello followed by %q refused: %v", b, err)
+		}
+	})
+}

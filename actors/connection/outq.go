@@ -64,6 +64,7 @@ type outQueue struct {
 	// TLS); inline is the buffer of whoever writes inline.
 	direct          func([]byte) (int, error)
 	inline          []byte
+	inlineUsed      bool  // an inline write since the writer's last idle tick
 	lastInline      int64 // nanotime of the last inline write
 	soft            int
 	hard            int
@@ -72,6 +73,21 @@ type outQueue struct {
 	requestsRefused atomic.Uint64
 	framesOut       atomic.Uint64
 	bytesOut        atomic.Uint64
+}
+
+// A writer keeps its spare buffer and the frames list between batches,
+// and a sender the inline buffer, when they are this small; larger ones
+// only while they keep being used (see run).
+const (
+	spareKeep  = 64 << 10
+	framesKeep = 1024
+	inlineKeep = 4 << 10
+)
+
+// roomy reports, locked, whether the queue holds more room than an idle
+// link needs.
+func (q *outQueue) roomy() bool {
+	return cap(q.buf) > spareKeep || cap(q.frames) > framesKeep || cap(q.inline) > inlineKeep
 }
 
 func newOutQueue(soft, hard, maxFrame int) *outQueue {
@@ -149,7 +165,10 @@ func nanotime() int64 { return int64(time.Since(clockStart)) }
 // the socket; what the socket does not take goes to the front of the
 // queue for the writer goroutine.
 func (q *outQueue) writeInline(b []byte) {
-	q.inline = b
+	// Room grown past inlineKeep: wake the writer, which gives it back
+	// once the link is quiet (run).
+	roomy := cap(b) > inlineKeep && cap(q.inline) <= inlineKeep
+	q.inline, q.inlineUsed = b, true
 	q.mu.Unlock()
 	n, err := q.direct(b)
 	q.mu.Lock()
@@ -175,7 +194,7 @@ func (q *outQueue) writeInline(b []byte) {
 		q.scan = 0
 	}
 	_ = err // a failed socket fails the writer goroutine's next write too
-	wake := len(q.buf) > 0 || q.closed
+	wake := len(q.buf) > 0 || q.closed || roomy
 	q.mu.Unlock()
 	if wake {
 		select {
@@ -342,9 +361,54 @@ func (q *outQueue) run(w io.Writer, onError func(error)) {
 	var spare []byte
 	var spareFrames []frameMeta
 	var bufs net.Buffers
+	// Room a burst grew is given back once the link is quiet: while the
+	// writer or the queue holds more than the keep sizes above, a
+	// timer ticks every idleRelease, and at each tick what no batch since
+	// the previous one needed a quarter of is let go, and the inline
+	// buffer if no inline write used it. A busy link keeps its room
+	// (regrowing it every swap costs more); a link gone quiet or down to
+	// small batches holds little after a second or two.
+	idle := time.NewTimer(idleRelease)
+	idle.Stop()
+	defer idle.Stop()
+	var ticking, queueRoom bool
+	var peak, peakFrames int // the largest batch since the last tick
 	for {
-		<-q.wake
+		if !ticking && (cap(spare) > spareKeep || cap(spareFrames) > framesKeep || queueRoom) {
+			idle.Reset(idleRelease)
+			ticking, peak, peakFrames = true, 0, 0
+		}
+		if ticking {
+			select {
+			case <-q.wake:
+			case <-idle.C:
+				ticking = false
+				if cap(spare) > spareKeep && 4*peak < cap(spare) {
+					spare = nil
+				}
+				if cap(spareFrames) > framesKeep && 4*peakFrames < cap(spareFrames) {
+					spareFrames = nil
+				}
+				q.mu.Lock()
+				if len(q.buf) == 0 && cap(q.buf) > spareKeep && 4*peak < cap(q.buf) {
+					q.buf = nil
+				}
+				if len(q.frames) == 0 && cap(q.frames) > framesKeep && 4*peakFrames < cap(q.frames) {
+					q.frames = nil
+				}
+				if !q.writing && !q.inlineUsed && cap(q.inline) > inlineKeep {
+					q.inline = nil
+				}
+				q.inlineUsed = false
+				queueRoom = q.roomy()
+				q.mu.Unlock()
+				continue
+			}
+		} else {
+			<-q.wake
+		}
 		q.mu.Lock()
+		queueRoom = q.roomy()
 		if q.writing {
 			q.mu.Unlock() // an inline sender wakes us when it is done
 			continue
@@ -389,14 +453,16 @@ func (q *outQueue) run(w io.Writer, onError func(error)) {
 		}
 		q.framesOut.Add(uint64(count))
 		q.bytesOut.Add(uint64(len(buf) - dead))
-		// Keep the buffer for the next swap unless a burst past the
-		// limits made it huge; regrowing it every swap costs more.
+		peak, peakFrames = max(peak, len(buf)), max(peakFrames, len(frames))
+		// Keep the buffer for the next swap (the ticks above let go of
+		// room nobody uses), unless a burst past the limits made it huge.
 		if cap(buf) > 2*q.soft+q.maxFrame {
 			buf, frames = nil, nil
 		}
 		spare, spareFrames = buf, frames
 		q.mu.Lock()
 		more := len(q.buf) > 0 || q.closed
+		queueRoom = q.roomy()
 		q.mu.Unlock()
 		if more {
 			select {

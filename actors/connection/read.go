@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"net"
+	"os"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -25,8 +27,21 @@ var (
 func (c *Conn) read(root *actor.RootContext, self *actor.PID) {
 	rd := frameReader{c: c, interned: internTable{}}
 	err := rd.loop()
+	if !rd.handshaken && isTLSAlert(err) {
+		// With TLS 1.3 a server checks the client's certificate after the
+		// client's side of the handshake is done: its refusal arrives as
+		// an alert on the first read. Retrying will not help.
+		err = fmt.Errorf("%w: TLS handshake failed: %w", errRejected, err)
+	}
 	close(c.readerExited)
 	root.Send(self, &readerDone{err: err, rejected: errors.Is(err, errRejected) || errors.Is(err, errRefused)})
+}
+
+// isTLSAlert reports whether err is a TLS alert the peer sent ("remote
+// error: tls: bad certificate").
+func isTLSAlert(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "remote error"
 }
 
 type frameReader struct {
@@ -55,18 +70,41 @@ type frameReader struct {
 	data  []byte
 }
 
-const readBufSize = 256 << 10
+// The read buffer starts small and doubles, up to readBufMax, while
+// reads fill it (a burst: fewer, larger reads); it goes back to
+// readBufMin after quietReads reads in a row that would have fit that,
+// and when the link has been idle for idleRelease. An idle link then
+// holds readBufMin bytes for reading, not the room its busiest moment
+// needed; a frame larger than readBufMax gets a buffer of its own size,
+// given back once it is handled.
+const (
+	readBufMin  = 4 << 10
+	readBufMax  = 256 << 10
+	quietReads  = 64
+	idleRelease = time.Second
+)
 
 func (rd *frameReader) loop() error {
 	c := rd.c
 	maxFrame := c.p.Config.MaxFrame
-	rd.buf = make([]byte, readBufSize)
+	rd.buf = make([]byte, readBufMin)
 	start, end := 0, 0
 	var frames uint64 // counted per read, not per frame
 	var bytes int
+	var filled bool   // the last read took all the room there was
+	var quiet int     // reads in a row that readBufMin would have held
+	var armed bool    // an idle deadline is set
+	var armedAt int64 // when it was set
+	now := nanotime() // when the last read returned
+	canIdle := true   // until the connection turns a deadline down
 	for {
 		if !rd.handshaken && start < end {
 			if err := plausibleHello(rd.buf[start:end]); err != nil {
+				if errors.Is(err, errSpeaksTLS) {
+					// Tell it why, in the clear: its handshake then fails
+					// at once on a record that is not TLS.
+					_ = c.q.push(AppendReason(nil, FrameReject, err.Error()), classControl)
+				}
 				return err
 			}
 		}
@@ -95,16 +133,25 @@ func (rd *frameReader) loop() error {
 		rd.flush()
 		if start == end {
 			start, end = 0, 0
-			if len(rd.buf) > 4*readBufSize {
-				rd.buf = make([]byte, readBufSize) // give back what a big frame took
+			switch {
+			case filled && len(rd.buf) < readBufMax:
+				rd.buf = make([]byte, 2*len(rd.buf)) // a burst: read more at a time
+			case len(rd.buf) > 4*readBufMax:
+				rd.buf = make([]byte, readBufMax) // give back what a big frame took
+			case quiet >= quietReads && len(rd.buf) > readBufMin:
+				rd.buf = make([]byte, readBufMin) // light traffic: give the room back
 			}
 		}
 		if end == len(rd.buf) {
 			// A frame longer than the space left: move it to the front,
-			// and grow the buffer when it cannot fit at all.
+			// and grow the buffer when it cannot fit at all, or, in a
+			// burst, to read more at a time.
 			need := end - start + 1
 			if length, ok := frameLength(rd.buf[start:end]); ok {
 				need = length
+			}
+			if len(rd.buf) < readBufMax {
+				need = max(need, 2*len(rd.buf))
 			}
 			if start > 0 {
 				copy(rd.buf, rd.buf[start:end])
@@ -117,19 +164,66 @@ func (rd *frameReader) loop() error {
 				rd.buf = nb
 			}
 		}
+		// Holding more than an idle link needs: give it back if nothing
+		// arrives for idleRelease. The deadline is moved at most every
+		// idleRelease/2, so a busy link rarely touches it.
+		if canIdle && (len(rd.buf) > readBufMin || rd.data != nil || rd.slots != nil || rd.routes != nil) {
+			if !armed || now-armedAt > int64(idleRelease/2) {
+				// Set here, not up front: the call deepens the stack this
+				// goroutine keeps, which a link that never needs it
+				// should not pay for.
+				canIdle = c.nc.SetReadDeadline(time.Now().Add(idleRelease)) == nil
+				armed, armedAt = canIdle, now
+			}
+		} else if armed {
+			c.nc.SetReadDeadline(time.Time{})
+			armed = false
+		}
+		room := len(rd.buf) - end
 		n, err := c.nc.Read(rd.buf[end:])
+		filled = n == room
+		if n < readBufMin {
+			quiet++
+		} else {
+			quiet = 0
+		}
 		if n > 0 {
 			end += n
+			now = nanotime()
 			c.lastRx.Store(time.Now().UnixNano())
 		}
 		if err != nil {
 			if n > 0 {
 				continue // take the frames that came with the error first
 			}
+			if armed && errors.Is(err, os.ErrDeadlineExceeded) {
+				c.nc.SetReadDeadline(time.Time{})
+				armed = false
+				if start == end {
+					rd.idle()
+				}
+				continue
+			}
 			return err
 		}
 	}
 }
+
+// idle gives back what a quiet link does not need: a large read buffer,
+// the rest of the chunks envelopes are decoded into (envelopes still in
+// use keep their own chunk), the cached routes.
+func (rd *frameReader) idle() {
+	if len(rd.buf) > readBufMin {
+		rd.buf = make([]byte, readBufMin)
+	}
+	rd.data, rd.slots, rd.routes = nil, nil, nil
+	rd.relayMetas = nil
+}
+
+// A TLS client starts with a handshake record: type 22, version 3.x.
+const tlsHandshakeRecord = 22
+
+var errSpeaksTLS = errors.New("not a netsvc peer in the clear: it speaks TLS, and this endpoint has TLS off")
 
 // maxHello bounds the first frame: a hello is small.
 const maxHello = 64 << 10
@@ -138,6 +232,9 @@ const maxHello = 64 << 10
 // arrive, so a stray client (an HTTP request, an SSH banner) is turned
 // away at once instead of waiting for a frame it will never complete.
 func plausibleHello(b []byte) error {
+	if len(b) >= 2 && b[0] == tlsHandshakeRecord && b[1] == 3 {
+		return errSpeaksTLS
+	}
 	length, n := binary.Uvarint(b)
 	switch {
 	case n < 0 || (n == 0 && len(b) >= binary.MaxVarintLen64):

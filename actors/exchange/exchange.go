@@ -44,7 +44,11 @@ type Config struct {
 	// Admit, when set, decides per remote address whether to accept a
 	// connection (SPEC rule 33); an error refuses it with that reason.
 	Admit func(remote net.Addr) error
-	// ServerTLS and ClientTLS turn on TLS for accepted and dialled links.
+	// ServerTLS and ClientTLS turn on TLS for accepted and dialled links
+	// (TLSFiles.Load builds both from PEM files). A dialled link checks
+	// the peer's certificate names the host dialled, unless
+	// ClientTLS.ServerName is set. A handshake that fails on a
+	// certificate, or with a peer that does not speak TLS, is not retried.
 	ServerTLS, ClientTLS *tls.Config
 	Link                 connection.Config
 	Logger               *slog.Logger
@@ -57,7 +61,8 @@ type LinkEvent struct {
 	Active bool
 	Synced bool
 	// Refused is set, with Active false, when a peer this exchange dials
-	// refused it (or it refused the peer: group, version or token): it
+	// refused it (or it refused the peer: group, version or token; or
+	// TLS failed on a certificate, or one side does not speak TLS): it
 	// will not retry until told to dial again.
 	Refused bool
 	Link    service.LinkInfo
@@ -271,17 +276,36 @@ func (x *Exchange) accept() {
 			time.Sleep(50 * time.Millisecond) // e.g. out of file descriptors: do not spin
 			continue
 		}
-		if x.cfg.Admit != nil {
-			if err := x.cfg.Admit(nc.RemoteAddr()); err != nil {
-				x.log.Warn("connection refused by admission", "remote", nc.RemoteAddr().String(), "reason", err)
-				nc.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
-				nc.Write(connection.AppendReason(nil, connection.FrameReject, "not admitted: "+err.Error()))
-				nc.Close()
-				continue
-			}
+		if tc, ok := nc.(*tls.Conn); ok {
+			// The handshake, in its own goroutine, before admission, so
+			// a refusal reaches the peer over TLS.
+			go func() {
+				if x.handshakeTLS(tc) {
+					x.admit(nc)
+				}
+			}()
+			continue
 		}
-		x.send(&accepted{nc: nc})
+		x.admit(nc)
 	}
+}
+
+// admit hands an accepted connection to the actor, unless Admit refuses it.
+func (x *Exchange) admit(nc net.Conn) {
+	if x.cfg.Admit != nil {
+		if err := x.cfg.Admit(nc.RemoteAddr()); err != nil {
+			x.log.Warn("connection refused by admission", "remote", nc.RemoteAddr().String(), "reason", err)
+			nc.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+			nc.Write(connection.AppendReason(nil, connection.FrameReject, "not admitted: "+err.Error()))
+			nc.Close()
+			return
+		}
+	}
+	if x.stopped.Load() {
+		nc.Close()
+		return
+	}
+	x.send(&accepted{nc: nc})
 }
 
 // check validates a peer's hello (run by the link's reader).
@@ -334,9 +358,10 @@ type (
 	dialTarget   struct{ addr string }
 	undialTarget struct{ addr string }
 	dialResult   struct {
-		t   *target
-		nc  net.Conn
-		err error
+		t         *target
+		nc        net.Conn
+		err       error
+		permanent bool // retrying cannot help (TLS: a certificate does not verify)
 	}
 	retryTick  struct{ t *target }
 	forgetPeer struct {
@@ -511,23 +536,26 @@ func (a *exchangeActor) dial(t *target) {
 	go func() {
 		d := net.Dialer{Timeout: timeout}
 		nc, err := d.Dial("tcp", t.addr)
+		permanent := false
 		if err == nil && x.cfg.ClientTLS != nil {
-			tc := tls.Client(nc, x.cfg.ClientTLS)
-			tc.SetDeadline(time.Now().Add(timeout))
-			if err = tc.Handshake(); err != nil {
-				nc.Close()
-			} else {
-				tc.SetDeadline(time.Time{})
+			var tc *tls.Conn
+			if tc, permanent, err = tlsDial(nc, x.cfg.ClientTLS, t.addr, timeout); err == nil {
 				nc = tc
 			}
 		}
-		root.Send(self, &dialResult{t: t, nc: nc, err: err})
+		root.Send(self, &dialResult{t: t, nc: nc, err: err, permanent: permanent})
 	}()
 }
 
 func (a *exchangeActor) dialed(m *dialResult) {
 	t := m.t
 	t.dialling = false
+	if m.err != nil && m.permanent {
+		t.lastErr, t.rejected = m.err.Error(), true
+		a.x.log.Error("cannot link to peer; not retrying", "peer", t.addr, "reason", m.err)
+		a.notify(LinkEvent{Refused: true, Link: service.LinkInfo{ExchangeGroup: a.x.cfg.Group, LocalRole: a.x.cfg.Role, PeerAddress: t.addr}, Reason: m.err.Error()})
+		return
+	}
 	if m.err != nil {
 		if t.lastErr != m.err.Error() {
 			a.x.log.Info("cannot reach peer; will retry", "peer", t.addr, "retry", a.x.cfg.Retry, "error", m.err)

@@ -19,6 +19,7 @@ type clientFlags struct {
 	group   string
 	token   string
 	timeout time.Duration
+	tls     tlsFlags // --tls-ca, --tls-cert, --tls-key, --tls-server-name
 }
 
 func (c *clientFlags) register(fs *flag.FlagSet, timeoutUsage string) {
@@ -26,6 +27,7 @@ func (c *clientFlags) register(fs *flag.FlagSet, timeoutUsage string) {
 	fs.StringVar(&c.group, "group", "", "the exchange `GROUP` of the node (\"\" is the default group)")
 	fs.StringVar(&c.token, "token", "", "the node's auth `TOKEN`, when it asks for one")
 	fs.DurationVar(&c.timeout, "timeout", 10*time.Second, timeoutUsage)
+	c.tls.register(fs, true)
 }
 
 func (c *clientFlags) validate() error {
@@ -35,7 +37,7 @@ func (c *clientFlags) validate() error {
 	if c.timeout <= 0 {
 		return fmt.Errorf("--timeout must be positive, got %v", c.timeout)
 	}
-	return nil
+	return c.tls.validate(true)
 }
 
 // clientRetry is how soon a client command redials its node after the
@@ -50,6 +52,10 @@ func startClient(ctx context.Context, cmd string, cf *clientFlags) (*node.Node, 
 	xc := node.Client(cf.group, cf.server)
 	xc.Retry = clientRetry
 	xc.Token = cf.token
+	var err error
+	if _, xc.ClientTLS, err = cf.tls.load(); err != nil {
+		return nil, err
+	}
 	n, err := node.Start(ctx, node.Config{
 		Name:      fmt.Sprintf("netsvc-%s@%s/%d", cmd, host, os.Getpid()),
 		Exchanges: []exchange.Config{xc},
@@ -106,8 +112,14 @@ func waitLinked(ctx context.Context, n *node.Node, server string, timeout time.D
 func refused(n *node.Node) error {
 	for _, x := range n.Exchanges() {
 		for _, t := range x.Targets() {
+			if t.State == "rejected" && strings.HasPrefix(t.LastErr, "TLS ") {
+				return fmt.Errorf("cannot link to %s: %s", t.Address, t.LastErr) // failed here, as the dialler
+			}
 			if t.State == "rejected" {
-				return fmt.Errorf("%s refused the link: %s", t.Address, strings.TrimPrefix(t.LastErr, "rejected by peer: "))
+				// Either side may find the mismatch first (a wrong token,
+				// another group): the same words either way.
+				reason := strings.TrimPrefix(strings.TrimPrefix(t.LastErr, "rejected by peer: "), refusedPrefix)
+				return fmt.Errorf("%s refused the link: %s", t.Address, reason)
 			}
 			if reason, ok := strings.CutPrefix(t.LastErr, refusedPrefix); ok {
 				return fmt.Errorf("cannot link to %s: %s", t.Address, reason)

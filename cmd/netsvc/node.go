@@ -29,6 +29,8 @@ type nodeFlags struct {
 	demoInterval time.Duration
 	logLevel     string
 
+	handshakeTimeout time.Duration // expert: how long a new connection has to say hello (0: the link's default)
+
 	// Cluster discovery: "" for gossip means off.
 	gossip          string
 	gossipAdvertise string
@@ -42,6 +44,8 @@ type nodeFlags struct {
 	// The console: "" means off.
 	console      string
 	consoleToken string
+
+	tls tlsFlags // --tls-cert, --tls-key, --tls-ca
 
 	level slog.Level // parsed logLevel
 }
@@ -91,6 +95,8 @@ func nodeCommand() *command {
 			fs.StringVar(&c.advertise, "advertise", "", "exchange address `HOST:PORT` peers should dial, when --listen binds 0.0.0.0 or is behind NAT")
 			fs.StringVar(&c.console, "console", defaultConsole, "console (HTTP) address `HOST:PORT`, or off")
 			fs.StringVar(&c.consoleToken, "console-token", "", "`TOKEN` the console asks for; needed when it is not on loopback")
+			c.tls.register(fs, false)
+			fs.DurationVar(&c.handshakeTimeout, "handshake-timeout", 0, "expert: close a connection that has not said hello within this `DURATION` (0: 5s)")
 			return c
 		},
 		run: runNode,
@@ -112,6 +118,12 @@ func (c *nodeFlags) validate() error {
 	}
 	if c.retry <= 0 {
 		return fmt.Errorf("--retry must be positive, got %v", c.retry)
+	}
+	if err := c.tls.validate(false); err != nil {
+		return err
+	}
+	if c.handshakeTimeout < 0 {
+		return fmt.Errorf("--handshake-timeout must not be negative, got %v", c.handshakeTimeout)
 	}
 	if c.demoInterval <= 0 {
 		return fmt.Errorf("--demo-interval must be positive, got %v", c.demoInterval)
@@ -188,6 +200,11 @@ func runNode(ctx context.Context, env *cmdEnv) int {
 	xc.Retry = cfg.retry
 	xc.Token = cfg.token
 	xc.Advertise = cfg.advertise
+	xc.Link.HandshakeTimeout = cfg.handshakeTimeout
+	var err error
+	if xc.ServerTLS, xc.ClientTLS, err = cfg.tls.load(); err != nil {
+		return env.fail(err)
+	}
 	n, err := node.Start(ctx, node.Config{Name: cfg.name, Exchanges: []exchange.Config{xc}, Logger: log})
 	if err != nil {
 		return env.fail(err)

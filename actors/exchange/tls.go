@@ -1,0 +1,165 @@
+package exchange
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"time"
+
+	"github.com/netsvc-go/netsvc/actors/connection"
+)
+
+// TLSFiles names the PEM files of an endpoint's TLS setup; Load turns
+// them into Config.ServerTLS and Config.ClientTLS.
+//
+// A server node sets all three: it serves TLS with CertFile, presents the
+// same certificate when it dials peers (so the certificate needs both the
+// server and the client extended key usage, or none), and verifies peers
+// against CAFile, both ways: with a CA, the listener requires a client
+// certificate signed by it (mutual TLS). A client sets CAFile to verify
+// its server, and CertFile and KeyFile when the server asks for a client
+// certificate.
+//
+// The dialler verifies the peer's certificate for the host it dials (an
+// IP address needs an IP SAN) unless ClientTLS.ServerName is set.
+type TLSFiles struct {
+	CertFile, KeyFile string // the endpoint's certificate chain and private key
+	CAFile            string // the CAs peers' certificates are verified against ("": the system's)
+}
+
+// Load reads the files. server is nil without a certificate; client is
+// nil when neither a certificate nor a CA is given (plain TCP). Both
+// require TLS 1.2 or later.
+func (f TLSFiles) Load() (server, client *tls.Config, err error) {
+	if (f.CertFile == "") != (f.KeyFile == "") {
+		return nil, nil, errors.New("TLS: a certificate needs its key and a key its certificate")
+	}
+	var certs []tls.Certificate
+	if f.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(f.CertFile, f.KeyFile)
+		if err != nil {
+			return nil, nil, fmt.Errorf("TLS: cannot load certificate %s with key %s: %w", f.CertFile, f.KeyFile, err)
+		}
+		certs = []tls.Certificate{cert}
+	}
+	var pool *x509.CertPool
+	if f.CAFile != "" {
+		pem, err := os.ReadFile(f.CAFile)
+		if err != nil {
+			return nil, nil, fmt.Errorf("TLS: cannot read CA file: %w", err)
+		}
+		pool = x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, nil, fmt.Errorf("TLS: CA file %s holds no PEM certificate", f.CAFile)
+		}
+	}
+	if certs != nil {
+		server = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: certs}
+		if pool != nil {
+			server.ClientCAs, server.ClientAuth = pool, tls.RequireAndVerifyClientCert
+		}
+	}
+	if certs != nil || pool != nil {
+		client = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: certs, RootCAs: pool}
+	}
+	return server, client, nil
+}
+
+// tlsDial runs the client side of the TLS handshake on a dialled
+// connection. permanent is set when retrying cannot help until someone
+// changes a certificate or a configuration: the peer's certificate does
+// not verify, the peer refused this side's, or the peer does not speak
+// TLS at all.
+func tlsDial(nc net.Conn, cfg *tls.Config, addr string, timeout time.Duration) (tc *tls.Conn, permanent bool, err error) {
+	if cfg.ServerName == "" {
+		// As tls.Dial does: verify the certificate for the host dialled.
+		host, _, splitErr := net.SplitHostPort(addr)
+		if splitErr != nil {
+			host = addr
+		}
+		cfg = cfg.Clone()
+		cfg.ServerName = host
+	}
+	tc = tls.Client(nc, cfg)
+	tc.SetDeadline(time.Now().Add(timeout))
+	if err = tc.Handshake(); err != nil {
+		nc.Close()
+		permanent, reason := tlsFailure(err)
+		return nil, permanent, errors.New("TLS handshake failed: " + reason)
+	}
+	tc.SetDeadline(time.Time{})
+	return tc, false, nil
+}
+
+// tlsFailure explains a failed handshake and says whether retrying can
+// help.
+func tlsFailure(err error) (permanent bool, reason string) {
+	var verify *tls.CertificateVerificationError
+	var header tls.RecordHeaderError
+	var op *net.OpError
+	switch {
+	case errors.As(err, &verify):
+		return true, err.Error()
+	case errors.As(err, &header):
+		return true, "the peer does not speak TLS (" + err.Error() + ")"
+	case errors.As(err, &op) && op.Op == "remote error":
+		// A TLS alert from the peer: it refused this side's certificate,
+		// version or ciphers.
+		return true, err.Error()
+	case errors.Is(err, io.EOF):
+		return false, "the peer closed the connection during the handshake"
+	}
+	return false, err.Error()
+}
+
+// handshakeTLS runs the server side of the TLS handshake of an accepted
+// connection, bounded by the link's handshake timeout, and logs a
+// failure with the peer's address. A peer that does not speak TLS at all
+// (a netsvc endpoint without TLS) is sent a reject frame in the clear,
+// so it learns why; after a failed handshake the connection is closed
+// gracefully, so the peer reads the TLS alert rather than a reset.
+func (x *Exchange) handshakeTLS(tc *tls.Conn) bool {
+	timeout := x.cfg.Link.HandshakeTimeout
+	if timeout <= 0 {
+		timeout = 5 * time.Second
+	}
+	tc.SetDeadline(time.Now().Add(timeout))
+	err := tc.Handshake()
+	if err == nil {
+		tc.SetDeadline(time.Time{})
+		return true
+	}
+	raw := tc.NetConn()
+	_, reason := tlsFailure(err)
+	var header tls.RecordHeaderError
+	if errors.As(err, &header) && header.Conn != nil {
+		raw.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+		raw.Write(connection.AppendReason(nil, connection.FrameReject, "TLS required: this endpoint accepts TLS connections only"))
+	}
+	level := slog.LevelWarn
+	if errors.Is(err, io.EOF) {
+		level = slog.LevelDebug // connected and went: a port probe, as a plain link logs it
+	}
+	x.log.Log(context.Background(), level, "TLS handshake failed", "remote", raw.RemoteAddr().String(), "reason", reason)
+	lingeringClose(raw)
+	return false
+}
+
+// lingeringClose closes nc after what was written reached the peer: it
+// half-closes, then reads (briefly) until the peer closes too. Closing
+// with unread input would reset the connection, and the peer might lose
+// the last frame or alert sent.
+func lingeringClose(nc net.Conn) {
+	if tc, ok := nc.(*net.TCPConn); ok {
+		tc.CloseWrite()
+		tc.SetReadDeadline(time.Now().Add(time.Second))
+		io.Copy(io.Discard, io.LimitReader(tc, 1<<20))
+	}
+	nc.Close()
+}

@@ -1,0 +1,273 @@
+package node_test
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/netsvc-go/netsvc/actors/exchange"
+	"github.com/netsvc-go/netsvc/service"
+)
+
+// testCA is a throwaway certificate authority whose files live in the
+// test's temporary directory.
+type testCA struct {
+	t    testing.TB
+	dir  string
+	name string
+	cert *x509.Certificate
+	key  *ecdsa.PrivateKey
+	File string // the CA certificate (PEM)
+}
+
+func newTestCA(t testing.TB, name string) *testCA {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name},
+		NotBefore: time.Now().Add(-time.Minute), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca := &testCA{t: t, dir: t.TempDir(), name: name, cert: cert, key: key}
+	ca.File = ca.write(name+".pem", "CERTIFICATE", der)
+	return ca
+}
+
+func (ca *testCA) write(name, typ string, der []byte) string {
+	ca.t.Helper()
+	path := filepath.Join(ca.dir, name)
+	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
+		ca.t.Fatal(err)
+	}
+	return path
+}
+
+var serial = big.NewInt(100)
+
+// issue makes a certificate for 127.0.0.1, good for serving and for
+// dialling (an endpoint presents it both ways), and returns its files.
+func (ca *testCA) issue(name string) (certFile, keyFile string) {
+	t := ca.t
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	serial.Add(serial, big.NewInt(1))
+	tmpl := &x509.Certificate{
+		SerialNumber: new(big.Int).Set(serial), Subject: pkix.Name{CommonName: name},
+		NotBefore: time.Now().Add(-time.Minute), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage:    x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, DNSNames: []string{"localhost"},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ca.write(name+".crt", "CERTIFICATE", der), ca.write(name+".key", "PRIVATE KEY", kb)
+}
+
+// tlsX adds the TLS configs of files to an exchange config.
+func tlsX(t testing.TB, xc exchange.Config, files exchange.TLSFiles) exchange.Config {
+	t.Helper()
+	server, client, err := files.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	xc.ServerTLS, xc.ClientTLS = server, client
+	return xc
+}
+
+// endpoint returns the TLS files of an endpoint named name with a
+// certificate from ca, verifying peers against ca.
+func (ca *testCA) endpoint(name string) exchange.TLSFiles {
+	cert, key := ca.issue(name)
+	return exchange.TLSFiles{CertFile: cert, KeyFile: key, CAFile: ca.File}
+}
+
+// refusedFor waits until p's only dial target is rejected with a reason
+// containing want, then checks it is not retried.
+func refusedFor(t *testing.T, p *proc, want string) {
+	t.Helper()
+	waitFor(t, waitLong, func() error {
+		ts := p.x("").Targets()
+		if len(ts) != 1 || ts[0].State != "rejected" || !strings.Contains(ts[0].LastErr, want) {
+			return fmt.Errorf("targets %+v; want rejected with %q", ts, want)
+		}
+		return nil
+	})
+	attempts := p.x("").Targets()[0].Attempts
+	holdFor(t, 5*retry, func() error {
+		if ts := p.x("").Targets(); ts[0].Attempts != attempts || ts[0].State != "rejected" {
+			return fmt.Errorf("retried after a permanent TLS failure: %+v", ts)
+		}
+		return nil
+	})
+	if l := p.rt().Lookup("math"); len(l) != 0 {
+		t.Errorf("the refused %s sees math: %+v", p.name, l)
+	}
+}
+
+// serverLogged waits until p logged a warning about a failed TLS
+// handshake from a loopback address, with a reason containing want.
+func serverLogged(t *testing.T, p *proc, want string) {
+	t.Helper()
+	waitFor(t, waitLong, func() error {
+		if l := p.logs.lines("level=WARN", `msg="TLS handshake failed"`, "remote=127.0.0.1:", want); len(l) == 0 {
+			return fmt.Errorf("%s logged no TLS handshake failure with %q", p.name, want)
+		}
+		return nil
+	})
+}
+
+// TestTLSLink checks a client linked over TLS (the server's certificate
+// verified against a CA, no client certificate) calls through it.
+func TestTLSLink(t *testing.T) {
+	ca := newTestCA(t, "ca")
+	cert, key := ca.issue("x")
+	x := startNode(t, "x", tlsX(t, serverX("", listen(t)), exchange.TLSFiles{CertFile: cert, KeyFile: key}))
+	startMath(t, x, "math")
+	c := startNode(t, "c", tlsX(t, clientX("", x.Addr()), exchange.TLSFiles{CAFile: ca.File}))
+	visible(t, c, "math", 1)
+	mustMultiply(t, c, service.Name("math"))
+}
+
+// TestMutualTLS checks mutual TLS: a server mesh over --connect, both
+// presenting and verifying certificates of one CA, and a client with its
+// own certificate calling a service on the far server.
+func TestMutualTLS(t *testing.T) {
+	ca := newTestCA(t, "ca")
+	a := startNode(t, "a", tlsX(t, serverX("", listen(t)), ca.endpoint("a")))
+	startMath(t, a, "math")
+	b := startNode(t, "b", tlsX(t, serverX("", listen(t), a.Addr()), ca.endpoint("b")))
+	linkedTo(t, b, a)
+	c := startNode(t, "c", tlsX(t, clientX("", b.Addr()), ca.endpoint("c")))
+	visible(t, c, "math", 1)
+	mustMultiply(t, c, service.Name("math"))
+}
+
+// TestTLSUntrustedServer checks a server certificate from an unknown CA:
+// the dialler refuses it with the verification error and does not retry;
+// the server logs the client's alert.
+func TestTLSUntrustedServer(t *testing.T) {
+	ca, other := newTestCA(t, "ca"), newTestCA(t, "other")
+	x := startNode(t, "x", tlsX(t, serverX("", listen(t)), ca.endpoint("x")))
+	startMath(t, x, "math")
+	c := startNode(t, "c", tlsX(t, clientX("", x.Addr()), other.endpoint("c")))
+	refusedFor(t, c, "TLS handshake failed: tls: failed to verify certificate: x509: certificate signed by unknown authority")
+	if l := c.logs.lines("level=ERROR", "not retrying", "certificate signed by unknown authority"); len(l) != 1 {
+		t.Errorf("the client logged %d errors about the refusal, want 1:\n%s", len(l), c.logs.String())
+	}
+	serverLogged(t, x, "remote error: tls: bad certificate")
+}
+
+// TestTLSClientCertificateRequired checks mutual TLS turns away a client
+// without a certificate, and one whose certificate another CA signed,
+// each with the reason on both sides and no retries.
+func TestTLSClientCertificateRequired(t *testing.T) {
+	// The impostor has the CA's name: a client offers only a certificate
+	// whose issuer the server names as acceptable, and sends none else.
+	ca, other := newTestCA(t, "ca"), newTestCA(t, "ca")
+	x := startNode(t, "x", tlsX(t, serverX("", listen(t)), ca.endpoint("x")))
+	startMath(t, x, "math")
+
+	t.Run("no certificate", func(t *testing.T) {
+		c := startNode(t, "c", tlsX(t, clientX("", x.Addr()), exchange.TLSFiles{CAFile: ca.File}))
+		refusedFor(t, c, "TLS handshake failed: remote error: tls: certificate required")
+		serverLogged(t, x, "client didn't provide a certificate")
+	})
+	t.Run("untrusted certificate", func(t *testing.T) {
+		cert, key := other.issue("c")
+		c := startNode(t, "c", tlsX(t, clientX("", x.Addr()), exchange.TLSFiles{CertFile: cert, KeyFile: key, CAFile: ca.File}))
+		refusedFor(t, c, "TLS handshake failed: remote error: tls: unknown certificate authority")
+		serverLogged(t, x, "failed to verify certificate: x509: certificate signed by unknown authority")
+	})
+	if n := len(x.Links()); n != 0 {
+		t.Errorf("x has %d links to refused clients: %+v", n, x.Links())
+	}
+}
+
+// TestTLSAndPlainDoNotMix checks a plain client dialling a TLS node and a
+// TLS client dialling a plain node: both are told why and stop.
+func TestTLSAndPlainDoNotMix(t *testing.T) {
+	ca := newTestCA(t, "ca")
+	t.Run("plain client, TLS server", func(t *testing.T) {
+		x := startNode(t, "x", tlsX(t, serverX("", listen(t)), ca.endpoint("x")))
+		startMath(t, x, "math")
+		c := startNode(t, "c", clientX("", x.Addr()))
+		refusedFor(t, c, "rejected by peer: TLS required")
+		serverLogged(t, x, "the peer does not speak TLS")
+	})
+	t.Run("TLS client, plain server", func(t *testing.T) {
+		x := startNode(t, "x", serverX("", listen(t)))
+		startMath(t, x, "math")
+		c := startNode(t, "c", tlsX(t, clientX("", x.Addr()), ca.endpoint("c")))
+		refusedFor(t, c, "TLS handshake failed: the peer does not speak TLS")
+		waitFor(t, waitLong, func() error {
+			if l := x.logs.lines("level=WARN", "it speaks TLS, and this endpoint has TLS off"); len(l) == 0 {
+				return fmt.Errorf("x did not log the TLS client")
+			}
+			return nil
+		})
+	})
+}
+
+// TestTLSFilesLoad checks the helper's checks and what it builds.
+func TestTLSFilesLoad(t *testing.T) {
+	ca := newTestCA(t, "ca")
+	cert, key := ca.issue("x")
+	server, client, err := exchange.TLSFiles{CertFile: cert, KeyFile: key, CAFile: ca.File}.Load()
+	if err != nil || server == nil || client == nil || server.ClientAuth != tls.RequireAndVerifyClientCert ||
+		server.MinVersion != tls.VersionTLS12 || client.MinVersion != tls.VersionTLS12 || len(client.Certificates) != 1 || client.RootCAs == nil {
+		t.Fatalf("Load = %+v, %+v, %v", server, client, err)
+	}
+	if server, client, err = (exchange.TLSFiles{}).Load(); server != nil || client != nil || err != nil {
+		t.Fatalf("no files: %v, %v, %v; want plain TCP", server, client, err)
+	}
+	if server, client, err = (exchange.TLSFiles{CAFile: ca.File}).Load(); server != nil || client == nil || err != nil {
+		t.Fatalf("CA only: %v, %v, %v; want a client config", server, client, err)
+	}
+	for _, tc := range []struct {
+		files exchange.TLSFiles
+		want  string
+	}{
+		{exchange.TLSFiles{CertFile: cert}, "needs its key"},
+		{exchange.TLSFiles{KeyFile: key}, "needs its key"},
+		{exchange.TLSFiles{CertFile: cert, KeyFile: filepath.Join(t.TempDir(), "missing.key")}, "no such file"},
+		{exchange.TLSFiles{CertFile: cert, KeyFile: ca.File}, "cannot load certificate"},
+		{exchange.TLSFiles{CAFile: filepath.Join(t.TempDir(), "missing.pem")}, "cannot read CA file"},
+		{exchange.TLSFiles{CAFile: key}, "holds no PEM certificate"},
+	} {
+		if _, _, err := tc.files.Load(); err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "\n") {
+			t.Errorf("%+v: %v; want one line with %q", tc.files, err, tc.want)
+		}
+	}
+}

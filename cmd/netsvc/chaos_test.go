@@ -1,0 +1,124 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/netsvc-go/netsvc/actors/exchange"
+	"github.com/netsvc-go/netsvc/service"
+)
+
+// TestChaos runs "netsvc chaos" for a minute: five nodes killed and
+// restarted under load. Every call must end in an answer or a failure
+// within its deadline, and the cluster must settle with every service
+// once everywhere and one link per pair. The kill schedule is random;
+// the seed is logged, and NETSVC_CHAOS_SEED replays one.
+func TestChaos(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a five-node cluster for a minute")
+	}
+	seed := uint64(time.Now().UnixNano())
+	if s := os.Getenv("NETSVC_CHAOS_SEED"); s != "" {
+		v, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			t.Fatalf("NETSVC_CHAOS_SEED=%q: %v", s, err)
+		}
+		seed = v
+	}
+	t.Logf("seed %d (NETSVC_CHAOS_SEED=%d replays this schedule)", seed, seed)
+	bin := buildBinary(t)
+	p := startProc(t, bin, "chaos", "--bin", bin, "--duration", "60s", "--seed", strconv.FormatUint(seed, 10), "--json")
+	r := p.wait(t, 3*time.Minute)
+	t.Logf("progress:\n%s", r.stderr)
+	var sum chaosSummary
+	if err := json.Unmarshal([]byte(r.stdout), &sum); err != nil {
+		t.Fatalf("exit %d, summary not JSON: %v\n%s", r.code, err, r.stdout)
+	}
+	var human strings.Builder
+	sum.print(&human)
+	t.Logf("summary:\n%s", human.String())
+	if r.code != 0 {
+		t.Fatalf("netsvc chaos exited with %d: %v", r.code, sum.Problems)
+	}
+	if sum.Seed != seed || sum.Kills < 10 || sum.Restarts != sum.Kills || sum.Sent == 0 || sum.Answered < sum.Sent/2 ||
+		sum.Hung != 0 || sum.Lost != 0 || sum.Wrong != 0 || sum.Settled == "" || len(sum.Problems) != 0 {
+		t.Errorf("not a sane summary: %+v", sum)
+	}
+	var failed uint64
+	for _, n := range sum.Failed {
+		failed += n
+	}
+	if sum.Answered+failed != sum.Sent {
+		t.Errorf("%d answered + %d failed != %d sent", sum.Answered, failed, sum.Sent)
+	}
+}
+
+func TestChaosUsage(t *testing.T) {
+	for _, args := range [][]string{
+		{"chaos", "--nodes", "2"},
+		{"chaos", "--duration", "0s"},
+		{"chaos", "--rate", "0"},
+		{"chaos", "extra"},
+	} {
+		r := runCmd(context.Background(), args...)
+		if r.code != 2 || !strings.HasPrefix(r.stderr, "netsvc chaos: ") {
+			t.Errorf("%v: %v", args, r)
+		}
+	}
+}
+
+// TestChaosChecks checks the checks of a settled cluster on made-up
+// states: a stale binding, a missing or doubled service, a duplicate,
+// missing or leftover link are each reported.
+func TestChaosChecks(t *testing.T) {
+	n1, n2, n3, dead := service.ProcessID(1), service.ProcessID(2), service.ProcessID(3), service.ProcessID(9)
+	live := map[service.ProcessID]string{n1: "n1", n2: "n2", n3: "n3"}
+	bind := func(name string, p service.ProcessID) service.Binding {
+		return service.Binding{Name: name, Address: service.Address{Process: p, ID: 1}, Node: live[p]}
+	}
+	var good []service.Binding
+	for _, p := range []service.ProcessID{n1, n2, n3} {
+		good = append(good, bind(demoMath, p), bind(demoSeed, p))
+	}
+	if err := checkBindings("x", good, live); err != nil {
+		t.Errorf("good bindings: %v", err)
+	}
+	for name, bs := range map[string][]service.Binding{
+		"stale":   append(append([]service.Binding{}, good...), bind(demoMath, dead)),
+		"missing": good[1:],
+		"twice":   append(append([]service.Binding{}, good...), bind(demoSeed, n2)),
+	} {
+		if err := checkBindings("x", bs, live); err == nil {
+			t.Errorf("%s bindings passed", name)
+		} else {
+			t.Logf("%s: %v", name, err)
+		}
+	}
+
+	me := &chaosNode{name: "n1", process: n1}
+	link := func(node string, p service.ProcessID, state string) exchange.LinkStatus {
+		return exchange.LinkStatus{ID: "link-" + node, RemoteNode: node, RemoteProcess: p, State: state}
+	}
+	ok := []exchange.LinkStatus{link("n2", n2, "active"), link("n3", n3, "active"), link("c1", 77, "active")}
+	if err := checkLinks(me, ok, live, "c1"); err != nil {
+		t.Errorf("good links: %v", err)
+	}
+	for name, ls := range map[string][]exchange.LinkStatus{
+		"duplicate":   append(append([]exchange.LinkStatus{}, ok...), link("n2", n2, "active")),
+		"missing":     ok[1:],
+		"handshaking": append(append([]exchange.LinkStatus{}, ok...), link("", 0, "handshaking")),
+		"to the dead": append(append([]exchange.LinkStatus{}, ok...), link("n4", dead, "active")),
+		"no client":   ok[:2],
+	} {
+		if err := checkLinks(me, ls, live, "c1"); err == nil {
+			t.Errorf("%s links passed", name)
+		} else {
+			t.Logf("%s: %v", name, err)
+		}
+	}
+}
