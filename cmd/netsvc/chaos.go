@@ -56,7 +56,7 @@ func chaosCommand() *command {
 		usage:   "[--duration D] [--nodes N] [--seed N] [--bin PATH] [flags]",
 		flags: func(fs *flag.FlagSet) any {
 			c := &chaosFlags{}
-			fs.StringVar(&c.bin, "bin", "", "the netsvc binary to run the nodes with (default: this one)")
+			fs.StringVar(&c.bin, "bin", "", "run the nodes with the netsvc binary at `PATH` (default: this one)")
 			fs.IntVar(&c.nodes, "nodes", 5, "how many server nodes to run (`N`, 3 or more)")
 			fs.DurationVar(&c.duration, "duration", time.Minute, "how long to kill and restart nodes under load")
 			fs.DurationVar(&c.killEvery, "kill-every", 3*time.Second, "how often to SIGKILL a random node (sometimes two)")
