@@ -1,6 +1,8 @@
 package service
 
 import (
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -14,40 +16,62 @@ import (
 // profiling the round-trip benchmark showed 37% of CPU in stack copying.
 // Workers keep their grown stacks. Semantics do not change: protoactor
 // still runs at most one mailbox loop per actor at a time.
+//
+// Idle workers form a stack: work goes to the one that went idle last,
+// so after a burst the others stay idle and leave after idleTimeout, and
+// the pool shrinks back to what the load needs.
 type workerDispatcher struct {
-	work       chan func()
-	throughput int
-	idle       time.Duration
+	mu          sync.Mutex
+	idle        []*worker // most recently idle last
+	throughput  int
+	idleTimeout time.Duration
 }
 
+type worker struct{ work chan func() }
+
 func newWorkerDispatcher(throughput int) *workerDispatcher {
-	return &workerDispatcher{work: make(chan func()), throughput: throughput, idle: 10 * time.Second}
+	return &workerDispatcher{throughput: throughput, idleTimeout: 10 * time.Second}
 }
 
 var _ actor.Dispatcher = (*workerDispatcher)(nil)
 
-// Schedule hands fn to an idle worker, or starts one when all are busy,
-// so a mailbox never waits for another to finish.
+// Schedule hands fn to the most recently idle worker, or starts one when
+// all are busy, so a mailbox never waits for another to finish.
 func (d *workerDispatcher) Schedule(fn func()) {
-	select {
-	case d.work <- fn:
-	default:
-		go d.worker(fn)
+	d.mu.Lock()
+	if n := len(d.idle); n > 0 {
+		w := d.idle[n-1]
+		d.idle = d.idle[:n-1]
+		d.mu.Unlock()
+		w.work <- fn // buffered: the worker is waiting, or about to
+		return
 	}
+	d.mu.Unlock()
+	go d.run(&worker{work: make(chan func(), 1)}, fn)
 }
 
 func (d *workerDispatcher) Throughput() int { return d.throughput }
 
-func (d *workerDispatcher) worker(fn func()) {
-	idle := time.NewTimer(d.idle)
-	defer idle.Stop()
+func (d *workerDispatcher) run(w *worker, fn func()) {
+	timer := time.NewTimer(d.idleTimeout)
+	defer timer.Stop()
 	for {
 		fn()
-		idle.Reset(d.idle)
+		d.mu.Lock()
+		d.idle = append(d.idle, w)
+		d.mu.Unlock()
+		timer.Reset(d.idleTimeout)
 		select {
-		case fn = <-d.work:
-		case <-idle.C:
-			return // shrink the pool when the load goes away
+		case fn = <-w.work:
+		case <-timer.C:
+			d.mu.Lock()
+			if i := slices.Index(d.idle, w); i >= 0 {
+				d.idle = slices.Delete(d.idle, i, i+1)
+				d.mu.Unlock()
+				return // idle long enough: the pool shrinks
+			}
+			d.mu.Unlock()
+			fn = <-w.work // taken off the stack just now: its work is coming
 		}
 	}
 }
