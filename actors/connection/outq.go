@@ -59,6 +59,7 @@ type outQueue struct {
 	scan     int // frames before this index hold no droppable report
 	closed   bool
 	writing  bool // the writer goroutine or an inline sender owns the socket
+	dropping bool // reports were dropped since the backlog last went down
 	wake     chan struct{}
 	// direct writes without blocking (nil when the link cannot, as with
 	// TLS); inline is the buffer of whoever writes inline.
@@ -297,14 +298,18 @@ func (q *outQueue) makeRoom(n int, class frameClass) error {
 		return errQueueClosed
 	}
 	used := q.live + q.inflight
-	if used+n <= q.soft {
+	if used+n <= q.soft && !(q.dropping && class == classRequest) {
 		return nil
 	}
 	switch class {
 	case classRequest:
+		// Also while reports are being dropped: a small request could
+		// fit the room one dropped report left, and then wait behind the
+		// backlog of a peer that is not reading until its deadline.
 		q.requestsRefused.Add(1)
 		return errOverloaded
 	case classReport:
+		q.dropping = true
 		q.dropOldestReports(q.live + q.inflight + n - q.soft)
 		if q.live+q.inflight+n > q.soft {
 			q.reportsDropped.Add(1) // nothing older to drop: drop this one
@@ -446,6 +451,9 @@ func (q *outQueue) run(w io.Writer, onError func(error)) {
 		}
 		q.mu.Lock()
 		q.writing, q.inflight = false, 0
+		if err == nil && q.live < q.soft/2 {
+			q.dropping = false // the peer reads again and the backlog went down
+		}
 		q.mu.Unlock()
 		if err != nil {
 			onError(err)

@@ -339,3 +339,33 @@ func TestSendFailures(t *testing.T) {
 		t.Fatalf("frame on a closed link: %v, want CodeLinkLost", err)
 	}
 }
+
+// TestOutQueueRefusesRequestsWhileDropping: once reports are being
+// dropped for a peer that does not read, even a request small enough to
+// fit the room a dropped report left is refused, rather than waiting
+// behind the backlog until its deadline; when the peer reads again, the
+// queue takes requests again.
+func TestOutQueueRefusesRequestsWhileDropping(t *testing.T) {
+	size := EnvelopeSize(report(0))
+	q, w, _ := plugged(t, 3*size, 30*size)
+	for i := uint64(1); i <= 4; i++ {
+		if err := q.pushEnvelope(report(i)); !reportQueued(err) {
+			t.Fatalf("report %d: %v", i, err)
+		}
+	}
+	if q.reportsDropped.Load() == 0 {
+		t.Fatal("no report dropped: the test needs the queue to be dropping")
+	}
+	small := envelope(service.KindRequest, 5, 1)
+	if EnvelopeSize(small) >= size {
+		t.Fatal("the request must be smaller than a report")
+	}
+	if err := q.pushEnvelope(small); !errors.Is(err, errOverloaded) {
+		t.Fatalf("small request while dropping: err = %v, want overloaded", err)
+	}
+	w.open()
+	pollUntil(t, "the queue to drain", func() bool { return q.queuedBytes() == 0 })
+	if err := q.pushEnvelope(small); err != nil {
+		t.Fatalf("small request after the peer read again: %v", err)
+	}
+}
