@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"sort"
 	"strings"
 	"sync/atomic"
@@ -153,6 +154,12 @@ func Start(rt *service.Runtime, cfg Config) (*Exchange, error) {
 	rt.AttachExchange(pid)
 	if x.ln != nil {
 		go x.accept()
+	}
+	if cfg.Role == service.RoleClient && len(cfg.Connect) > 1 {
+		// A client links to one server, never several: two links into
+		// one meshed group would hand its bindings round in a loop.
+		x.send(&dialFallbacks{addrs: cfg.Connect})
+		return x, nil
 	}
 	for _, addr := range cfg.Connect {
 		x.Dial(addr)
@@ -342,22 +349,28 @@ type link struct {
 }
 
 type target struct {
-	addr     string
-	conn     *connection.Conn
-	dialling bool
-	timer    *time.Timer
-	attempts int
-	lastErr  string
-	rejected bool
-	waitFor  service.ProcessID // linked to this process over another link (duplicate rule)
-	wanted   bool
+	addr string
+	// fallbacks, for a client, are the servers it may link to, addr
+	// among them: it links to one at a time and moves to the next when
+	// that one cannot be reached or refuses it.
+	fallbacks []string
+	refusals  int // fallbacks that refused in a row
+	conn      *connection.Conn
+	dialling  bool
+	timer     *time.Timer
+	attempts  int
+	lastErr   string
+	rejected  bool
+	waitFor   service.ProcessID // linked to this process over another link (duplicate rule)
+	wanted    bool
 }
 
 type (
-	accepted     struct{ nc net.Conn }
-	dialTarget   struct{ addr string }
-	undialTarget struct{ addr string }
-	dialResult   struct {
+	accepted      struct{ nc net.Conn }
+	dialTarget    struct{ addr string }
+	dialFallbacks struct{ addrs []string }
+	undialTarget  struct{ addr string }
+	dialResult    struct {
 		t         *target
 		nc        net.Conn
 		err       error
@@ -405,6 +418,10 @@ func (a *exchangeActor) Receive(ctx actor.Context) {
 		a.spawn(m.nc, nil)
 	case *dialTarget:
 		a.dialTarget(m.addr)
+	case *dialFallbacks:
+		t := &target{addr: m.addrs[0], fallbacks: m.addrs, wanted: true}
+		a.targets[t.addr] = t
+		a.dial(t)
 	case *undialTarget:
 		if t := a.targets[m.addr]; t != nil {
 			t.wanted = false
@@ -550,6 +567,12 @@ func (a *exchangeActor) dial(t *target) {
 func (a *exchangeActor) dialed(m *dialResult) {
 	t := m.t
 	t.dialling = false
+	if m.err != nil && m.permanent && a.nextFallback(t) {
+		a.x.log.Error("cannot link to server; trying the next", "server", t.addr, "reason", m.err)
+		t.lastErr = m.err.Error()
+		a.dial(t)
+		return
+	}
 	if m.err != nil && m.permanent {
 		t.lastErr, t.rejected = m.err.Error(), true
 		a.x.log.Error("cannot link to peer; not retrying", "peer", t.addr, "reason", m.err)
@@ -561,6 +584,10 @@ func (a *exchangeActor) dialed(m *dialResult) {
 			a.x.log.Info("cannot reach peer; will retry", "peer", t.addr, "retry", a.x.cfg.Retry, "error", m.err)
 		}
 		t.lastErr = m.err.Error()
+		if len(t.fallbacks) > 1 {
+			t.refusals = 0
+			a.rotate(t)
+		}
 		a.retryLater(t)
 		return
 	}
@@ -569,6 +596,29 @@ func (a *exchangeActor) dialed(m *dialResult) {
 		return
 	}
 	a.spawn(m.nc, t)
+}
+
+// rotate moves a client's target to its next server.
+func (a *exchangeActor) rotate(t *target) {
+	i := slices.Index(t.fallbacks, t.addr)
+	next := t.fallbacks[(i+1)%len(t.fallbacks)]
+	delete(a.targets, t.addr)
+	t.addr = next
+	a.targets[t.addr] = t
+}
+
+// nextFallback moves a client refused by one server to the next, and
+// reports false once every server has refused it in a row.
+func (a *exchangeActor) nextFallback(t *target) bool {
+	if len(t.fallbacks) < 2 {
+		return false
+	}
+	t.refusals++
+	if t.refusals >= len(t.fallbacks) {
+		return false
+	}
+	a.rotate(t)
+	return true
 }
 
 func (a *exchangeActor) retryLater(t *target) {
@@ -611,7 +661,7 @@ func (a *exchangeActor) handshaked(c *connection.Conn) {
 	c.Activate()
 	a.byPeer[peer] = c
 	if l.target != nil {
-		l.target.lastErr, l.target.attempts, l.target.waitFor = "", 0, 0
+		l.target.lastErr, l.target.attempts, l.target.waitFor, l.target.refusals = "", 0, 0, 0
 	}
 	info := c.Info()
 	a.x.log.Info("link up", "link", c.ID(), "peer", info.PeerNode, "process", info.PeerProcess, "remote", info.PeerAddress, "role", info.PeerRole)
@@ -697,6 +747,9 @@ func (a *exchangeActor) closed(m *connection.Closed) {
 		t.waitFor = c.Info().PeerProcess
 	}
 	switch {
+	case m.Rejected && a.nextFallback(t):
+		a.x.log.Error("server refused this client; trying the next", "server", c.Info().PeerAddress, "reason", m.Reason)
+		a.dial(t)
 	case m.Rejected:
 		t.rejected = true
 		a.x.log.Error("peer refused this node; not retrying", "peer", t.addr, "reason", m.Reason)
@@ -706,6 +759,11 @@ func (a *exchangeActor) closed(m *connection.Closed) {
 	default:
 		if !duplicate {
 			t.waitFor = 0
+		}
+		if len(t.fallbacks) > 1 && !duplicate {
+			// The server went: try another, it may still be up.
+			t.refusals = 0
+			a.rotate(t)
 		}
 		a.retryLater(t)
 	}

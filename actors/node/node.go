@@ -35,8 +35,10 @@ func Server(group, listen string, connect ...string) exchange.Config {
 	return exchange.Config{Group: group, Role: service.RoleServer, Listen: listen, Connect: connect}
 }
 
-// Client returns the exchange config of a client endpoint dialling
-// servers (the first is used; others are fallbacks dialled too).
+// Client returns the exchange config of a client endpoint linked to one
+// of servers: the first it can reach and that accepts it, trying the
+// others in turn when that one goes or refuses (a client is never
+// linked to two servers at once).
 func Client(group string, servers ...string) exchange.Config {
 	return exchange.Config{Group: group, Role: service.RoleClient, Connect: servers}
 }

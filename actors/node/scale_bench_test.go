@@ -420,7 +420,7 @@ func scaleNoWorkers(b *testing.B) {
 		for {
 			n := runtime.Stack(buf, true)
 			if n < len(buf) {
-				if w := bytes.Count(buf[:n], []byte("workerDispatcher).worker(")); w > 0 {
+				if w := bytes.Count(buf[:n], []byte("service.(*workerDispatcher).")); w > 0 {
 					return fmt.Errorf("%d dispatcher workers still running", w)
 				}
 				return nil
