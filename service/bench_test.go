@@ -104,3 +104,65 @@ func newBenchRuntime(b *testing.B) *service.Runtime {
 	}
 	return rt
 }
+
+// BenchmarkPublishSubscribe measures publish → subscriber throughput
+// inside one process: a publisher service publishes b.N 100-byte reports
+// to one subscriber service, which counts them; reports/s is the rate at
+// which the subscriber handled them.
+func BenchmarkPublishSubscribe(b *testing.B) {
+	ctx := context.Background()
+	// A queue limit above the whole run: this measures throughput, not
+	// the shedding a slow subscriber meets.
+	rt, err := service.NewRuntime(service.Config{ServiceQueueLimit: 1 << 30})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { rt.Close(ctx) })
+	subscribed := make(chan struct{})
+	done := make(chan struct{})
+	var payload any = service.Raw{Data: make([]byte, 100)}
+	n := b.N
+	if _, err := rt.Start(ctx, "pub", service.SetupFunc(func(a *service.Agent) error {
+		a.OnSubscription(func(ev service.SubscriptionEvent) {
+			if ev.Subscribed {
+				close(subscribed)
+			}
+		})
+		a.Export("go", func() {
+			for i := 0; i < n; i++ {
+				_ = a.Publish("tick", payload)
+			}
+		})
+		return nil
+	})); err != nil {
+		b.Fatal(err)
+	}
+	got := 0
+	if _, err := rt.Start(ctx, "sub", service.SetupFunc(func(a *service.Agent) error {
+		_, err := a.Subscribe(service.Name("pub"), "tick", func(service.Report) {
+			if got++; got == n {
+				close(done)
+			}
+		})
+		return err
+	})); err != nil {
+		b.Fatal(err)
+	}
+	select {
+	case <-subscribed:
+	case <-time.After(10 * time.Second):
+		b.Fatal("never subscribed")
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	start := time.Now()
+	if _, err := rt.Call(ctx, service.Name("pub"), "go"); err != nil {
+		b.Fatal(err)
+	}
+	select {
+	case <-done:
+	case <-time.After(60 * time.Second):
+		b.Fatalf("received %d of %d", got, n)
+	}
+	b.ReportMetric(float64(n)/time.Since(start).Seconds(), "reports/s")
+}
