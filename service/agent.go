@@ -261,6 +261,9 @@ func (a *Agent) guard(what string, fn func()) (ok bool) {
 // (responses are encoded by the link at once; a delayed request keeps
 // only its caller's address).
 func (a *Agent) handleEncoded(b *EncodedBatch) {
+	// Decode sets every field, so the envelope is cleared once, after the
+	// batch (to let go of its memory), not after each envelope.
+	defer func() { a.inbound = Envelope{} }()
 	rest := b.Data
 	for len(rest) > 0 {
 		e := &a.inbound
@@ -274,7 +277,6 @@ func (a *Agent) handleEncoded(b *EncodedBatch) {
 			e = &c
 		}
 		a.handleEnvelope(e)
-		*e = Envelope{}
 	}
 }
 

@@ -173,7 +173,8 @@ func FuzzDecodeAnnounce(f *testing.F) {
 
 // FuzzDecodeFrame checks the decoder services use on envelopes handed
 // over still encoded against DecodeEnvelope: whatever the latter reads,
-// the former reads the same.
+// the former reads the same; and the link's check before handing them
+// over accepts exactly what that decoder accepts.
 func FuzzDecodeFrame(f *testing.F) {
 	for _, fr := range seedFrames() {
 		if k, _, _, err := splitFrame(fr, DefaultMaxFrame); err == nil && k == FrameEnvelope {
@@ -189,6 +190,9 @@ func FuzzDecodeFrame(f *testing.F) {
 				t.Fatalf("DecodeFrame read %+v from a buffer without a whole envelope frame", got)
 			}
 			return
+		}
+		if cerr := checkEnvelope(body); (cerr == nil) != (ferr == nil) {
+			t.Fatalf("checkEnvelope says %v, DecodeFrame %v", cerr, ferr)
 		}
 		want, err := DecodeEnvelope(body, nil)
 		if err != nil {

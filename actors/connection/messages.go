@@ -322,6 +322,48 @@ func DecodeFrame(b []byte, e *service.Envelope) (rest []byte, err error) {
 	return b[n:], nil
 }
 
+// checkEnvelope validates an envelope body exactly as DecodeFrame does,
+// without decoding it: a link checks every envelope it hands to a service
+// still encoded (bad input closes the link, it never reaches a service),
+// and the service's own decoding should be the only one that writes.
+func checkEnvelope(body []byte) error {
+	if len(body) < envFixedOverhead {
+		return errors.New("bad envelope batch")
+	}
+	if k := service.Kind(body[0]); !k.Valid() {
+		return fmt.Errorf("bad envelope: unknown kind %d", k)
+	}
+	p := body[10:]
+	v, k := uvarint(p)
+	if k <= 0 || len(p) < k+8 {
+		return errTruncated
+	}
+	if v > 1<<32-1 {
+		return errBadID
+	}
+	p = p[k+8:]
+	if v, k = uvarint(p); k <= 0 {
+		return errTruncated
+	}
+	if v > 1<<32-1 {
+		return errBadID
+	}
+	p = p[k:]
+	for range 2 { // conversation, sequence
+		if _, k = uvarint(p); k <= 0 {
+			return errTruncated
+		}
+		p = p[k:]
+	}
+	for range 3 { // subject, pattern, content type
+		if v, k = uvarint(p); k <= 0 || v > uint64(len(p)-k) {
+			return errTruncated
+		}
+		p = p[k+int(v):]
+	}
+	return nil
+}
+
 // uvarint is binary.Uvarint with the one-byte case, by far the most
 // common in envelopes (small ids, short strings), first.
 func uvarint(p []byte) (uint64, int) {

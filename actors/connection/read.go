@@ -372,8 +372,7 @@ func (rd *frameReader) envelope(off int, frame, body []byte) error {
 	if local && kind != service.KindResponse && kind != service.KindFailure {
 		// Handed over still encoded, so check it whole now: bad input
 		// closes the link (SPEC rule 26) rather than reaching a service.
-		var check service.Envelope // on the stack: no write barriers
-		if _, err := DecodeFrame(frame, &check); err != nil {
+		if err := checkEnvelope(body); err != nil {
 			return err
 		}
 		if to.ID != rd.encTo || off != rd.encEnd || rd.encEnd == rd.encStart {
