@@ -220,15 +220,22 @@ func runPublish(ctx context.Context, o Options, r *Result) error {
 		a.Export("start", func() bool {
 			stop := time.Now().Add(o.Duration)
 			var burst func()
-			// As fast as the actor can, ignoring Publish's overload
-			// signal, like the peer's publisher.
+			// As fast as the link takes them: on Publish's overload
+			// signal the publisher pauses briefly, as the peer's blocks
+			// in its client when its buffer is full.
 			burst = func() {
+				pause := time.Duration(0)
+				n := int64(0)
 				for i := 0; i < 1000; i++ {
-					_ = a.Publish("rep.next", payload)
+					n++
+					if err := a.Publish("rep.next", payload); err != nil {
+						pause = 50 * time.Microsecond
+						break
+					}
 				}
-				sent.Add(1000)
+				sent.Add(n)
 				if time.Now().Before(stop) {
-					a.After(0, burst)
+					a.After(pause, burst)
 					return
 				}
 				close(done)

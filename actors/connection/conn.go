@@ -18,7 +18,7 @@ import (
 // Config tunes a link. The zero value takes the defaults.
 type Config struct {
 	MaxFrame         int           // largest frame accepted or sent (DefaultMaxFrame)
-	QueueSoft        int           // queued bytes past which reports drop and requests are refused (8 MiB)
+	QueueSoft        int           // queued bytes past which reports drop and requests are refused (1 MiB)
 	QueueHard        int           // queued bytes past which the link closes (64 MiB)
 	HandshakeTimeout time.Duration // the peer's hello must arrive within this (5 s)
 	PingInterval     time.Duration // a ping goes out this often when idle (SilenceTimeout/3)

@@ -61,6 +61,10 @@ type outQueue struct {
 	writing  bool // the writer goroutine or an inline sender owns the socket
 	dropping bool // reports were dropped since the backlog last went down
 	wake     chan struct{}
+	// writeStart is when the socket was last taken for a write; roomWait,
+	// when not nil, is closed at the next write's end (see awaitRoom).
+	writeStart int64
+	roomWait   chan struct{}
 	// direct writes without blocking (nil when the link cannot, as with
 	// TLS); inline is the buffer of whoever writes inline.
 	direct          func([]byte) (int, error)
@@ -148,7 +152,7 @@ func (q *outQueue) idle() bool {
 		return false
 	}
 	q.lastInline = now
-	q.writing = true
+	q.writing, q.writeStart = true, now
 	return true
 }
 
@@ -174,6 +178,7 @@ func (q *outQueue) writeInline(b []byte) {
 	n, err := q.direct(b)
 	q.mu.Lock()
 	q.writing = false
+	q.roomFreed()
 	if n == len(b) {
 		q.framesOut.Add(1)
 	}
@@ -430,7 +435,7 @@ func (q *outQueue) run(w io.Writer, onError func(error)) {
 		q.buf, q.frames = spare[:0], spareFrames[:0]
 		q.live, q.dead, q.scan = 0, 0, 0
 		q.inflight = len(buf) - dead
-		q.writing = true
+		q.writing, q.writeStart = true, nanotime()
 		q.mu.Unlock()
 
 		var err error
@@ -451,6 +456,7 @@ func (q *outQueue) run(w io.Writer, onError func(error)) {
 		}
 		q.mu.Lock()
 		q.writing, q.inflight = false, 0
+		q.roomFreed()
 		if err == nil && q.live < q.soft/2 {
 			q.dropping = false // the peer reads again and the backlog went down
 		}
@@ -481,12 +487,73 @@ func (q *outQueue) run(w io.Writer, onError func(error)) {
 	}
 }
 
+// Relays wait at most relayWait for room on a draining link; a write
+// that has taken longer than stallAfter means its peer is not keeping up.
+const (
+	relayWait  = 50 * time.Millisecond
+	stallAfter = 50 * time.Millisecond
+)
+
+// awaitRoom holds a relaying reader back, for at most relayWait, while
+// the queue has no room for n more bytes but is draining. The reader's
+// own socket then goes unread, TCP slows the link upstream, its queue
+// fills and its publisher is told to pause (Publish returns overloaded):
+// backpressure hop by hop, rather than a relay dropping reports that
+// the publisher had no way to know were too many. A queue whose writer
+// is stuck (a peer that stopped reading) is not waited on: its limits
+// apply as before (reports drop oldest first, requests are refused),
+// and the links feeding it are held up no longer than stallAfter.
+func (q *outQueue) awaitRoom(n int) {
+	var timer *time.Timer
+	var deadline int64
+	q.mu.Lock()
+	for !q.closed && q.live+q.inflight > 0 && q.live+q.inflight+n > q.soft {
+		now := nanotime()
+		if q.writing && now-q.writeStart > int64(stallAfter) {
+			break
+		}
+		if deadline == 0 {
+			deadline = now + int64(relayWait)
+		} else if now >= deadline {
+			break
+		}
+		if q.roomWait == nil {
+			q.roomWait = make(chan struct{})
+		}
+		room := q.roomWait
+		q.mu.Unlock()
+		if timer == nil {
+			timer = time.NewTimer(time.Duration(deadline - now))
+		} else {
+			timer.Reset(time.Duration(deadline - now))
+		}
+		select {
+		case <-room:
+		case <-timer.C:
+		}
+		q.mu.Lock()
+	}
+	q.mu.Unlock()
+	if timer != nil {
+		timer.Stop()
+	}
+}
+
+// roomFreed wakes, locked, the relays waiting in awaitRoom.
+func (q *outQueue) roomFreed() {
+	if q.roomWait != nil {
+		close(q.roomWait)
+		q.roomWait = nil
+	}
+}
+
 // close stops the queue. With flush the writer writes what is pending
 // first; without, the pending frames are returned for the caller to
 // account for (failed back or counted as dropped).
 func (q *outQueue) close(flush bool) (pending []byte, frames []frameMeta) {
 	q.mu.Lock()
 	q.closed = true
+	q.roomFreed()
 	if !flush {
 		pending, frames = q.buf, q.frames
 		q.buf, q.frames, q.live, q.dead = nil, nil, 0, 0

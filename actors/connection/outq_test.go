@@ -369,3 +369,92 @@ func TestOutQueueRefusesRequestsWhileDropping(t *testing.T) {
 		t.Fatalf("small request after the peer read again: %v", err)
 	}
 }
+
+// TestOutQueueAwaitRoom checks the relays' backpressure: a full queue
+// whose writer is draining it holds a relay back until the writer frees
+// room; a full queue whose writer is stuck does not; and either way the
+// wait is bounded.
+func TestOutQueueAwaitRoom(t *testing.T) {
+	size := EnvelopeSize(report(0))
+	fill := func(t *testing.T, q *outQueue) {
+		t.Helper()
+		for i := uint64(1); i <= 10; i++ {
+			if err := q.pushEnvelope(report(i)); err != nil {
+				t.Fatalf("report %d: %v", i, err)
+			}
+		}
+	}
+	waiting := func(q *outQueue) bool {
+		q.mu.Lock()
+		defer q.mu.Unlock()
+		return q.roomWait != nil
+	}
+	await := func(q *outQueue) chan struct{} {
+		done := make(chan struct{})
+		go func() {
+			q.awaitRoom(size)
+			close(done)
+		}()
+		return done
+	}
+
+	t.Run("draining", func(t *testing.T) {
+		q, w, drain := plugged(t, 10*size, 100*size)
+		fill(t, q)
+		done := await(q)
+		deadline := time.Now().Add(queueWait)
+		for !waiting(q) {
+			select {
+			case <-done:
+				t.Fatal("awaitRoom returned at once on a full queue that is draining")
+			default:
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("awaitRoom never waited")
+			}
+			time.Sleep(time.Millisecond)
+		}
+		w.open() // the writer moves on: room is freed
+		select {
+		case <-done:
+		case <-time.After(queueWait):
+			t.Fatal("awaitRoom still waiting after the queue drained")
+		}
+		if got := len(frameItems(t, drain())); got != 11 {
+			t.Fatalf("%d frames written, want 11", got)
+		}
+	})
+
+	t.Run("stuck", func(t *testing.T) {
+		q, _, _ := plugged(t, 10*size, 100*size)
+		fill(t, q)
+		q.mu.Lock()
+		q.writeStart -= int64(2 * stallAfter) // the plug's write has hung for a while
+		q.mu.Unlock()
+		select {
+		case <-await(q):
+		case <-time.After(queueWait):
+			t.Fatal("awaitRoom waited on a queue whose writer is stuck")
+		}
+		if waiting(q) {
+			t.Fatal("awaitRoom registered a wait on a queue whose writer is stuck")
+		}
+	})
+
+	t.Run("bounded", func(t *testing.T) {
+		q, _, _ := plugged(t, 10*size, 100*size)
+		fill(t, q)
+		q.mu.Lock()
+		q.writeStart = nanotime() // a write just begun: draining, as far as anyone can tell
+		q.mu.Unlock()
+		start := time.Now()
+		select {
+		case <-await(q):
+		case <-time.After(queueWait):
+			t.Fatal("awaitRoom did not give up on a queue that never drains")
+		}
+		if took := time.Since(start); took < relayWait/2 {
+			t.Fatalf("awaitRoom gave up after %v, before relayWait (%v) or stallAfter (%v)", took, relayWait, stallAfter)
+		}
+	})
+}

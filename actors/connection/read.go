@@ -437,24 +437,44 @@ func (rd *frameReader) flushRelay() {
 	if next == nil {
 		return
 	}
-	span := rd.buf[rd.relayStart:rd.relayEnd]
-	for _, f := range next.q.pushSpan(span, rd.relayMetas) {
-		m := rd.relayMetas[f.index]
-		if m.class != classRequest {
-			continue
+	// In pieces of at most half the next link's soft limit, each waiting
+	// for room there (awaitRoom): a read's worth of frames can be more
+	// than the whole queue holds.
+	span, metas := rd.buf[rd.relayStart:rd.relayEnd], rd.relayMetas
+	limit := next.q.soft / 2
+	for len(metas) > 0 {
+		n, size := 0, 0
+		for n < len(metas) && (n == 0 || size+metas[n].n <= limit) {
+			size += metas[n].n
+			n++
 		}
-		// Could not relay a request: answer it with the reason.
-		_, body, _, err := splitFrame(span[m.off:m.off+m.n], rd.c.p.Config.MaxFrame)
-		if err != nil {
-			continue
+		piece, pieceMetas := span[:size], metas[:n]
+		next.q.awaitRoom(size)
+		for _, f := range next.q.pushSpan(piece, pieceMetas) {
+			rd.relayFailed(next, piece, pieceMetas[f.index], f.err)
 		}
-		if e, err := DecodeEnvelope(body, nil); err == nil {
-			if fl, ok := next.failure(f.err).(*service.Failure); ok {
-				rd.c.rt.Deliver(service.FailureEnvelope(e, fl), nil)
-			}
+		span, metas = span[size:], metas[n:]
+		for i := range metas {
+			metas[i].off -= size
 		}
 	}
 	rd.relayTo, rd.relayMetas = nil, rd.relayMetas[:0]
+}
+
+// relayFailed answers a request that could not be relayed with the reason.
+func (rd *frameReader) relayFailed(next *Conn, span []byte, m frameMeta, err error) {
+	if m.class != classRequest {
+		return
+	}
+	_, body, _, serr := splitFrame(span[m.off:m.off+m.n], rd.c.p.Config.MaxFrame)
+	if serr != nil {
+		return
+	}
+	if e, derr := DecodeEnvelope(body, nil); derr == nil {
+		if fl, ok := next.failure(err).(*service.Failure); ok {
+			rd.c.rt.Deliver(service.FailureEnvelope(e, fl), nil)
+		}
+	}
 }
 
 // flushEncoded hands the current run of frames for one service to it,

@@ -3,10 +3,12 @@ package node_test
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/netsvc-go/netsvc/actors/connection"
+	"github.com/netsvc-go/netsvc/actors/exchange"
 	"github.com/netsvc-go/netsvc/service"
 )
 
@@ -285,4 +287,92 @@ func TestStalledPeer(t *testing.T) {
 	}
 	visible(t, other, "stalled", 0)
 	mustMultiply(t, other, service.Name("math"))
+}
+
+// TestRelayBackpressure checks that a fast publisher two servers away
+// from its subscriber loses nothing at the relays when it heeds
+// Publish's overload signal: a server whose link onward is full but
+// draining stops reading the link the reports come in on, so the
+// congestion reaches the publisher's own link, where Publish reports it,
+// instead of the relays dropping reports the publisher never heard
+// about.
+func TestRelayBackpressure(t *testing.T) {
+	const (
+		total = 40000
+		size  = 512
+	)
+	// Small queues, so the flood congests every hop.
+	small := func(x exchange.Config) exchange.Config {
+		x.Link = connection.Config{QueueSoft: queueSoft}
+		return x
+	}
+	a := startNode(t, "a", small(serverX("", listen(t))))
+	b := startNode(t, "b", small(serverX("", listen(t), a.Addr())))
+	sub := startNode(t, "sub", small(clientX("", a.Addr())))
+	pub := startNode(t, "pub", small(clientX("", b.Addr())))
+	done := make(chan int, 1)
+	startService(t, pub, "firehose", func(ag *service.Agent) error {
+		payload := service.Raw{Data: make([]byte, size)}
+		sent, paused := 0, 0
+		var flood func()
+		flood = func() {
+			for i := 0; i < 500 && sent < total; i++ {
+				sent++
+				if err := ag.Publish("data", payload); err != nil {
+					paused++
+					ag.After(200*time.Microsecond, flood) // heed the signal
+					return
+				}
+			}
+			if sent < total {
+				ag.After(0, flood)
+				return
+			}
+			done <- paused
+		}
+		ag.Export("subscribers", func() int { return len(ag.Subscribers()) })
+		ag.Export("start", func() bool { ag.After(0, flood); return true })
+		return nil
+	})
+	var got atomic.Int64
+	visible(t, sub, "firehose", 1)
+	startService(t, sub, "sink", func(ag *service.Agent) error {
+		_, err := ag.Subscribe(service.Name("firehose"), "data", func(service.Report) { got.Add(1) })
+		return err
+	})
+	waitFor(t, waitLong, func() error {
+		n, err := service.CallFor[int](ctxFor(t, waitLong), pub.rt(), service.Name("firehose"), "subscribers")
+		if err != nil || n != 1 {
+			return fmt.Errorf("firehose has %d subscribers (%v)", n, err)
+		}
+		return nil
+	})
+	if _, err := pub.rt().Call(ctxFor(t, waitLong), service.Name("firehose"), "start"); err != nil {
+		t.Fatal(err)
+	}
+	paused := recv(t, done, time.Minute, "the end of the flood")
+	dropped := func(p *proc) (n uint64) {
+		for _, l := range p.Links() {
+			n += l.Dropped
+		}
+		return n
+	}
+	waitFor(t, waitLong, func() error {
+		if lost := uint64(total) - uint64(got.Load()); lost != dropped(pub)+dropped(b)+dropped(a) {
+			return fmt.Errorf("received %d of %d; dropped by pub %d, b %d, a %d", got.Load(), total, dropped(pub), dropped(b), dropped(a))
+		}
+		return nil
+	})
+	relayed := dropped(b) + dropped(a)
+	t.Logf("%d reports of %d bytes: received %d; the publisher paused %d times; dropped by its link %d, by the relays %d",
+		total, size, got.Load(), paused, dropped(pub), relayed)
+	if paused == 0 {
+		t.Fatal("the publisher was never told to slow down: the flood did not congest anything")
+	}
+	// A relay may still drop when a write takes longer than stallAfter
+	// (a starved machine); without backpressure most of the flood is
+	// dropped there.
+	if relayed > total/100 {
+		t.Fatalf("the relays dropped %d of %d reports the publisher had no way to know were too many", relayed, total)
+	}
 }
