@@ -345,6 +345,7 @@ func (q *outQueue) dropOldestReports(need int) {
 		need -= f.n
 		q.reportsDropped.Add(1)
 	}
+	q.roomFreed()
 	if q.dead > 1<<16 && q.dead > len(q.buf)/2 {
 		q.compact()
 	}
@@ -487,35 +488,49 @@ func (q *outQueue) run(w io.Writer, onError func(error)) {
 	}
 }
 
-// Relays wait at most relayWait for room on a draining link; a write
-// that has taken longer than stallAfter means its peer is not keeping up.
-const (
-	relayWait  = 50 * time.Millisecond
+// A relaying reader waits at most relayWait per read for room on
+// draining links; a write that has taken longer than stallAfter means its
+// peer is not keeping up. Variables so tests can stretch them.
+var (
+	relayWait  = 20 * time.Millisecond
 	stallAfter = 50 * time.Millisecond
 )
 
-// awaitRoom holds a relaying reader back, for at most relayWait, while
-// the queue has no room for n more bytes but is draining. The reader's
-// own socket then goes unread, TCP slows the link upstream, its queue
-// fills and its publisher is told to pause (Publish returns overloaded):
-// backpressure hop by hop, rather than a relay dropping reports that
-// the publisher had no way to know were too many. A queue whose writer
-// is stuck (a peer that stopped reading) is not waited on: its limits
-// apply as before (reports drop oldest first, requests are refused),
-// and the links feeding it are held up no longer than stallAfter.
-func (q *outQueue) awaitRoom(n int) {
+// awaitRoom holds a relaying reader back while the queue has no room for
+// n more bytes but is draining. The reader's own socket then goes unread,
+// TCP slows the link upstream, its queue fills and its publisher is told
+// to pause (Publish returns overloaded): backpressure hop by hop, rather
+// than a relay dropping reports the publisher had no way to know were
+// too many. A queue whose writer is stuck (a peer that stopped reading)
+// is not waited on: its limits apply as before (reports drop oldest
+// first, requests are refused).
+//
+// The wait ends at *deadline, which the first wait of a read sets
+// relayWait ahead (0: not set yet): everything else the incoming link
+// carries is held up for no longer than that per read. awaitRoom reports
+// false when the deadline passed, so the reader stops waiting for the
+// rest of the read.
+func (q *outQueue) awaitRoom(n int, deadline *int64) bool {
+	if n > q.soft {
+		return true // no room will do: the queue's limits decide
+	}
 	var timer *time.Timer
-	var deadline int64
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
 	q.mu.Lock()
+	defer q.mu.Unlock()
 	for !q.closed && q.live+q.inflight > 0 && q.live+q.inflight+n > q.soft {
 		now := nanotime()
 		if q.writing && now-q.writeStart > int64(stallAfter) {
-			break
+			return true
 		}
-		if deadline == 0 {
-			deadline = now + int64(relayWait)
-		} else if now >= deadline {
-			break
+		if *deadline == 0 {
+			*deadline = now + int64(relayWait)
+		} else if now >= *deadline {
+			return false
 		}
 		if q.roomWait == nil {
 			q.roomWait = make(chan struct{})
@@ -523,9 +538,9 @@ func (q *outQueue) awaitRoom(n int) {
 		room := q.roomWait
 		q.mu.Unlock()
 		if timer == nil {
-			timer = time.NewTimer(time.Duration(deadline - now))
+			timer = time.NewTimer(time.Duration(*deadline - now))
 		} else {
-			timer.Reset(time.Duration(deadline - now))
+			timer.Reset(time.Duration(*deadline - now))
 		}
 		select {
 		case <-room:
@@ -533,10 +548,7 @@ func (q *outQueue) awaitRoom(n int) {
 		}
 		q.mu.Lock()
 	}
-	q.mu.Unlock()
-	if timer != nil {
-		timer.Stop()
-	}
+	return true
 }
 
 // roomFreed wakes, locked, the relays waiting in awaitRoom.

@@ -372,8 +372,8 @@ func TestOutQueueRefusesRequestsWhileDropping(t *testing.T) {
 
 // TestOutQueueAwaitRoom checks the relays' backpressure: a full queue
 // whose writer is draining it holds a relay back until the writer frees
-// room; a full queue whose writer is stuck does not; and either way the
-// wait is bounded.
+// room; a full queue whose writer is stuck does not; and the wait ends at
+// the reader's deadline.
 func TestOutQueueAwaitRoom(t *testing.T) {
 	size := EnvelopeSize(report(0))
 	fill := func(t *testing.T, q *outQueue) {
@@ -389,34 +389,63 @@ func TestOutQueueAwaitRoom(t *testing.T) {
 		defer q.mu.Unlock()
 		return q.roomWait != nil
 	}
-	await := func(q *outQueue) chan struct{} {
-		done := make(chan struct{})
+	// fresh marks the writer's current write as just begun: draining,
+	// as far as anyone can tell.
+	fresh := func(q *outQueue) {
+		q.mu.Lock()
+		q.writeStart = nanotime()
+		q.mu.Unlock()
+	}
+	type result struct {
+		ok   bool
+		took time.Duration
+	}
+	await := func(q *outQueue, deadline *int64) chan result {
+		done := make(chan result, 1)
 		go func() {
-			q.awaitRoom(size)
-			close(done)
+			start := time.Now()
+			ok := q.awaitRoom(size, deadline)
+			done <- result{ok, time.Since(start)}
 		}()
 		return done
 	}
+	stretch := func(t *testing.T) {
+		// Long enough that only the writer can end the wait.
+		rw, sa := relayWait, stallAfter
+		relayWait, stallAfter = time.Hour, time.Hour
+		t.Cleanup(func() { relayWait, stallAfter = rw, sa })
+	}
 
 	t.Run("draining", func(t *testing.T) {
+		stretch(t)
 		q, w, drain := plugged(t, 10*size, 100*size)
 		fill(t, q)
-		done := await(q)
-		deadline := time.Now().Add(queueWait)
+		fresh(q)
+		var deadline int64
+		done := await(q, &deadline)
+		waitUntil := time.Now().Add(queueWait)
 		for !waiting(q) {
 			select {
-			case <-done:
-				t.Fatal("awaitRoom returned at once on a full queue that is draining")
+			case r := <-done:
+				t.Fatalf("awaitRoom returned (%v) at once on a full queue that is draining", r.ok)
 			default:
 			}
-			if time.Now().After(deadline) {
+			if time.Now().After(waitUntil) {
 				t.Fatal("awaitRoom never waited")
 			}
 			time.Sleep(time.Millisecond)
 		}
+		select {
+		case r := <-done:
+			t.Fatalf("awaitRoom returned (%v) while the queue was still full", r.ok)
+		default:
+		}
 		w.open() // the writer moves on: room is freed
 		select {
-		case <-done:
+		case r := <-done:
+			if !r.ok {
+				t.Fatal("awaitRoom says its deadline passed; it was an hour away")
+			}
 		case <-time.After(queueWait):
 			t.Fatal("awaitRoom still waiting after the queue drained")
 		}
@@ -426,13 +455,18 @@ func TestOutQueueAwaitRoom(t *testing.T) {
 	})
 
 	t.Run("stuck", func(t *testing.T) {
+		stretch(t)
 		q, _, _ := plugged(t, 10*size, 100*size)
 		fill(t, q)
 		q.mu.Lock()
-		q.writeStart -= int64(2 * stallAfter) // the plug's write has hung for a while
+		q.writeStart = nanotime() - int64(2*time.Hour) // the plug's write has hung for a while
 		q.mu.Unlock()
+		var deadline int64
 		select {
-		case <-await(q):
+		case r := <-await(q, &deadline):
+			if !r.ok {
+				t.Fatal("awaitRoom reports a deadline on a queue it must not wait on")
+			}
 		case <-time.After(queueWait):
 			t.Fatal("awaitRoom waited on a queue whose writer is stuck")
 		}
@@ -441,20 +475,38 @@ func TestOutQueueAwaitRoom(t *testing.T) {
 		}
 	})
 
-	t.Run("bounded", func(t *testing.T) {
+	t.Run("deadline", func(t *testing.T) {
+		sa := stallAfter
+		stallAfter = time.Hour // the writer seems to drain throughout
+		t.Cleanup(func() { stallAfter = sa })
 		q, _, _ := plugged(t, 10*size, 100*size)
 		fill(t, q)
-		q.mu.Lock()
-		q.writeStart = nanotime() // a write just begun: draining, as far as anyone can tell
-		q.mu.Unlock()
-		start := time.Now()
-		select {
-		case <-await(q):
-		case <-time.After(queueWait):
-			t.Fatal("awaitRoom did not give up on a queue that never drains")
+		fresh(q)
+		var deadline int64
+		r := recvResult(t, await(q, &deadline))
+		if r.ok {
+			t.Fatal("awaitRoom says there is room in a queue that never drained")
 		}
-		if took := time.Since(start); took < relayWait/2 {
-			t.Fatalf("awaitRoom gave up after %v, before relayWait (%v) or stallAfter (%v)", took, relayWait, stallAfter)
+		if r.took < relayWait/2 {
+			t.Fatalf("awaitRoom gave up after %v, before relayWait (%v)", r.took, relayWait)
+		}
+		// The deadline is the read's: a second wait in the same read
+		// gives up at once.
+		r = recvResult(t, await(q, &deadline))
+		if r.ok || r.took >= relayWait {
+			t.Fatalf("a wait past the read's deadline: ok %v after %v", r.ok, r.took)
 		}
 	})
+}
+
+func recvResult[T any](t *testing.T, ch chan T) T {
+	t.Helper()
+	select {
+	case r := <-ch:
+		return r
+	case <-time.After(queueWait):
+		t.Fatal("awaitRoom did not give up on a queue that never drains")
+	}
+	var zero T
+	return zero
 }

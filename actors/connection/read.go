@@ -59,6 +59,10 @@ type frameReader struct {
 	relayTo              *Conn
 	relayStart, relayEnd int
 	relayMetas           []frameMeta
+	// This read's budget for waiting on full links it relays to: its
+	// end (0 until a wait begins), and whether it ran out.
+	holdUntil int64
+	holdSpent bool
 
 	// The run of frames for one local service: rd.buf[encStart:encEnd].
 	encTo            uint32
@@ -131,6 +135,7 @@ func (rd *frameReader) loop() error {
 		frames, bytes = 0, 0
 		// Hand on what this read brought before the buffer moves.
 		rd.flush()
+		rd.holdUntil, rd.holdSpent = 0, false
 		if start == end {
 			start, end = 0, 0
 			switch {
@@ -442,21 +447,22 @@ func (rd *frameReader) flushRelay() {
 	// than the whole queue holds.
 	span, metas := rd.buf[rd.relayStart:rd.relayEnd], rd.relayMetas
 	limit := next.q.soft / 2
-	for len(metas) > 0 {
+	for base := 0; len(metas) > 0; {
 		n, size := 0, 0
 		for n < len(metas) && (n == 0 || size+metas[n].n <= limit) {
+			metas[n].off -= base
 			size += metas[n].n
 			n++
 		}
-		piece, pieceMetas := span[:size], metas[:n]
-		next.q.awaitRoom(size)
+		piece, pieceMetas := span[base:base+size], metas[:n]
+		if !rd.holdSpent && !next.q.awaitRoom(size, &rd.holdUntil) {
+			rd.holdSpent = true
+		}
 		for _, f := range next.q.pushSpan(piece, pieceMetas) {
 			rd.relayFailed(next, piece, pieceMetas[f.index], f.err)
 		}
-		span, metas = span[size:], metas[n:]
-		for i := range metas {
-			metas[i].off -= size
-		}
+		base += size
+		metas = metas[n:]
 	}
 	rd.relayTo, rd.relayMetas = nil, rd.relayMetas[:0]
 }

@@ -301,15 +301,17 @@ func TestRelayBackpressure(t *testing.T) {
 		total = 40000
 		size  = 512
 	)
-	// Small queues, so the flood congests every hop.
-	small := func(x exchange.Config) exchange.Config {
-		x.Link = connection.Config{QueueSoft: queueSoft}
+	// Small queues, so the flood congests every hop, and the smallest on
+	// the last relay's link onward: what comes in faster than that
+	// drains is dropped there unless the relay pushes back.
+	small := func(x exchange.Config, soft int) exchange.Config {
+		x.Link = connection.Config{QueueSoft: soft}
 		return x
 	}
-	a := startNode(t, "a", small(serverX("", listen(t))))
-	b := startNode(t, "b", small(serverX("", listen(t), a.Addr())))
-	sub := startNode(t, "sub", small(clientX("", a.Addr())))
-	pub := startNode(t, "pub", small(clientX("", b.Addr())))
+	a := startNode(t, "a", small(serverX("", listen(t)), 8<<10))
+	b := startNode(t, "b", small(serverX("", listen(t), a.Addr()), queueSoft))
+	sub := startNode(t, "sub", small(clientX("", a.Addr()), queueSoft))
+	pub := startNode(t, "pub", small(clientX("", b.Addr()), queueSoft))
 	done := make(chan int, 1)
 	startService(t, pub, "firehose", func(ag *service.Agent) error {
 		payload := service.Raw{Data: make([]byte, size)}
