@@ -355,6 +355,9 @@ func (a *connActor) bye(ctx actor.Context, reason string) {
 // send what is queued to a peer that may not be reading.
 const drainTimeout = 2 * time.Second
 
+// writerGrace bounds how long any close waits for the write in progress.
+const writerGrace = 100 * time.Millisecond
+
 // close ends the link. A graceful close first lets the writer send what
 // is queued; what is left (everything, otherwise) is accounted for:
 // requests are failed back, reports counted as dropped (SPEC rule 24).
@@ -380,6 +383,14 @@ func (a *connActor) close(ctx actor.Context, reason string, rejected, graceful b
 		}
 	}
 	pending, frames := c.q.close(false)
+	// What the writer took before the close (a reject the reader just
+	// queued, say) is on its way out: let it go first, so the peer
+	// learns why, unless the writer is stuck on a peer that does not
+	// read, which closing the socket below ends.
+	select {
+	case <-c.writerDone:
+	case <-time.After(writerGrace):
+	}
 	c.flushControl(pending, frames)
 	c.failQueued(pending, frames)
 	c.nc.Close()

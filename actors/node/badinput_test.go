@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"encoding/binary"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
 	"strings"
@@ -220,6 +221,51 @@ func TestHandshakeRefusals(t *testing.T) {
 			}
 		})
 	}
+	t.Run("many at once", func(t *testing.T) {
+		// Refusals racing each other and the closes that follow them:
+		// every refused peer still learns why.
+		const rounds, parallel = 20, 16
+		hello := connection.AppendHello(nil, connection.Hello{Protocol: connection.Protocol, Process: service.NewProcessID(),
+			Node: "guesser", Role: service.RoleClient, Token: "guess"})
+		refuse := func() error {
+			c, err := net.DialTimeout("tcp", x.Addr(), 2*time.Second)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(5 * time.Second))
+			if _, err := c.Write(hello); err != nil {
+				return err
+			}
+			got, err := io.ReadAll(c)
+			for len(got) > 0 {
+				length, k := binary.Uvarint(got)
+				if k <= 0 || length == 0 || uint64(len(got)-k) < length {
+					break
+				}
+				kind, body := connection.FrameKind(got[k]), got[k+1:k+int(length)]
+				got = got[k+int(length):]
+				if kind == connection.FrameReject {
+					if reason, _ := connection.DecodeReason(body); !strings.Contains(reason, "not authorised") {
+						return fmt.Errorf("reject reason %q", reason)
+					}
+					return nil
+				}
+			}
+			return fmt.Errorf("closed without a reject frame (read error %v)", err)
+		}
+		for range rounds {
+			errs := make(chan error, parallel)
+			for range parallel {
+				go func() { errs <- refuse() }()
+			}
+			for range parallel {
+				if err := <-errs; err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	})
 	t.Run("right token", func(t *testing.T) {
 		cc := clientX("", x.Addr())
 		cc.Token = "secret"
