@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/netsvc-go/netsvc/actors/connection"
@@ -36,17 +37,112 @@ type TLSFiles struct {
 // Load reads the files. server is nil without a certificate; client is
 // nil when neither a certificate nor a CA is given (plain TCP). Both
 // require TLS 1.2 or later.
+//
+// The certificate and key are read again when they change on disk
+// (checked at most once every reloadCheck, at a handshake), and so is
+// the CA file for the certificates the listener accepts: a renewed
+// certificate takes effect for new links without a restart, and links
+// up keep going. Until a changed certificate and its key match (one
+// file rewritten, the other not yet), the previous pair stays in use.
+// The CAs a dialler verifies its servers against are read once.
 func (f TLSFiles) Load() (server, client *tls.Config, err error) {
 	if (f.CertFile == "") != (f.KeyFile == "") {
 		return nil, nil, errors.New("TLS: a certificate needs its key and a key its certificate")
 	}
-	var certs []tls.Certificate
+	st := &tlsFilesState{files: f, checked: time.Now(), stamps: f.stamps()}
+	if st.cert, st.pool, err = f.read(); err != nil {
+		return nil, nil, err
+	}
+	if st.cert != nil {
+		server = &tls.Config{MinVersion: tls.VersionTLS12}
+		base := server
+		server.GetConfigForClient = func(*tls.ClientHelloInfo) (*tls.Config, error) {
+			cert, pool := st.current()
+			c := base.Clone()
+			c.GetConfigForClient = nil
+			c.Certificates = []tls.Certificate{*cert}
+			if pool != nil {
+				c.ClientCAs, c.ClientAuth = pool, tls.RequireAndVerifyClientCert
+			}
+			return c, nil
+		}
+	}
+	if st.cert != nil || st.pool != nil {
+		client = &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: st.pool}
+		if st.cert != nil {
+			client.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+				cert, _ := st.current()
+				return cert, nil
+			}
+		}
+	}
+	return server, client, nil
+}
+
+// reloadCheck is how often, at most, Load's configurations look at their
+// files for changes.
+const reloadCheck = time.Second
+
+// tlsFilesState is what TLSFiles hold now, for the configurations Load
+// returns.
+type tlsFilesState struct {
+	files   TLSFiles
+	mu      sync.Mutex
+	checked time.Time
+	stamps  [3]fileStamp // of the certificate, the key and the CA file
+	cert    *tls.Certificate
+	pool    *x509.CertPool
+}
+
+// fileStamp tells whether a file changed.
+type fileStamp struct {
+	mod  time.Time
+	size int64
+}
+
+func (f TLSFiles) stamps() (s [3]fileStamp) {
+	for i, name := range []string{f.CertFile, f.KeyFile, f.CAFile} {
+		if name == "" {
+			continue
+		}
+		if fi, err := os.Stat(name); err == nil {
+			s[i] = fileStamp{fi.ModTime(), fi.Size()}
+		}
+	}
+	return s
+}
+
+// current returns the certificate and CA pool, read again if the files
+// changed since they were last read and now load.
+func (st *tlsFilesState) current() (*tls.Certificate, *x509.CertPool) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if time.Since(st.checked) < reloadCheck {
+		return st.cert, st.pool
+	}
+	st.checked = time.Now()
+	stamps := st.files.stamps()
+	if stamps == st.stamps {
+		return st.cert, st.pool
+	}
+	cert, pool, err := st.files.read()
+	if err != nil || cert == nil {
+		return st.cert, st.pool // half rewritten, say: try again at the next check
+	}
+	st.cert, st.pool, st.stamps = cert, pool, stamps
+	return st.cert, st.pool
+}
+
+// read loads the certificate (nil without CertFile) and the CA pool (nil
+// without CAFile).
+func (f TLSFiles) read() (*tls.Certificate, *x509.CertPool, error) {
+	var cert *tls.Certificate
 	if f.CertFile != "" {
-		cert, err := tls.LoadX509KeyPair(f.CertFile, f.KeyFile)
+		c, err := tls.LoadX509KeyPair(f.CertFile, f.KeyFile)
 		if err != nil {
 			return nil, nil, fmt.Errorf("TLS: cannot load certificate %s with key %s: %w", f.CertFile, f.KeyFile, err)
 		}
-		certs = []tls.Certificate{cert}
+		cert = &c
 	}
 	var pool *x509.CertPool
 	if f.CAFile != "" {
@@ -59,16 +155,7 @@ func (f TLSFiles) Load() (server, client *tls.Config, err error) {
 			return nil, nil, fmt.Errorf("TLS: CA file %s holds no PEM certificate", f.CAFile)
 		}
 	}
-	if certs != nil {
-		server = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: certs}
-		if pool != nil {
-			server.ClientCAs, server.ClientAuth = pool, tls.RequireAndVerifyClientCert
-		}
-	}
-	if certs != nil || pool != nil {
-		client = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: certs, RootCAs: pool}
-	}
-	return server, client, nil
+	return cert, pool, nil
 }
 
 // tlsDial runs the client side of the TLS handshake on a dialled

@@ -245,9 +245,18 @@ func TestTLSFilesLoad(t *testing.T) {
 	ca := newTestCA(t, "ca")
 	cert, key := ca.issue("x")
 	server, client, err := exchange.TLSFiles{CertFile: cert, KeyFile: key, CAFile: ca.File}.Load()
-	if err != nil || server == nil || client == nil || server.ClientAuth != tls.RequireAndVerifyClientCert ||
-		server.MinVersion != tls.VersionTLS12 || client.MinVersion != tls.VersionTLS12 || len(client.Certificates) != 1 || client.RootCAs == nil {
+	if err != nil || server == nil || client == nil || server.GetConfigForClient == nil || client.GetClientCertificate == nil {
 		t.Fatalf("Load = %+v, %+v, %v", server, client, err)
+	}
+	// What a handshake gets: the certificate, and client certificates
+	// required and checked against the CA.
+	conn, err := server.GetConfigForClient(&tls.ClientHelloInfo{})
+	if err != nil || conn.ClientAuth != tls.RequireAndVerifyClientCert || conn.ClientCAs == nil || len(conn.Certificates) != 1 ||
+		conn.MinVersion != tls.VersionTLS12 || client.MinVersion != tls.VersionTLS12 || client.RootCAs == nil {
+		t.Fatalf("the listener's config for a handshake: %+v, %v; the dialler's: %+v", conn, err, client)
+	}
+	if c, err := client.GetClientCertificate(&tls.CertificateRequestInfo{}); err != nil || c == nil || len(c.Certificate) == 0 {
+		t.Fatalf("the dialler's certificate: %v, %v", c, err)
 	}
 	if server, client, err = (exchange.TLSFiles{}).Load(); server != nil || client != nil || err != nil {
 		t.Fatalf("no files: %v, %v, %v; want plain TCP", server, client, err)
@@ -270,4 +279,94 @@ func TestTLSFilesLoad(t *testing.T) {
 			t.Errorf("%+v: %v; want one line with %q", tc.files, err, tc.want)
 		}
 	}
+}
+
+// TestTLSReload checks that a node picks up a renewed certificate and a
+// changed CA file for new links without a restart, while its links keep
+// going.
+func TestTLSReload(t *testing.T) {
+	ca := newTestCA(t, "ca")
+	files := ca.endpoint("x")
+	x := startNode(t, "x", tlsX(t, serverX("", listen(t)), files))
+	startMath(t, x, "math")
+	c := startNode(t, "c", tlsX(t, clientX("", x.Addr()), ca.endpoint("c")))
+	visible(t, c, "math", 1)
+	link := activeLinks(c, x.pid())
+
+	// probe opens a TLS connection to x and returns the serial number of
+	// the certificate x showed, once x's first frame arrives: a client
+	// certificate x refuses fails the read.
+	probe := func(files exchange.TLSFiles) (*big.Int, error) {
+		_, cfg, err := files.Load()
+		if err != nil {
+			t.Fatal(err)
+		}
+		tc, err := tls.DialWithDialer(&net.Dialer{Timeout: 2 * time.Second}, "tcp", x.Addr(), cfg)
+		if err != nil {
+			return nil, err
+		}
+		defer tc.Close()
+		tc.SetReadDeadline(time.Now().Add(2 * time.Second))
+		if _, err := tc.Read(make([]byte, 1)); err != nil {
+			return nil, err
+		}
+		return tc.ConnectionState().PeerCertificates[0].SerialNumber, nil
+	}
+	serialOf := func(certFile string) *big.Int {
+		b, err := os.ReadFile(certFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		block, _ := pem.Decode(b)
+		cert, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cert.SerialNumber
+	}
+	prober := ca.endpoint("prober")
+	if got, err := probe(prober); err != nil || got.Cmp(serialOf(files.CertFile)) != 0 {
+		t.Fatalf("before the renewal x shows serial %v (%v), want %v", got, err, serialOf(files.CertFile))
+	}
+
+	t.Run("renewed certificate", func(t *testing.T) {
+		ca.issue("x") // the same files, a new certificate and key
+		want := serialOf(files.CertFile)
+		waitFor(t, waitLong, func() error {
+			if got, err := probe(prober); err != nil || got.Cmp(want) != 0 {
+				return fmt.Errorf("x shows serial %v (%v), want the renewed %v", got, err, want)
+			}
+			return nil
+		})
+		if now := activeLinks(c, x.pid()); len(now) != 1 || len(link) != 1 || now[0].ID != link[0].ID {
+			t.Fatalf("c's links to x went from %+v to %+v; the renewal must not touch them", link, now)
+		}
+		mustMultiply(t, c, service.Name("math"))
+	})
+
+	t.Run("another CA accepted", func(t *testing.T) {
+		other := newTestCA(t, "other")
+		cert, key := other.issue("stranger")
+		stranger := exchange.TLSFiles{CertFile: cert, KeyFile: key, CAFile: ca.File}
+		if _, err := probe(stranger); err == nil {
+			t.Fatal("x accepted a certificate of a CA it does not know")
+		}
+		pems, err := os.ReadFile(ca.File)
+		if err != nil {
+			t.Fatal(err)
+		}
+		more, err := os.ReadFile(other.File)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(files.CAFile, append(pems, more...), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, waitLong, func() error {
+			if _, err := probe(stranger); err != nil {
+				return fmt.Errorf("x still refuses the other CA's certificate: %v", err)
+			}
+			return nil
+		})
+	})
 }
