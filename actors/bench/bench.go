@@ -224,16 +224,15 @@ func runPublish(ctx context.Context, o Options, r *Result) error {
 			// signal the publisher pauses briefly, as the peer's blocks
 			// in its client when its buffer is full.
 			burst = func() {
-				pause := time.Duration(0)
-				n := int64(0)
-				for i := 0; i < 1000; i++ {
+				var pause time.Duration
+				n := 0
+				for n < 1000 && pause == 0 {
 					n++
-					if err := a.Publish("rep.next", payload); err != nil {
+					if a.Publish("rep.next", payload) != nil {
 						pause = 50 * time.Microsecond
-						break
 					}
 				}
-				sent.Add(n)
+				sent.Add(int64(n))
 				if time.Now().Before(stop) {
 					a.After(pause, burst)
 					return

@@ -507,9 +507,9 @@ var (
 //
 // The wait ends at *deadline, which the first wait of a read sets
 // relayWait ahead (0: not set yet): everything else the incoming link
-// carries is held up for no longer than that per read. awaitRoom reports
-// false when the deadline passed, so the reader stops waiting for the
-// rest of the read.
+// carries is held up for no longer than that per read: once it has
+// passed, later calls in the same read return at once. awaitRoom reports
+// false when it gave up at the deadline.
 func (q *outQueue) awaitRoom(n int, deadline *int64) bool {
 	if n > q.soft {
 		return true // no room will do: the queue's limits decide

@@ -59,10 +59,9 @@ type frameReader struct {
 	relayTo              *Conn
 	relayStart, relayEnd int
 	relayMetas           []frameMeta
-	// This read's budget for waiting on full links it relays to: its
-	// end (0 until a wait begins), and whether it ran out.
+	// The end of this read's budget for waiting on full links it relays
+	// to (0 until a wait begins).
 	holdUntil int64
-	holdSpent bool
 
 	// The run of frames for one local service: rd.buf[encStart:encEnd].
 	encTo            uint32
@@ -135,7 +134,7 @@ func (rd *frameReader) loop() error {
 		frames, bytes = 0, 0
 		// Hand on what this read brought before the buffer moves.
 		rd.flush()
-		rd.holdUntil, rd.holdSpent = 0, false
+		rd.holdUntil = 0
 		if start == end {
 			start, end = 0, 0
 			switch {
@@ -455,9 +454,7 @@ func (rd *frameReader) flushRelay() {
 			n++
 		}
 		piece, pieceMetas := span[base:base+size], metas[:n]
-		if !rd.holdSpent && !next.q.awaitRoom(size, &rd.holdUntil) {
-			rd.holdSpent = true
-		}
+		next.q.awaitRoom(size, &rd.holdUntil)
 		for _, f := range next.q.pushSpan(piece, pieceMetas) {
 			rd.relayFailed(next, piece, pieceMetas[f.index], f.err)
 		}
