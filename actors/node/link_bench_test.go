@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"io"
 	"net"
+	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -23,14 +24,38 @@ import (
 // (the link's own work: encode, queue, batched writes, framing, checks);
 // delivered/s counts what that service then handled, its actor decoding
 // each envelope. Target: link/raw ≥ 0.6.
+//
+// raw-cpu-ns and link-cpu-ns are the process's CPU time (all goroutines,
+// user and system) per frame in each part: what a frame costs, which
+// moves less than a rate with whatever else the machine runs.
 func BenchmarkLinkFrames(b *testing.B) {
-	const size = 100
+	for _, size := range []int{100, 1 << 10, 16 << 10} {
+		b.Run(sizeName(size), func(b *testing.B) { linkAgainstRaw(b, size) })
+	}
+}
+
+func linkAgainstRaw(b *testing.B, size int) {
+	cpu0, cpuOK := processCPU()
 	rawRate := rawTCPFrames(b, b.N, size)
+	cpu1, _ := processCPU()
 	linkRate, deliveredRate := linkFrames(b, b.N, size)
+	cpu2, _ := processCPU()
 	b.ReportMetric(rawRate, "raw-frames/s")
 	b.ReportMetric(linkRate, "link-frames/s")
 	b.ReportMetric(deliveredRate, "delivered/s")
 	b.ReportMetric(linkRate/rawRate, "link/raw")
+	if cpuOK {
+		b.ReportMetric(float64(cpu1-cpu0)/float64(b.N), "raw-cpu-ns/frame")
+		b.ReportMetric(float64(cpu2-cpu1)/float64(b.N), "link-cpu-ns/frame")
+	}
+}
+
+// sizeName names a payload size the way people say it: 100B, 1KiB.
+func sizeName(n int) string {
+	if n >= 1<<10 && n%(1<<10) == 0 {
+		return strconv.Itoa(n>>10) + "KiB"
+	}
+	return strconv.Itoa(n) + "B"
 }
 
 func rawTCPFrames(b *testing.B, n, size int) float64 {
