@@ -1,8 +1,11 @@
 package cluster
 
 import (
+	"context"
 	"errors"
+	"log/slog"
 	"math/rand/v2"
+	"strings"
 	"time"
 )
 
@@ -59,7 +62,13 @@ func (c *Cluster) joinLoop(seeds []string) {
 		failures++
 		switch {
 		case failures == 1:
-			c.log.Info("cannot join yet; retrying in the background", "seeds", seeds, "err", err)
+			// Seeds not up yet is the usual reason, and passes; keys that
+			// differ do not pass by themselves: say so louder.
+			level := slog.LevelInfo
+			if strings.Contains(strings.ToLower(err.Error()), "crypt") { // decrypt, encrypted, encryption
+				level = slog.LevelWarn
+			}
+			c.log.Log(context.Background(), level, "cannot join yet; retrying in the background", "seeds", seeds, "err", err)
 		case delay == joinBackoffMax && failures%12 == 0: // about once a minute
 			c.log.Warn("still cannot join", "seeds", seeds, "attempts", failures, "err", err)
 		default:

@@ -124,7 +124,7 @@ func Start(rt *service.Runtime, cfg Config) (*Exchange, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = rt.Logger()
 	}
-	x := &Exchange{rt: rt, cfg: cfg, log: cfg.Logger.With("exchange", groupName(cfg.Group))}
+	x := &Exchange{rt: rt, cfg: cfg, log: cfg.Logger.With("exchange", cfg.Group)}
 	ln := cfg.Listener
 	if ln == nil && cfg.Listen != "" {
 		var err error

@@ -41,6 +41,7 @@ func runCall(ctx context.Context, env *cmdEnv) int {
 	}
 	ctx, cancel := context.WithTimeout(ctx, cfg.timeout)
 	defer cancel()
+	cfg.progress = env.stderr
 	n, err := startClient(ctx, "call", &cfg.clientFlags)
 	if err != nil {
 		return env.fail(err)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 	"time"
@@ -20,6 +21,11 @@ type clientFlags struct {
 	token   string
 	timeout time.Duration
 	tls     tlsFlags // --tls-ca, --tls-cert, --tls-key, --tls-server-name
+
+	// progress is told, once, when the link is slow to come (nil: not
+	// told), so a command waiting on a node that is down or starting
+	// does not look hung.
+	progress io.Writer
 }
 
 func (c *clientFlags) register(fs *flag.FlagSet, timeoutUsage string) {
@@ -63,7 +69,11 @@ func startClient(ctx context.Context, cmd string, cf *clientFlags) (*node.Node, 
 	if err != nil {
 		return nil, err
 	}
-	if err := waitLinked(ctx, n, cf.server, cf.timeout); err != nil {
+	if err := waitLinked(ctx, n, cf.server, cf.timeout, func(reason string) {
+		if cf.progress != nil {
+			fmt.Fprintf(cf.progress, "netsvc %s: waiting for %s (%s); giving up after %v\n", cmd, cf.server, reason, cf.timeout)
+		}
+	}); err != nil {
 		stopNode(n)
 		return nil, err
 	}
@@ -74,13 +84,15 @@ func startClient(ctx context.Context, cmd string, cf *clientFlags) (*node.Node, 
 // server announced at link-up is in this process's registry. It watches
 // the dial targets meanwhile, so a server that refuses this process
 // ends the wait at once with the server's reason instead of a timeout.
-func waitLinked(ctx context.Context, n *node.Node, server string, timeout time.Duration) error {
+// slow is called once if the link is not up after slowLink, with why.
+func waitLinked(ctx context.Context, n *node.Node, server string, timeout time.Duration, slow func(reason string)) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	synced := make(chan error, 1)
 	go func() { synced <- n.WaitSynced(ctx) }()
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
+	slowAt := time.Now().Add(slowLink)
 	for {
 		select {
 		case err := <-synced:
@@ -101,9 +113,21 @@ func waitLinked(ctx context.Context, n *node.Node, server string, timeout time.D
 			if err := refused(n); err != nil {
 				return err
 			}
+			if slow != nil && time.Now().After(slowAt) {
+				reason := lastTargetError(n)
+				if reason == "" {
+					reason = "no answer yet"
+				}
+				slow(reason)
+				slow = nil
+			}
 		}
 	}
 }
+
+// slowLink is how long a command waits for its link before saying it is
+// still waiting.
+const slowLink = time.Second
 
 // refused reports a link that failed on the hello: the server refused
 // this process ("rejected"), or this process refused the server's hello

@@ -4,7 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/netsvc-go/netsvc/cluster"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
@@ -12,6 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/netsvc-go/netsvc/actors/exchange"
+	"github.com/netsvc-go/netsvc/actors/node"
+	"github.com/netsvc-go/netsvc/cluster"
 	"github.com/netsvc-go/netsvc/service"
 )
 
@@ -162,7 +165,7 @@ func TestSubscribeCount(t *testing.T) {
 	n := startServer(t, "a", "", true)
 	r := runCmd(context.Background(), "subscribe", "--server", n.Addr(), "--count", "2", "seed", "next")
 	l := lines(r.stdout)
-	if r.code != 0 || len(l) != 2 {
+	if r.code != 0 || len(l) != 2 || r.stderr != "" {
 		t.Fatal(r)
 	}
 	last := 0.0
@@ -181,6 +184,24 @@ func TestSubscribeCount(t *testing.T) {
 		}
 		last = count
 	}
+}
+
+// Subscribing to a name nobody has yet waits for it, and says so.
+func TestSubscribeBeforePublisherSaysSo(t *testing.T) {
+	n := startServer(t, "a", "", false)
+	sub := runBackground(t, "subscribe", "--server", n.Addr(), "--count", "1", "ghost", "status")
+	waitFor(t, 10*time.Second, func() error {
+		if want := `netsvc subscribe: no service named "ghost" yet; waiting for it`; !strings.Contains(sub.err.String(), want) {
+			return fmt.Errorf("stderr %q lacks %q", sub.err.String(), want)
+		}
+		return nil
+	})
+	pub := runBackground(t, "publish", "--server", n.Addr(), "--as", "ghost", "status", `"here"`, "--lifetime", "1m")
+	r := sub.wait(t, 20*time.Second)
+	if r.code != 0 || !strings.Contains(r.stdout, `"publisher":"ghost"`) || len(lines(r.stderr)) != 1 {
+		t.Fatal(r)
+	}
+	pub.stop(t)
 }
 
 func TestSubscribeGetsRetainedInit(t *testing.T) {
@@ -336,6 +357,44 @@ func TestUsage(t *testing.T) {
 	}
 	r = runCmd(ctx, "version")
 	if r.code != 0 || !strings.HasPrefix(r.stdout, "netsvc ") {
+		t.Fatal(r)
+	}
+}
+
+// A command whose node is down (or still starting) says it is waiting,
+// once, after a second, and links as soon as the node is up.
+func TestCallWaitsForNodeVisibly(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nobody listens there until the node below starts
+
+	r := runCmd(context.Background(), "call", "--server", addr, "--timeout", "1500ms", "math", "multiply", "6", "7")
+	l := lines(r.stderr)
+	if r.code != 1 || len(l) != 2 || !strings.HasPrefix(l[0], "netsvc call: waiting for "+addr+" (") ||
+		!strings.HasSuffix(l[0], "giving up after 1.5s") || !strings.Contains(l[1], "no link to "+addr+" within 1.5s") {
+		t.Fatal(r)
+	}
+
+	call := runBackground(t, "call", "--server", addr, "--timeout", "20s", "math", "multiply", "6", "7")
+	waitFor(t, 10*time.Second, func() error {
+		if !strings.Contains(call.err.String(), "waiting for "+addr) {
+			return fmt.Errorf("not waiting yet: %q", call.err.String())
+		}
+		return nil
+	})
+	ctx := context.Background()
+	n, err := node.Start(ctx, node.Config{Name: "late", Exchanges: []exchange.Config{node.Server("", addr)}})
+	if err != nil {
+		t.Skipf("the port was taken meanwhile: %v", err)
+	}
+	t.Cleanup(func() { stopNode(n) })
+	if err := startDemo(ctx, n.Runtime(), 50*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	if r := call.wait(t, 20*time.Second); r.code != 0 || r.stdout != "42\n" || len(lines(r.stderr)) != 1 {
 		t.Fatal(r)
 	}
 }

@@ -72,6 +72,7 @@ func runPublish(ctx context.Context, env *cmdEnv) int {
 		lifetime = service.Forever
 	}
 
+	cfg.progress = env.stderr
 	n, err := startClient(ctx, "publish", &cfg.clientFlags)
 	if err != nil {
 		return env.fail(err)

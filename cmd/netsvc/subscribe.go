@@ -52,11 +52,17 @@ func runSubscribe(ctx context.Context, env *cmdEnv) int {
 	if _, err := service.CompilePattern(pattern); err != nil {
 		return env.usageError("%v", err)
 	}
+	cfg.progress = env.stderr
 	n, err := startClient(ctx, "subscribe", &cfg.clientFlags)
 	if err != nil {
 		return env.fail(err)
 	}
 	defer stopNode(n)
+	if len(n.Runtime().Lookup(name)) == 0 {
+		// Not an error: a subscription waits for its publisher. But a
+		// silent wait on a misspelt name looks like a hang.
+		fmt.Fprintf(env.stderr, "netsvc subscribe: no service named %q yet; waiting for it\n", name)
+	}
 
 	reports := make(chan service.Report, 256)
 	quit := make(chan struct{}) // closed once nobody reads reports

@@ -167,7 +167,7 @@ func TestNodeMutualTLS(t *testing.T) {
 		t.Fatal(nr)
 	}
 	for _, want := range []string{
-		`msg="TLS handshake failed" exchange="\"\"" remote=127.0.0.1:`,
+		`msg="TLS handshake failed" exchange="" remote=127.0.0.1:`,
 		`reason="tls: client didn't provide a certificate"`,
 		`reason="the peer does not speak TLS (tls: first record does not look like a TLS handshake)"`,
 		`reason="remote error: tls: bad certificate"`,
@@ -302,7 +302,7 @@ func TestNodeGossipKey(t *testing.T) {
 
 	w, wAddr := start("kw", gossipOf(), other, "--join", ga)
 	waitFor(t, 10*time.Second, func() error {
-		if !strings.Contains(w.err.String(), `msg="cannot join yet; retrying in the background"`) ||
+		if !strings.Contains(w.err.String(), `level=WARN msg="cannot join yet; retrying in the background"`) ||
 			!strings.Contains(w.err.String(), "no installed keys could decrypt the message") {
 			return fmt.Errorf("kw did not log a failed join with the reason yet:\n%s", w.err.String())
 		}

@@ -136,7 +136,7 @@ func run() error {
 			BindAddr: *gossip,
 			Join:     join,
 			Preset:   preset,
-			Logger:   log, // joins and memberlist's own warnings
+			Logger:   libLog, // warnings only: the EventFuncs below log members
 		}, cluster.EventFuncs{
 			Up: func(m cluster.Member) {
 				log.Info("cluster member up", "member", m.Meta.Node, "exchange", m.Meta.Exchange, "group", m.Meta.Group)
