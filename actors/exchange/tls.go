@@ -10,8 +10,10 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"runtime"
 	"sync"
 	"time"
+	"weak"
 
 	"github.com/netsvc-go/netsvc/actors/connection"
 )
@@ -44,7 +46,9 @@ type TLSFiles struct {
 // certificate takes effect for new links without a restart, and links
 // up keep going. Until a changed certificate and its key match (one
 // file rewritten, the other not yet), the previous pair stays in use.
-// The CAs a dialler verifies its servers against are read once.
+// So are the CAs the dialler verifies its servers against, when an
+// exchange dials with the client configuration Load returned (a clone
+// of it keeps the CAs read last).
 func (f TLSFiles) Load() (server, client *tls.Config, err error) {
 	if (f.CertFile == "") != (f.KeyFile == "") {
 		return nil, nil, errors.New("TLS: a certificate needs its key and a key its certificate")
@@ -75,8 +79,38 @@ func (f TLSFiles) Load() (server, client *tls.Config, err error) {
 				return cert, nil
 			}
 		}
+		if st.pool != nil {
+			reloadingClients.add(client, st)
+		}
 	}
 	return server, client, nil
+}
+
+// reloadingClients maps the client configurations Load returned to their
+// files, so a dial can verify its server against the CA file as it is
+// now: crypto/tls reads RootCAs from the configuration and has no hook
+// that returns them per handshake (VerifyConnection does not learn the
+// address dialled, so it cannot check an IP SAN). The keys are weak: a
+// configuration nobody uses any more takes its entry with it.
+var reloadingClients clientFiles
+
+type clientFiles struct{ m sync.Map } // weak.Pointer[tls.Config] → *tlsFilesState
+
+func (c *clientFiles) add(cfg *tls.Config, st *tlsFilesState) {
+	key := weak.Make(cfg)
+	c.m.Store(key, st)
+	runtime.AddCleanup(cfg, func(key weak.Pointer[tls.Config]) { c.m.Delete(key) }, key)
+}
+
+// rootCAs returns the CAs to verify a server against with cfg: those in
+// cfg's CA file now, if Load made cfg, else cfg's own.
+func (c *clientFiles) rootCAs(cfg *tls.Config) *x509.CertPool {
+	if st, ok := c.m.Load(weak.Make(cfg)); ok {
+		if _, pool := st.(*tlsFilesState).current(); pool != nil {
+			return pool
+		}
+	}
+	return cfg.RootCAs
 }
 
 // reloadCheck is how often, at most, Load's configurations look at their
@@ -126,7 +160,7 @@ func (st *tlsFilesState) current() (*tls.Certificate, *x509.CertPool) {
 		return st.cert, st.pool
 	}
 	cert, pool, err := st.files.read()
-	if err != nil || cert == nil {
+	if err != nil {
 		return st.cert, st.pool // half rewritten, say: try again at the next check
 	}
 	st.cert, st.pool, st.stamps = cert, pool, stamps
@@ -164,13 +198,17 @@ func (f TLSFiles) read() (*tls.Certificate, *x509.CertPool, error) {
 // not verify, the peer refused this side's, or the peer does not speak
 // TLS at all.
 func tlsDial(nc net.Conn, cfg *tls.Config, addr string, timeout time.Duration) (tc *tls.Conn, permanent bool, err error) {
+	roots := reloadingClients.rootCAs(cfg)
+	if cfg.ServerName == "" || roots != cfg.RootCAs {
+		cfg = cfg.Clone()
+		cfg.RootCAs = roots
+	}
 	if cfg.ServerName == "" {
 		// As tls.Dial does: verify the certificate for the host dialled.
 		host, _, splitErr := net.SplitHostPort(addr)
 		if splitErr != nil {
 			host = addr
 		}
-		cfg = cfg.Clone()
 		cfg.ServerName = host
 	}
 	tc = tls.Client(nc, cfg)

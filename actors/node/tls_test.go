@@ -369,4 +369,58 @@ func TestTLSReload(t *testing.T) {
 			return nil
 		})
 	})
+
+	t.Run("server certificate of a new CA", func(t *testing.T) {
+		// The CA rotates: c is told of the new one (its CA file gains it),
+		// then x gets a certificate the new CA signed. c's next link to x
+		// must verify against the CA file as it is now, not as it was
+		// when c started.
+		next := newTestCA(t, "next")
+		pems, err := os.ReadFile(ca.File)
+		if err != nil {
+			t.Fatal(err)
+		}
+		more, err := os.ReadFile(next.File)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(ca.File, append(pems, more...), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cert, key := next.issue("x-next")
+		for from, to := range map[string]string{key: files.KeyFile, cert: files.CertFile} {
+			b, err := os.ReadFile(from)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(to, b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		want := serialOf(files.CertFile)
+		waitFor(t, waitLong, func() error {
+			if got, err := probe(prober); err != nil || got.Cmp(want) != 0 {
+				return fmt.Errorf("x shows serial %v (%v), want the new CA's %v", got, err, want)
+			}
+			return nil
+		})
+		x.x("").Forget(c.pid(), "test: dial again")
+		waitFor(t, waitLong, func() error {
+			now := activeLinks(c, x.pid())
+			if len(now) == 1 && now[0].ID != link[0].ID {
+				return nil
+			}
+			var why []string
+			for _, tg := range c.x("").Targets() {
+				why = append(why, tg.State+": "+tg.LastErr)
+				if tg.State == "rejected" {
+					// c looks at its files at most once a second: a dial
+					// before that fails to verify x and is not retried.
+					c.x("").Dial(tg.Address)
+				}
+			}
+			return fmt.Errorf("c has not linked to x again (links %+v, targets %v)", now, why)
+		})
+		mustMultiply(t, c, service.Name("math"))
+	})
 }
