@@ -1,9 +1,7 @@
 package cluster
 
 import (
-	"context"
 	"errors"
-	"log/slog"
 	"math/rand/v2"
 	"strings"
 	"time"
@@ -31,7 +29,8 @@ const (
 func (c *Cluster) joinLoop(seeds []string) {
 	defer close(c.joinDone)
 	delay := joinBackoffMin
-	failures := 0 // in the current run of attempts
+	failures := 0       // in the current run of attempts
+	keysWarned := false // a failure for want of the right gossip key was logged
 	started := time.Now()
 	for {
 		err := c.joinOnce(seeds)
@@ -61,14 +60,13 @@ func (c *Cluster) joinLoop(seeds []string) {
 		c.joinFailures.Add(1)
 		failures++
 		switch {
-		case failures == 1:
+		case !keysWarned && keysDiffer(err):
 			// Seeds not up yet is the usual reason, and passes; keys that
-			// differ do not pass by themselves: say so louder.
-			level := slog.LevelInfo
-			if strings.Contains(strings.ToLower(err.Error()), "crypt") { // decrypt, encrypted, encryption
-				level = slog.LevelWarn
-			}
-			c.log.Log(context.Background(), level, "cannot join yet; retrying in the background", "seeds", seeds, "err", err)
+			// differ do not pass by themselves: say so louder, at once.
+			keysWarned = true
+			c.log.Warn("cannot join yet; retrying in the background", "seeds", seeds, "err", err)
+		case failures == 1:
+			c.log.Info("cannot join yet; retrying in the background", "seeds", seeds, "err", err)
 		case delay == joinBackoffMax && failures%12 == 0: // about once a minute
 			c.log.Warn("still cannot join", "seeds", seeds, "attempts", failures, "err", err)
 		default:
@@ -79,6 +77,12 @@ func (c *Cluster) joinLoop(seeds []string) {
 		}
 		delay = min(2*delay, joinBackoffMax)
 	}
+}
+
+// keysDiffer reports a join refused because the gossip keys differ (or
+// one side has none). memberlist says so only in its errors' words.
+func keysDiffer(err error) bool {
+	return strings.Contains(strings.ToLower(err.Error()), "crypt") // decrypt, encrypted, encryption
 }
 
 // waitAlone waits until memberlist counts no other live member; it returns

@@ -48,7 +48,7 @@ type TLSFiles struct {
 // file rewritten, the other not yet), the previous pair stays in use.
 // So are the CAs the dialler verifies its servers against, when an
 // exchange dials with the client configuration Load returned (a clone
-// of it keeps the CAs read last).
+// of it, or one whose RootCAs were replaced, keeps the CAs Load read).
 func (f TLSFiles) Load() (server, client *tls.Config, err error) {
 	if (f.CertFile == "") != (f.KeyFile == "") {
 		return nil, nil, errors.New("TLS: a certificate needs its key and a key its certificate")
@@ -94,19 +94,29 @@ func (f TLSFiles) Load() (server, client *tls.Config, err error) {
 // configuration nobody uses any more takes its entry with it.
 var reloadingClients clientFiles
 
-type clientFiles struct{ m sync.Map } // weak.Pointer[tls.Config] → *tlsFilesState
+type clientFiles struct{ m sync.Map } // weak.Pointer[tls.Config] → clientFilesEntry
+
+type clientFilesEntry struct {
+	st    *tlsFilesState
+	first *x509.CertPool // the RootCAs Load set
+}
 
 func (c *clientFiles) add(cfg *tls.Config, st *tlsFilesState) {
 	key := weak.Make(cfg)
-	c.m.Store(key, st)
+	c.m.Store(key, clientFilesEntry{st: st, first: cfg.RootCAs})
 	runtime.AddCleanup(cfg, func(key weak.Pointer[tls.Config]) { c.m.Delete(key) }, key)
 }
 
 // rootCAs returns the CAs to verify a server against with cfg: those in
-// cfg's CA file now, if Load made cfg, else cfg's own.
+// cfg's CA file now, if Load made cfg and its RootCAs are still Load's,
+// else cfg's own.
 func (c *clientFiles) rootCAs(cfg *tls.Config) *x509.CertPool {
-	if st, ok := c.m.Load(weak.Make(cfg)); ok {
-		if _, pool := st.(*tlsFilesState).current(); pool != nil {
+	if v, ok := c.m.Load(weak.Make(cfg)); ok {
+		e := v.(clientFilesEntry)
+		if cfg.RootCAs != e.first {
+			return cfg.RootCAs // set by hand after Load: the user's choice
+		}
+		if _, pool := e.st.current(); pool != nil {
 			return pool
 		}
 	}
@@ -147,7 +157,9 @@ func (f TLSFiles) stamps() (s [3]fileStamp) {
 }
 
 // current returns the certificate and CA pool, read again if the files
-// changed since they were last read and now load.
+// changed since they were last read and now load. They are read
+// together: while the certificate and key do not match (one rewritten,
+// not yet the other), a changed CA file waits for them too.
 func (st *tlsFilesState) current() (*tls.Certificate, *x509.CertPool) {
 	st.mu.Lock()
 	defer st.mu.Unlock()

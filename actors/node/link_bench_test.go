@@ -27,7 +27,9 @@ import (
 //
 // raw-cpu-ns and link-cpu-ns are the process's CPU time (all goroutines,
 // user and system) per frame in each part: what a frame costs, which
-// moves less than a rate with whatever else the machine runs.
+// moves less than a rate with whatever else the machine runs. The
+// link's share includes starting and stopping the two nodes (a few
+// milliseconds): read it at a large b.N (-benchtime 2s).
 func BenchmarkLinkFrames(b *testing.B) {
 	for _, size := range []int{100, 1 << 10, 16 << 10} {
 		b.Run(sizeName(size), func(b *testing.B) { linkAgainstRaw(b, size) })

@@ -189,6 +189,29 @@ func TestTLSUntrustedServer(t *testing.T) {
 	serverLogged(t, x, "remote error: tls: bad certificate")
 }
 
+// TestTLSRootCAsSetByHand checks that RootCAs set on a configuration
+// Load made are the ones a dial verifies against: the reloading of the CA
+// file must not override a user's choice.
+func TestTLSRootCAsSetByHand(t *testing.T) {
+	ca, other := newTestCA(t, "ca"), newTestCA(t, "other")
+	x := startNode(t, "x", tlsX(t, serverX("", listen(t)), ca.endpoint("x")))
+	startMath(t, x, "math")
+	_, client, err := ca.endpoint("c").Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pem, err := os.ReadFile(other.File)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client.RootCAs = x509.NewCertPool()
+	client.RootCAs.AppendCertsFromPEM(pem) // trusts other only: x must not verify
+	xc := clientX("", x.Addr())
+	xc.ClientTLS = client
+	c := startNode(t, "c", xc)
+	refusedFor(t, c, "certificate signed by unknown authority")
+}
+
 // TestTLSClientCertificateRequired checks mutual TLS turns away a client
 // without a certificate, and one whose certificate another CA signed,
 // each with the reason on both sides and no retries.

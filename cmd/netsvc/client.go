@@ -84,7 +84,8 @@ func startClient(ctx context.Context, cmd string, cf *clientFlags) (*node.Node, 
 // server announced at link-up is in this process's registry. It watches
 // the dial targets meanwhile, so a server that refuses this process
 // ends the wait at once with the server's reason instead of a timeout.
-// slow is called once if the link is not up after slowLink, with why.
+// slow is called once if the link is not up after slowLink and a dial
+// has failed, with why.
 func waitLinked(ctx context.Context, n *node.Node, server string, timeout time.Duration, slow func(reason string)) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -113,13 +114,13 @@ func waitLinked(ctx context.Context, n *node.Node, server string, timeout time.D
 			if err := refused(n); err != nil {
 				return err
 			}
+			// Only once a dial has failed: a link that is merely slow
+			// to come (a loaded machine) is not worth a line.
 			if slow != nil && time.Now().After(slowAt) {
-				reason := lastTargetError(n)
-				if reason == "" {
-					reason = "no answer yet"
+				if reason := lastTargetError(n); reason != "" {
+					slow(reason)
+					slow = nil
 				}
-				slow(reason)
-				slow = nil
 			}
 		}
 	}

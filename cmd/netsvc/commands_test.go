@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -386,18 +387,43 @@ func TestCallWaitsForNodeVisibly(t *testing.T) {
 		return nil
 	})
 	ctx := context.Background()
-	n, err := node.Start(ctx, node.Config{Name: "late", Exchanges: []exchange.Config{node.Server("", addr)}})
+	ln, err = net.Listen("tcp", addr)
 	if err != nil {
 		t.Skipf("the port was taken meanwhile: %v", err)
 	}
-	t.Cleanup(func() { stopNode(n) })
+	// Links are accepted once math runs: a call that linked before would
+	// find no math and fail at once, as it should.
+	gate := &gatedListener{Listener: ln, open: make(chan struct{})}
+	xc := node.Server("", addr)
+	xc.Listener = gate
+	n, err := node.Start(ctx, node.Config{Name: "late", Exchanges: []exchange.Config{xc}})
+	if err != nil {
+		gate.Open()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { gate.Open(); stopNode(n) })
 	if err := startDemo(ctx, n.Runtime(), 50*time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
+	gate.Open()
 	if r := call.wait(t, 20*time.Second); r.code != 0 || r.stdout != "42\n" || len(lines(r.stderr)) != 1 {
 		t.Fatal(r)
 	}
 }
+
+// gatedListener accepts nothing until Open is called.
+type gatedListener struct {
+	net.Listener
+	open chan struct{}
+	once sync.Once
+}
+
+func (g *gatedListener) Accept() (net.Conn, error) {
+	<-g.open
+	return g.Listener.Accept()
+}
+
+func (g *gatedListener) Open() { g.once.Do(func() { close(g.open) }) }
 
 func TestParseFlagsInterspersed(t *testing.T) {
 	// "--" ends the flags: the call runs (and fails to link).
