@@ -374,17 +374,7 @@ func TestTLSReload(t *testing.T) {
 		if _, err := probe(stranger); err == nil {
 			t.Fatal("x accepted a certificate of a CA it does not know")
 		}
-		pems, err := os.ReadFile(ca.File)
-		if err != nil {
-			t.Fatal(err)
-		}
-		more, err := os.ReadFile(other.File)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(files.CAFile, append(pems, more...), 0o600); err != nil {
-			t.Fatal(err)
-		}
+		appendFile(t, files.CAFile, other.File)
 		waitFor(t, waitLong, func() error {
 			if _, err := probe(stranger); err != nil {
 				return fmt.Errorf("x still refuses the other CA's certificate: %v", err)
@@ -399,17 +389,7 @@ func TestTLSReload(t *testing.T) {
 		// must verify against the CA file as it is now, not as it was
 		// when c started.
 		next := newTestCA(t, "next")
-		pems, err := os.ReadFile(ca.File)
-		if err != nil {
-			t.Fatal(err)
-		}
-		more, err := os.ReadFile(next.File)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(ca.File, append(pems, more...), 0o600); err != nil {
-			t.Fatal(err)
-		}
+		appendFile(t, ca.File, next.File)
 		cert, key := next.issue("x-next")
 		for from, to := range map[string]string{key: files.KeyFile, cert: files.CertFile} {
 			b, err := os.ReadFile(from)
@@ -446,4 +426,24 @@ func TestTLSReload(t *testing.T) {
 		})
 		mustMultiply(t, c, service.Name("math"))
 	})
+}
+
+// appendFile appends the contents of src to dst (a CA file gaining a CA).
+func appendFile(t testing.TB, dst, src string) {
+	t.Helper()
+	b, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(dst, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
 }
