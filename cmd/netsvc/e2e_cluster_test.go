@@ -1,3 +1,5 @@
+//go:build unix
+
 package main
 
 import (
@@ -126,7 +128,7 @@ func TestE2ECluster(t *testing.T) {
 	p1 = processOf(n1)
 	expect("restarted node's math visible everywhere", 5*time.Second, []*nodeProc{n1, n2, n3, n4}, p1, p3)
 
-	// A partition: n2 freezes (SIGSTOP) long enough to be declared dead;
+	// A partition: n2 freezes (SIGSTOP, hence the unix build tag) long enough to be declared dead;
 	// the others close their links to it. Thawed, it rejoins and the
 	// mesh comes back with one link per pair, no duplicates.
 	n2.p.cmd.Process.Signal(syscall.SIGSTOP)
