@@ -143,6 +143,7 @@ func Start(cfg Config, ev Events) (*Cluster, error) {
 	mc.Delegate = d
 	mc.Events = d
 	mc.Alive = d
+	mc.Ping = d
 	mc.LogOutput = nil
 	mc.Logger = memberlistLogger(logger.With("component", "memberlist", "self", mc.Name))
 
@@ -208,14 +209,23 @@ func (c *Cluster) selfMeta() Meta { return *c.self.Load() }
 func (c *Cluster) Members() []Member {
 	c.mu.Lock()
 	out := make([]Member, 0, len(c.peers)+1)
+	now := time.Now()
 	for _, p := range c.peers {
-		out = append(out, p.member)
+		m := p.member
+		if !p.lastAck.IsZero() {
+			m.RTTMillis = millis(p.rtt)
+			m.AckAgeMillis = max(millis(now.Sub(p.lastAck)), 0.001)
+		}
+		out = append(out, m)
 	}
 	c.mu.Unlock()
 	out = append(out, Member{Name: c.name, Addr: c.addr, Meta: c.selfMeta(), State: StateAlive})
 	slices.SortFunc(out, func(a, b Member) int { return strings.Compare(a.Name, b.Name) })
 	return out
 }
+
+// millis is d in milliseconds, to the microsecond.
+func millis(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 // UpdateMeta replaces the local metadata and gossips it; the others see a
 // MemberUp with it. Node, Process, Protocol and Cluster cannot change. It

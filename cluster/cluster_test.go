@@ -3,6 +3,7 @@ package cluster
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -105,6 +106,56 @@ func TestCrashIsReportedDead(t *testing.T) {
 	if err := c.Leave(time.Second); err != nil {
 		t.Errorf("Leave after Shutdown: %v", err)
 	}
+}
+
+// Members carries what the failure detector last heard from each peer:
+// a round trip and a recent ack while it answers, an age that grows once
+// it stops (before it is declared dead).
+func TestMembersShowProbes(t *testing.T) {
+	a := startNode(t, "probe-a")
+	b := startNode(t, "probe-b", a.LocalAddr())
+	checkFor(t, settle, 5*time.Millisecond, func() error { return allSee(a, b) })
+	peerOf := func(n *testNode, name string) (Member, error) {
+		for _, m := range n.Members() {
+			if m.Name == name {
+				return m, nil
+			}
+		}
+		return Member{}, fmt.Errorf("%s does not list %s", n.Name(), name)
+	}
+	checkFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+		m, err := peerOf(a, b.Name())
+		if err != nil {
+			return err
+		}
+		if m.RTTMillis <= 0 || m.AckAgeMillis <= 0 || m.AckAgeMillis > 1000 {
+			return fmt.Errorf("b as a sees it: rtt %v ms, ack %v ms ago; want a probe acknowledged within the last second", m.RTTMillis, m.AckAgeMillis)
+		}
+		return nil
+	})
+	for _, m := range a.Members() {
+		if m.Name == a.Name() && (m.RTTMillis != 0 || m.AckAgeMillis != 0) {
+			t.Errorf("the local member has probe figures: %+v", m)
+		}
+	}
+
+	// b stops answering (its gossip shut, no goodbye): the age grows
+	// while b is still listed, until it is declared dead.
+	if err := b.Shutdown(); err != nil {
+		t.Fatal(err)
+	}
+	var seen float64
+	checkFor(t, 5*time.Second, 5*time.Millisecond, func() error {
+		m, err := peerOf(a, b.Name())
+		if err != nil {
+			return err // declared dead before its age grew: that fails too
+		}
+		if seen = m.AckAgeMillis; seen < 300 {
+			return fmt.Errorf("b's last ack is only %v ms old", seen)
+		}
+		return nil
+	})
+	t.Logf("a still listed b with its last ack %v ms old", seen)
 }
 
 // A member that leaves is reported "left" by the others within 1 s.

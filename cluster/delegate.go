@@ -5,6 +5,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/memberlist"
 )
@@ -116,4 +117,19 @@ func nodeEvent(kind eventKind, n *memberlist.Node) event {
 		port: n.Port,
 		meta: append([]byte(nil), n.Meta...),
 	}
+}
+
+// AckPayload is memberlist's PingDelegate: acks carry nothing extra.
+func (d delegate) AckPayload() []byte { return nil }
+
+// NotifyPingComplete records a member's acknowledged probe for Members.
+// A probe of a member whose MemberUp is still queued is not kept: the
+// next one is, a probe interval later.
+func (d delegate) NotifyPingComplete(other *memberlist.Node, rtt time.Duration, _ []byte) {
+	c := d.c
+	c.mu.Lock()
+	if p := c.peers[other.Name]; p != nil {
+		p.rtt, p.lastAck = rtt, time.Now()
+	}
+	c.mu.Unlock()
 }

@@ -34,6 +34,15 @@ type Member struct {
 	Addr  string `json:"addr"`  // gossip host:port
 	Meta  Meta   `json:"meta"`  // what the member gossips about itself
 	State string `json:"state"` // StateAlive, StateDead or StateLeft
+
+	// From the failure detector's last acknowledged direct probe of the
+	// member, as Members saw it (0 for the local member, in events, and
+	// before the first ack): its round trip, and how long ago it came.
+	// Members are probed in turn, one per probe interval, so an age well
+	// past the interval times the number of other members is a member
+	// about to be suspected, before memberlist says so.
+	RTTMillis    float64 `json:"rtt_ms,omitempty"`
+	AckAgeMillis float64 `json:"ack_age_ms,omitempty"`
 }
 
 // Events is told of membership changes of other compatible members, never of
@@ -97,9 +106,11 @@ type event struct {
 
 // peer is a member reported up, with what is needed to send to it.
 type peer struct {
-	member Member
-	ip     net.IP
-	port   uint16
+	member  Member
+	ip      net.IP
+	port    uint16
+	rtt     time.Duration // of the last acknowledged probe
+	lastAck time.Time
 }
 
 // queue is an unbounded FIFO of events: memberlist's callbacks push without
@@ -197,8 +208,12 @@ func (c *Cluster) memberUp(e event) {
 		Meta:  meta,
 		State: StateAlive,
 	}
-	_, known := c.peers[e.name]
-	c.peers[e.name] = &peer{member: m, ip: e.ip, port: e.port}
+	was, known := c.peers[e.name]
+	now := &peer{member: m, ip: e.ip, port: e.port}
+	if known {
+		now.rtt, now.lastAck = was.rtt, was.lastAck // new metadata, same probes
+	}
+	c.peers[e.name] = now
 	c.mu.Unlock()
 	if known {
 		c.log.Info("member updated", "member", m.Name, "exchange", meta.Exchange, "group", meta.Group, "role", meta.Role)
