@@ -45,7 +45,7 @@ func ParseProcessID(s string) (ProcessID, error) {
 // it is the same in every process that knows the service.
 type Address struct {
 	Process ProcessID
-	ID      uint32
+	ID      uint64
 }
 
 // IsZero reports whether a is the zero Address.
@@ -66,11 +66,11 @@ func ParseAddress(s string) (Address, error) {
 	if err != nil {
 		return Address{}, fmt.Errorf("invalid service address %q: %w", s, err)
 	}
-	n, err := strconv.ParseUint(id, 10, 32)
+	n, err := strconv.ParseUint(id, 10, 64)
 	if err != nil {
 		return Address{}, fmt.Errorf("invalid service address %q: bad id", s)
 	}
-	return Address{Process: pid, ID: uint32(n)}, nil
+	return Address{Process: pid, ID: n}, nil
 }
 
 // MarshalText makes an Address a JSON string.

@@ -37,7 +37,7 @@ type Stopper interface {
 
 // agentRef is what the registry and the router know of a local agent.
 type agentRef struct {
-	id       uint32
+	id       uint64
 	addr     Address
 	name     string
 	audience string

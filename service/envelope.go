@@ -12,9 +12,10 @@ const (
 	KindSubscribe   Kind = 5 // Subject is the subject pattern
 	KindUnsubscribe Kind = 6 // Subject is the subject pattern
 	KindMessage     Kind = 7 // one-way message: Subject is the message id, Pattern the description
+	KindCancel      Kind = 8 // the caller gave up on request Conv it sent to To
 )
 
-var kindNames = [...]string{"?", "request", "response", "failure", "report", "subscribe", "unsubscribe", "message"}
+var kindNames = [...]string{"?", "request", "response", "failure", "report", "subscribe", "unsubscribe", "message", "cancel"}
 
 func (k Kind) String() string {
 	if int(k) < len(kindNames) {
@@ -24,7 +25,7 @@ func (k Kind) String() string {
 }
 
 // Valid reports whether k is a known kind.
-func (k Kind) Valid() bool { return k >= KindRequest && k <= KindMessage }
+func (k Kind) Valid() bool { return k >= KindRequest && k <= KindCancel }
 
 // Envelope is one message between services: what the registry routes and
 // what links carry between processes. Services never see envelopes; the
@@ -40,9 +41,29 @@ type Envelope struct {
 	Seq         uint64 // a one-way message's sequence number
 	ContentType string
 	Data        []byte
+	// Deadline is when the caller of a request gives up, in Unix
+	// nanoseconds of this process's clock (0: no deadline). Between
+	// processes it travels as the time left, counted again from receipt,
+	// so clocks need not agree.
+	Deadline int64
+	// NotRun marks a failure answering a request that provably never
+	// reached a handler: the caller may try it elsewhere.
+	NotRun bool
+	// Headers travel with the envelope unchanged (trace context and the
+	// like); the runtime itself sets none yet.
+	Headers []Header
+}
+
+// Header is one key and value of Envelope.Headers.
+type Header struct {
+	Key, Value string
 }
 
 // Size is an estimate of the envelope's encoded size, for limits.
 func (e *Envelope) Size() int {
-	return 48 + len(e.Subject) + len(e.Pattern) + len(e.ContentType) + len(e.Data)
+	n := 64 + len(e.Subject) + len(e.Pattern) + len(e.ContentType) + len(e.Data)
+	for _, h := range e.Headers {
+		n += 2 + len(h.Key) + len(h.Value)
+	}
+	return n
 }

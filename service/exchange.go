@@ -144,7 +144,7 @@ type EncodedBatch struct {
 // It also reports false when the service is over its queue limit: one
 // by one, the envelopes then meet the limit's rules (reports dropped,
 // requests refused).
-func (rt *Runtime) DeliverEncoded(id uint32, b *EncodedBatch) bool {
+func (rt *Runtime) DeliverEncoded(id uint64, b *EncodedBatch) bool {
 	ref := rt.ix.local(id)
 	if ref == nil || ref.hidden.Load() {
 		return false

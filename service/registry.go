@@ -92,7 +92,7 @@ type index struct {
 	byAddr  map[Address]*entry
 	byName  map[string][]*entry // best first; read and changed under mu only
 	byGroup map[string]map[Address]*entry
-	locals  map[uint32]*agentRef // every local agent, hidden ones too
+	locals  map[uint64]*agentRef // every local agent, hidden ones too
 	procs   map[ProcessID]*procEntry
 	learned map[ProcessID]Link // reverse-path routes learned from envelopes
 }
@@ -102,7 +102,7 @@ func newIndex() *index {
 		byAddr:  map[Address]*entry{},
 		byName:  map[string][]*entry{},
 		byGroup: map[string]map[Address]*entry{},
-		locals:  map[uint32]*agentRef{},
+		locals:  map[uint64]*agentRef{},
 		procs:   map[ProcessID]*procEntry{},
 		learned: map[ProcessID]Link{},
 	}
@@ -133,7 +133,7 @@ func (ix *index) lookup(a Address) *entry {
 	return e
 }
 
-func (ix *index) local(id uint32) *agentRef {
+func (ix *index) local(id uint64) *agentRef {
 	ix.mu.RLock()
 	a := ix.locals[id]
 	ix.mu.RUnlock()

@@ -67,7 +67,7 @@ type Runtime struct {
 	tree       *Tree
 	dispatcher actor.Dispatcher
 
-	nextLocal atomic.Uint32
+	nextLocal atomic.Uint64
 	nextConv  atomic.Uint64
 	nextWatch atomic.Uint64
 	started   time.Time

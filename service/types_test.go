@@ -17,7 +17,7 @@ func TestAddressParseFormatRoundTrip(t *testing.T) {
 	for _, a := range []service.Address{
 		{Process: 1, ID: 0},
 		{Process: 0x9f3ab2c1d4e5f607, ID: 12},
-		{Process: ^service.ProcessID(0), ID: ^uint32(0)},
+		{Process: ^service.ProcessID(0), ID: ^uint64(0)},
 		{Process: service.NewProcessID(), ID: 7},
 	} {
 		s := a.String()
@@ -37,7 +37,7 @@ func TestAddressParseFormatRoundTrip(t *testing.T) {
 	if s := service.ProcessID(0xab).String(); s != "00000000000000ab" {
 		t.Fatalf("ProcessID.String() = %q", s)
 	}
-	for _, bad := range []string{"", "abc", "0000000000000000/1", "xyz/1", "00000000000000ab/", "00000000000000ab/x", "00000000000000ab/4294967296", "/1"} {
+	for _, bad := range []string{"", "abc", "0000000000000000/1", "xyz/1", "00000000000000ab/", "00000000000000ab/x", "00000000000000ab/18446744073709551616", "/1"} {
 		if a, err := service.ParseAddress(bad); err == nil {
 			t.Errorf("ParseAddress(%q) = %v, want an error", bad, a)
 		}
@@ -112,12 +112,12 @@ func TestNamesOfKinds(t *testing.T) {
 	}
 	for k, want := range map[service.Kind]string{service.KindRequest: "request", service.KindResponse: "response",
 		service.KindFailure: "failure", service.KindReport: "report", service.KindSubscribe: "subscribe",
-		service.KindUnsubscribe: "unsubscribe", service.KindMessage: "message", 0: "?", 99: "kind?"} {
+		service.KindUnsubscribe: "unsubscribe", service.KindMessage: "message", service.KindCancel: "cancel", 0: "?", 99: "kind?"} {
 		if k.String() != want {
 			t.Errorf("Kind(%d) = %q, want %q", k, k.String(), want)
 		}
 	}
-	if service.Kind(0).Valid() || !service.KindMessage.Valid() || service.Kind(8).Valid() {
+	if service.Kind(0).Valid() || !service.KindCancel.Valid() || service.Kind(9).Valid() {
 		t.Error("Kind.Valid")
 	}
 	if service.RoleServer.String() != "server" || service.RoleClient.String() != "client" || service.Role(0).String() != "unknown" {
@@ -126,8 +126,8 @@ func TestNamesOfKinds(t *testing.T) {
 	if service.Name("x").String() != "x" || service.Group("g").String() != "group g" || service.AllServices.String() != "all services" {
 		t.Error("Target.String")
 	}
-	e := &service.Envelope{Subject: "abc", Data: make([]byte, 10)}
-	if e.Size() != 48+3+10 {
+	e := &service.Envelope{Subject: "abc", Data: make([]byte, 10), Headers: []service.Header{{Key: "k", Value: "vv"}}}
+	if e.Size() != 64+3+10+2+1+2 {
 		t.Errorf("Envelope.Size() = %d", e.Size())
 	}
 }

@@ -55,6 +55,7 @@ type Params struct {
 	Dialed   bool              // this side dialled
 	Exchange *actor.PID        // told of handshakes and closes
 	Check    func(Hello) error // validates the peer's hello; an error rejects it
+	Tokens   []string          // shared tokens (see HandshakeConfig.Tokens)
 	Logger   *slog.Logger
 }
 
@@ -115,7 +116,15 @@ type PeerSynced struct{ Conn *Conn }
 // AppendSynced appends the frame that ends a link-up dump.
 func AppendSynced(b []byte) []byte { return appendHeader(b, FrameSynced, 0) }
 
-// Handshaked tells the exchange the peer's hello was accepted.
+// Moved tells the exchange its server asked this client to move to
+// other servers (the server is draining).
+type Moved struct {
+	Conn    *Conn
+	Servers []string
+}
+
+// Handshaked tells the exchange the handshake is done: each side has
+// accepted the other.
 type Handshaked struct{ Conn *Conn }
 
 // Closed tells the exchange the link is gone. Rejected is set when one
@@ -290,10 +299,6 @@ func (a *connActor) Receive(ctx actor.Context) {
 			defer close(c.writerDone)
 			c.q.run(c.nc, func(err error) { root.Send(self, &readerDone{err: fmt.Errorf("write: %w", err)}) })
 		}()
-		if err := c.q.push(AppendHello(nil, c.p.Local), classControl); err != nil {
-			a.close(ctx, "cannot queue hello: "+err.Error(), false, false)
-			return
-		}
 		go c.read(root, self)
 		a.handshake = time.AfterFunc(c.p.Config.HandshakeTimeout, func() { root.Send(self, handshakeTick{}) })
 		a.ping = time.AfterFunc(c.p.Config.PingInterval, func() { root.Send(self, pingTick{}) })
@@ -303,9 +308,11 @@ func (a *connActor) Receive(ctx actor.Context) {
 		ctx.Send(c.p.Exchange, &Handshaked{Conn: c})
 	case *PeerSynced:
 		ctx.Send(c.p.Exchange, m)
+	case *Moved:
+		ctx.Send(c.p.Exchange, m)
 	case handshakeTick:
 		if c.State() == StateHandshaking {
-			a.close(ctx, fmt.Sprintf("no hello within %v", c.p.Config.HandshakeTimeout), false, false)
+			a.close(ctx, fmt.Sprintf("handshake not finished within %v", c.p.Config.HandshakeTimeout), false, false)
 		}
 	case pingTick:
 		a.tick(ctx)

@@ -19,10 +19,13 @@ const (
 	FramePing     FrameKind = 6
 	FramePong     FrameKind = 7
 	FrameBye      FrameKind = 8
-	FrameSynced   FrameKind = 9 // ends the link-up dump: the peer has sent all it knows
+	FrameSynced   FrameKind = 9  // ends the link-up dump: the peer has sent all it knows
+	FrameProof    FrameKind = 10 // the handshake's proof of the shared token (empty without one)
+	FrameAccept   FrameKind = 11 // the dialler accepted the accepting side: the link is up
+	FrameMove     FrameKind = 12 // a draining server tells a client which servers to move to
 )
 
-var frameNames = [...]string{"?", "hello", "reject", "announce", "group", "envelope", "ping", "pong", "bye", "synced"}
+var frameNames = [...]string{"?", "hello", "reject", "announce", "group", "envelope", "ping", "pong", "bye", "synced", "proof", "accept", "move"}
 
 func (k FrameKind) String() string {
 	if int(k) < len(frameNames) && k > 0 {
@@ -31,8 +34,10 @@ func (k FrameKind) String() string {
 	return fmt.Sprintf("unknown(%d)", uint8(k))
 }
 
-// Protocol is the wire protocol version in hellos.
-const Protocol = 1
+// Protocol is the wire protocol version in hellos. Version 2 proves the
+// token instead of sending it, carries 64-bit service ids, the time a
+// request has left, headers, cancels, not-run failures and moves.
+const Protocol = 2
 
 // Magic opens every hello, so a stray client (an HTTP request, a TLS
 // hello) is recognised at once.
@@ -160,6 +165,17 @@ func (r *reader) bytes() []byte {
 }
 
 func (r *reader) string() string { return string(r.bytes()) }
+
+// fixed returns the next n bytes, sharing the frame's memory.
+func (r *reader) fixed(n int) []byte {
+	if r.err != nil || len(r.b) < n {
+		r.fail(errTruncated)
+		return nil
+	}
+	v := r.b[:n]
+	r.b = r.b[n:]
+	return v
+}
 
 // rest returns what is left of the body.
 func (r *reader) rest() []byte {

@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/netsvc-go/netsvc/service"
 )
@@ -27,13 +28,14 @@ func split(t *testing.T, frame []byte) (FrameKind, []byte) {
 
 func sampleHello() Hello {
 	return Hello{Protocol: Protocol, Process: 0x0123456789abcdef, Node: "node-α", Role: service.RoleServer,
-		Group: "backend", Token: "s3cret", Listen: "127.0.0.1:11111"}
+		Group: "backend", Listen: "127.0.0.1:11111", Nonce: [NonceSize]byte{1, 2, 3, 31: 0xff},
+		Extensions: []service.Header{{Key: "identity", Value: "billing"}}}
 }
 
 func sampleEnvelope() *service.Envelope {
 	return &service.Envelope{
 		Kind: service.KindReport,
-		To:   service.Address{Process: 0xfedcba9876543210, ID: 1<<32 - 1},
+		To:   service.Address{Process: 0xfedcba9876543210, ID: 1<<64 - 1},
 		From: service.Address{Process: 7, ID: 300},
 		Conv: 1<<64 - 1, Seq: 1 << 40,
 		Subject: "prices.nyse.ibm", Pattern: "prices.>", ContentType: "application/cbor",
@@ -57,7 +59,7 @@ func TestFrameRoundTrip(t *testing.T) {
 		for _, h := range []Hello{
 			sampleHello(),
 			{Protocol: Protocol, Process: 1, Role: service.RoleClient}, // every string empty
-			{Protocol: 1 << 20, Process: 1<<64 - 1, Node: strings.Repeat("n", 300), Role: service.RoleClient, Group: "g"},
+			{Protocol: Protocol, Process: 1<<64 - 1, Node: strings.Repeat("n", 300), Role: service.RoleClient, Group: "g"},
 		} {
 			kind, body := split(t, AppendHello(nil, h))
 			if kind != FrameHello {
@@ -67,8 +69,37 @@ func TestFrameRoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatalf("DecodeHello: %v", err)
 			}
-			if got != h {
+			if !reflect.DeepEqual(got, h) {
 				t.Fatalf("hello round trip:\n got %+v\nwant %+v", got, h)
+			}
+		}
+	})
+	t.Run("hello of another version", func(t *testing.T) {
+		// The rest of an older or newer hello may be laid out otherwise:
+		// the version alone decides, with a reason a person can act on.
+		_, body := split(t, AppendHello(nil, Hello{Protocol: 1, Process: 1, Role: service.RoleClient}))
+		_, err := DecodeHello(body)
+		var ve *VersionError
+		if !errors.As(err, &ve) || ve.Peer != 1 || !strings.Contains(err.Error(), "peer speaks 1, this node 2") {
+			t.Fatalf("DecodeHello of a version 1 hello = %v", err)
+		}
+	})
+	t.Run("proof, accept and move", func(t *testing.T) {
+		for _, p := range [][]byte{nil, bytes.Repeat([]byte{7}, 32)} {
+			kind, body := split(t, AppendProof(nil, p))
+			got, err := DecodeProof(body)
+			if kind != FrameProof || err != nil || !bytes.Equal(got, p) {
+				t.Fatalf("proof round trip: %v %x %v", kind, got, err)
+			}
+		}
+		if kind, body := split(t, AppendAccept(nil)); kind != FrameAccept || len(body) != 0 {
+			t.Fatalf("accept = %v with %d body bytes", kind, len(body))
+		}
+		for _, servers := range [][]string{{}, {"10.0.0.1:11111", "b:2"}} {
+			kind, body := split(t, AppendMove(nil, servers))
+			got, err := DecodeMove(body)
+			if kind != FrameMove || err != nil || !reflect.DeepEqual(got, servers) {
+				t.Fatalf("move round trip: %v %q %v", kind, got, err)
 			}
 		}
 	})
@@ -121,7 +152,7 @@ func TestFrameRoundTrip(t *testing.T) {
 	})
 	t.Run("group", func(t *testing.T) {
 		for _, k := range []service.EventKind{service.Joined, service.Left} {
-			in := service.Change{Kind: k, Group: "equipment-agents", Binding: service.Binding{Address: service.Address{Process: 5, ID: 1 << 31}}}
+			in := service.Change{Kind: k, Group: "equipment-agents", Binding: service.Binding{Address: service.Address{Process: 5, ID: 1 << 63}}}
 			kind, body := split(t, AppendGroup(nil, in))
 			if kind != FrameGroup {
 				t.Fatalf("kind %v, want group", kind)
@@ -137,7 +168,11 @@ func TestFrameRoundTrip(t *testing.T) {
 	})
 	t.Run("envelope", func(t *testing.T) {
 		empty := &service.Envelope{Kind: service.KindRequest, To: service.Address{Process: 1}, From: service.Address{Process: 2}}
-		for _, e := range []*service.Envelope{sampleEnvelope(), empty} {
+		extended := sampleEnvelope()
+		extended.Kind, extended.NotRun = service.KindFailure, true
+		extended.Headers = []service.Header{{Key: "traceparent", Value: "00-abc-def-01"}, {}}
+		cancel := &service.Envelope{Kind: service.KindCancel, To: service.Address{Process: 1, ID: 2}, From: service.Address{Process: 3, ID: 4}, Conv: 99}
+		for _, e := range []*service.Envelope{sampleEnvelope(), empty, extended, cancel} {
 			frame := AppendEnvelope(nil, e)
 			if len(frame) != EnvelopeSize(e) {
 				t.Fatalf("EnvelopeSize = %d, the frame has %d bytes", EnvelopeSize(e), len(frame))
@@ -218,7 +253,7 @@ func TestFrameRoundTrip(t *testing.T) {
 
 func TestFrameKindString(t *testing.T) {
 	cases := map[FrameKind]string{FrameHello: "hello", FrameReject: "reject", FrameEnvelope: "envelope",
-		FrameSynced: "synced", 0: "unknown(0)", 10: "unknown(10)", 255: "unknown(255)"}
+		FrameSynced: "synced", FrameProof: "proof", FrameMove: "move", 0: "unknown(0)", 13: "unknown(13)", 255: "unknown(255)"}
 	for k, want := range cases {
 		if got := k.String(); got != want {
 			t.Errorf("FrameKind(%d).String() = %q, want %q", uint8(k), got, want)
@@ -360,9 +395,15 @@ func TestDecodeInvalid(t *testing.T) {
 			"http request":   {[]byte("GET / HTTP/1.1\r\n"), "bad magic"},
 			"short":          {[]byte("NSV"), "bad magic"},
 			"empty":          {nil, "bad magic"},
-			"no process":     {bodyOf(t, AppendHello(nil, Hello{Protocol: 1, Role: service.RoleServer})), "no process id"},
-			"unknown role 0": {bodyOf(t, AppendHello(nil, Hello{Protocol: 1, Process: 1})), "unknown role"},
-			"unknown role 9": {bodyOf(t, AppendHello(nil, Hello{Protocol: 1, Process: 1, Role: 9})), "unknown role"},
+			"no process":     {bodyOf(t, AppendHello(nil, Hello{Protocol: Protocol, Role: service.RoleServer})), "no process id"},
+			"unknown role 0": {bodyOf(t, AppendHello(nil, Hello{Protocol: Protocol, Process: 1})), "unknown role"},
+			"unknown role 9": {bodyOf(t, AppendHello(nil, Hello{Protocol: Protocol, Process: 1, Role: 9})), "unknown role"},
+			"no nonce":       {hello[:len(hello)-NonceSize-1], "truncated"},
+			"extensions": {func() []byte {
+				b := bodyOf(t, AppendHello(nil, Hello{Protocol: Protocol, Process: 1, Role: service.RoleClient}))
+				b[len(b)-1] = maxExtensions + 1 // the count, last when there are none
+				return b
+			}(), "extensions"},
 		}
 		for name, tc := range cases {
 			if _, err := DecodeHello(tc.body); err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -376,15 +417,15 @@ func TestDecodeInvalid(t *testing.T) {
 			"unknown kind 0": mut(good, func(b []byte) { b[0] = 0 }),
 			"unknown kind 7": mut(good, func(b []byte) { b[0] = 7 }),
 			"no process":     bodyOf(t, AppendAnnounce(nil, service.Change{Kind: service.Withdrawn})),
-			"id over 32 bits": func() []byte {
+			"truncated id": func() []byte {
 				b := []byte{announceWithdrawn, 0}
 				b = binary.BigEndian.AppendUint64(b, 1)
-				return binary.AppendUvarint(b, 1<<32)
+				return append(b, 1, 2, 3)
 			}(),
 			"absurd group count": func() []byte {
 				b := []byte{announceAvailable, 0}
 				b = binary.BigEndian.AppendUint64(b, 1)
-				b = binary.AppendUvarint(b, 1)
+				b = binary.BigEndian.AppendUint64(b, 1)
 				b = appendString(appendString(appendString(b, "n"), "*"), "node")
 				b = binary.AppendUvarint(b, 0)
 				return binary.AppendUvarint(b, 1<<62)
@@ -408,7 +449,7 @@ func TestDecodeInvalid(t *testing.T) {
 	})
 	t.Run("envelope", func(t *testing.T) {
 		good := bodyOf(t, AppendEnvelope(nil, sampleEnvelope()))
-		for _, k := range []byte{0, byte(service.KindMessage) + 1, 255} {
+		for _, k := range []byte{0, byte(service.KindCancel) + 1, 255} {
 			if e, err := DecodeEnvelope(mut(good, func(b []byte) { b[0] = k }), nil); err == nil {
 				t.Errorf("envelope kind %d: decoded %+v, want an error", k, e)
 			}
@@ -416,13 +457,8 @@ func TestDecodeInvalid(t *testing.T) {
 				t.Errorf("envelopeRoute accepted kind %d", k)
 			}
 		}
-		b := []byte{byte(service.KindRequest), 0}
-		b = binary.BigEndian.AppendUint64(b, 1)
-		b = binary.AppendUvarint(b, 1<<32)
-		b = binary.BigEndian.AppendUint64(b, 2)
-		b = append(b, 0, 0, 0, 0, 0, 0)
-		if e, err := DecodeEnvelope(b, nil); err == nil {
-			t.Errorf("service id over 32 bits: decoded %+v", e)
+		if e, err := DecodeEnvelope(good[:envFixedOverhead-1], nil); err == nil {
+			t.Errorf("truncated ids: decoded %+v", e)
 		}
 	})
 }
@@ -552,27 +588,65 @@ func TestDecodeFrame(t *testing.T) {
 	}
 }
 
-// TestDecodeFrameRejectsBadIDs checks that an envelope DecodeEnvelope
-// refuses for a service id over 32 bits, which the reader's routing
-// check lets through to a local service, is refused there too rather
-// than read with the id cut to 32 bits.
-func TestDecodeFrameRejectsBadIDs(t *testing.T) {
+// TestEnvelopeRejectsUnknownFlags checks that every reader of envelopes
+// refuses flags this version does not define (a later one may give them
+// a meaning only with another protocol version), and that a deadline or
+// headers cut short are refused too.
+func TestEnvelopeRejectsUnknownFlags(t *testing.T) {
+	e := sampleEnvelope()
+	e.Deadline = time.Now().Add(time.Minute).UnixNano()
+	e.Headers = []service.Header{{Key: "k", Value: "v"}}
+	good := AppendEnvelope(nil, e)
+	_, body := split(t, good)
+	if err := checkEnvelope(body); err != nil {
+		t.Fatalf("checkEnvelope refuses a good envelope: %v", err)
+	}
+	for bit := 3; bit < 8; bit++ {
+		frame := append([]byte(nil), good...)
+		_, b := split(t, frame)
+		b[envFlagsOffset] |= 1 << bit
+		var got service.Envelope
+		if _, err := DecodeFrame(frame, &got); err == nil {
+			t.Errorf("DecodeFrame accepted flag bit %d", bit)
+		}
+		if _, err := DecodeEnvelope(b, nil); err == nil {
+			t.Errorf("DecodeEnvelope accepted flag bit %d", bit)
+		}
+		if err := checkEnvelope(b); err == nil {
+			t.Errorf("checkEnvelope accepted flag bit %d", bit)
+		}
+	}
+	// Cut inside the deadline and inside the headers: the strings after
+	// them would otherwise be read from the wrong place.
+	ext := envFixedOverhead + uvarintLen(e.Conv) + uvarintLen(e.Seq)
+	for _, cut := range []int{ext + 4, ext + 8 + 2} {
+		b := body[:cut]
+		if err := checkEnvelope(b); err == nil {
+			t.Errorf("checkEnvelope accepted an envelope cut at %d", cut)
+		}
+		if _, err := DecodeEnvelope(b, nil); err == nil {
+			t.Errorf("DecodeEnvelope accepted an envelope cut at %d", cut)
+		}
+	}
+}
 
-	b := []byte{byte(service.KindRequest), 0}
-	b = binary.BigEndian.AppendUint64(b, 1)
-	b = binary.AppendUvarint(b, 1) // to: 1/1
-	b = binary.BigEndian.AppendUint64(b, 2)
-	b = binary.AppendUvarint(b, 1<<32+5) // from: 2/(2^32+5)
-	b = append(b, 7, 0, 0, 0, 0)         // conv, seq, three empty strings
-	if _, err := DecodeEnvelope(b, nil); err == nil {
-		t.Fatalf("DecodeEnvelope accepted a source id over 32 bits")
+// TestEnvelopeDeadlineTravelsAsTimeLeft checks that a deadline crosses
+// the wire as the time left and is counted again from receipt.
+func TestEnvelopeDeadlineTravelsAsTimeLeft(t *testing.T) {
+	e := sampleEnvelope()
+	e.Kind = service.KindRequest
+	e.Deadline = time.Now().Add(300 * time.Millisecond).UnixNano()
+	frame := AppendEnvelope(nil, e)
+	var got service.Envelope
+	if _, err := DecodeFrame(frame, &got); err != nil {
+		t.Fatal(err)
 	}
-	if _, _, _, _, ok := envelopeRoute(b); !ok {
-		t.Skip("the reader's routing check refuses it already")
+	left := time.Until(time.Unix(0, got.Deadline))
+	if left <= 0 || left > 300*time.Millisecond {
+		t.Fatalf("deadline decoded %v from now, want within the 300ms sent", left)
 	}
-	frame := append(appendHeader(nil, FrameEnvelope, len(b)), b...)
-	var e service.Envelope
-	if _, err := DecodeFrame(frame, &e); err == nil {
-		t.Fatalf("DecodeFrame accepted a source id over 32 bits, reading it as %v", e.From)
+	e.Deadline = time.Now().Add(-time.Second).UnixNano() // already past: it arrives past
+	if _, err := DecodeFrame(AppendEnvelope(nil, e), &got); err != nil || time.Until(time.Unix(0, got.Deadline)) > time.Millisecond {
+		t.Fatalf("an expired deadline decoded %v from now (%v)", time.Until(time.Unix(0, got.Deadline)), err)
 	}
 }

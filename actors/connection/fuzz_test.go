@@ -138,7 +138,7 @@ func FuzzDecodeHello(f *testing.F) {
 			t.Fatalf("re-encoded hello does not split: %v", err)
 		}
 		h2, err := DecodeHello(body2)
-		if err != nil || h2 != h {
+		if err != nil || !reflect.DeepEqual(h2, h) {
 			t.Fatalf("round trip: %+v, %v; want %+v", h2, err, h)
 		}
 	})
@@ -204,12 +204,11 @@ func FuzzDecodeFrame(f *testing.F) {
 	})
 }
 
-// FuzzPlausibleHello checks the test of a peer's first bytes, made as
-// they arrive: it never panics, a real hello or reject frame is never
-// turned away however it is cut, and a verdict on some bytes never
-// changes when more arrive (a refusal stays one; what passes on more
-// bytes passed on fewer).
-func FuzzPlausibleHello(f *testing.F) {
+// FuzzHandshakeFrames checks the reader of the handshake's frames on
+// whatever a peer may send first: it never panics, refuses what is not a
+// hello or a reject at the first byte that tells, and never reads a byte
+// past the frame it returns (the link's reader takes over there).
+func FuzzHandshakeFrames(f *testing.F) {
 	f.Add([]byte{}, "node")
 	f.Add(AppendHello(nil, sampleHello()), "n")
 	f.Add(AppendReason(nil, FrameReject, "TLS required"), "")
@@ -218,10 +217,15 @@ func FuzzPlausibleHello(f *testing.F) {
 	f.Add([]byte("SSH-2.0-OpenSSH_9.6\r\n"), "")
 	f.Add(bytes.Repeat([]byte{0x80}, 12), "")
 	f.Fuzz(func(t *testing.T, b []byte, node string) {
-		verdict := plausibleHello(b)
-		for i := range b {
-			if err := plausibleHello(b[:i]); err != nil && verdict == nil {
-				t.Fatalf("%q refused (%v), but %q, which follows on, passes", b[:i], err, b)
+		r := bytes.NewReader(b)
+		src := &frameSource{r: r}
+		kind, body, err := src.next()
+		if err == nil {
+			if kind != FrameHello && kind != FrameReject {
+				t.Fatalf("first frame of kind %v accepted", kind)
+			}
+			if _, _, n, serr := splitFrame(b, maxHello); serr != nil || n != len(b)-r.Len() {
+				t.Fatalf("read %d bytes for a frame of %d (%v)", len(b)-r.Len(), n, serr)
 			}
 		}
 		h := sampleHello()
@@ -230,13 +234,17 @@ func FuzzPlausibleHello(f *testing.F) {
 		if len(hello) > maxHello {
 			return
 		}
-		for i := 1; i <= len(hello); i++ {
-			if err := plausibleHello(hello[:i]); err != nil {
-				t.Fatalf("the first %d bytes of a hello from %q refused: %v", i, node, err)
-			}
+		r = bytes.NewReader(append(hello, b...))
+		src = &frameSource{r: r}
+		kind, body, err = src.next()
+		if err != nil || kind != FrameHello {
+			t.Fatalf("a hello from %q followed by %q: %v %v", node, b, kind, err)
 		}
-		if err := plausibleHello(append(hello, b...)); err != nil {
-			t.Fatalf("a hello followed by %q refused: %v", b, err)
+		if r.Len() != len(b) {
+			t.Fatalf("read %d bytes past the hello", len(b)-r.Len())
+		}
+		if got, err := DecodeHello(body); err != nil || !reflect.DeepEqual(got, h) {
+			t.Fatalf("hello read back as %+v, %v", got, err)
 		}
 	})
 }

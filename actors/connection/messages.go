@@ -4,25 +4,40 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"time"
 	"unsafe"
 
 	"github.com/netsvc-go/netsvc/service"
 )
 
-// Hello is the first frame each way.
+// NonceSize is the size of the fresh random nonce in every hello.
+const NonceSize = 32
+
+// Hello is the first frame each way. It never holds a secret: a token is
+// proven over both hellos' nonces afterwards (see Handshake).
 type Hello struct {
 	Protocol int
 	Process  service.ProcessID
 	Node     string
 	Role     service.Role
 	Group    string // exchange group
-	Token    string // shared secret, when the server asks for one
 	Listen   string // the sender's exchange listen address, if it has one
+	Nonce    [NonceSize]byte
+	// Extensions are key/value pairs a later version may add (an
+	// identity, features); unknown keys are ignored.
+	Extensions []service.Header
 }
+
+// maxExtensions bounds the extensions of one hello.
+const maxExtensions = 64
 
 // AppendHello appends a hello frame.
 func AppendHello(b []byte, h Hello) []byte {
-	n := 4 + uvarintLen(uint64(h.Protocol)) + 8 + stringLen(h.Node) + 1 + stringLen(h.Group) + stringLen(h.Token) + stringLen(h.Listen)
+	n := 4 + uvarintLen(uint64(h.Protocol)) + 8 + stringLen(h.Node) + 1 + stringLen(h.Group) + stringLen(h.Listen) +
+		NonceSize + uvarintLen(uint64(len(h.Extensions)))
+	for _, x := range h.Extensions {
+		n += stringLen(x.Key) + stringLen(x.Value)
+	}
 	b = appendHeader(b, FrameHello, n)
 	b = append(b, Magic[:]...)
 	b = binary.AppendUvarint(b, uint64(h.Protocol))
@@ -30,8 +45,23 @@ func AppendHello(b []byte, h Hello) []byte {
 	b = appendString(b, h.Node)
 	b = append(b, byte(h.Role))
 	b = appendString(b, h.Group)
-	b = appendString(b, h.Token)
-	return appendString(b, h.Listen)
+	b = appendString(b, h.Listen)
+	b = append(b, h.Nonce[:]...)
+	b = binary.AppendUvarint(b, uint64(len(h.Extensions)))
+	for _, x := range h.Extensions {
+		b = appendString(b, x.Key)
+		b = appendString(b, x.Value)
+	}
+	return b
+}
+
+// VersionError is DecodeHello's error for a peer of another protocol
+// version: the rest of its hello may be laid out differently, so it is
+// not read.
+type VersionError struct{ Peer int }
+
+func (e *VersionError) Error() string {
+	return fmt.Sprintf("protocol version mismatch: peer speaks %d, this node %d", e.Peer, Protocol)
 }
 
 // DecodeHello reads a hello body.
@@ -40,8 +70,26 @@ func DecodeHello(body []byte) (Hello, error) {
 		return Hello{}, fmt.Errorf("not a netsvc peer: bad magic %q", prefix(body, 4))
 	}
 	r := reader{b: body[4:]}
-	h := Hello{Protocol: int(r.uvarint()), Process: service.ProcessID(r.uint64()), Node: r.string(),
-		Role: service.Role(r.byte()), Group: r.string(), Token: r.string(), Listen: r.string()}
+	h := Hello{Protocol: int(min(r.uvarint(), 1<<30))}
+	if r.err != nil {
+		return Hello{}, fmt.Errorf("bad hello: %w", r.err)
+	}
+	if h.Protocol != Protocol {
+		return Hello{}, &VersionError{Peer: h.Protocol}
+	}
+	h.Process = service.ProcessID(r.uint64())
+	h.Node = r.string()
+	h.Role = service.Role(r.byte())
+	h.Group = r.string()
+	h.Listen = r.string()
+	copy(h.Nonce[:], r.fixed(NonceSize))
+	n := r.uvarint()
+	if n > maxExtensions {
+		r.fail(fmt.Errorf("%d extensions", n))
+	}
+	for i := uint64(0); i < n && r.err == nil; i++ {
+		h.Extensions = append(h.Extensions, service.Header{Key: r.string(), Value: r.string()})
+	}
 	if err := r.done(); err != nil {
 		return Hello{}, fmt.Errorf("bad hello: %w", err)
 	}
@@ -74,6 +122,61 @@ func DecodeReason(body []byte) (string, error) {
 	return s, r.done()
 }
 
+// AppendProof appends a proof frame (an empty proof without a token).
+func AppendProof(b []byte, proof []byte) []byte {
+	b = appendHeader(b, FrameProof, uvarintLen(uint64(len(proof)))+len(proof))
+	b = binary.AppendUvarint(b, uint64(len(proof)))
+	return append(b, proof...)
+}
+
+// DecodeProof reads a proof body; the result shares body's memory.
+func DecodeProof(body []byte) ([]byte, error) {
+	r := reader{b: body}
+	p := r.bytes()
+	if err := r.done(); err != nil {
+		return nil, fmt.Errorf("bad proof: %w", err)
+	}
+	return p, nil
+}
+
+// AppendAccept appends the frame with which a dialler accepts the
+// accepting side.
+func AppendAccept(b []byte) []byte { return appendHeader(b, FrameAccept, 0) }
+
+// maxMoveServers bounds the servers of one move frame.
+const maxMoveServers = 64
+
+// AppendMove appends a move frame: the servers a client should move to.
+func AppendMove(b []byte, servers []string) []byte {
+	n := uvarintLen(uint64(len(servers)))
+	for _, s := range servers {
+		n += stringLen(s)
+	}
+	b = appendHeader(b, FrameMove, n)
+	b = binary.AppendUvarint(b, uint64(len(servers)))
+	for _, s := range servers {
+		b = appendString(b, s)
+	}
+	return b
+}
+
+// DecodeMove reads a move body.
+func DecodeMove(body []byte) ([]string, error) {
+	r := reader{b: body}
+	n := r.uvarint()
+	if n > maxMoveServers {
+		r.fail(fmt.Errorf("%d servers", n))
+	}
+	out := make([]string, 0, min(n, maxMoveServers))
+	for i := uint64(0); i < n && r.err == nil; i++ {
+		out = append(out, r.string())
+	}
+	if err := r.done(); err != nil {
+		return nil, fmt.Errorf("bad move: %w", err)
+	}
+	return out, nil
+}
+
 // Announcement flags.
 const (
 	announceAvailable = 1
@@ -90,14 +193,13 @@ func AppendAnnounce(b []byte, c service.Change) []byte {
 	}
 	a := c.Binding.Address
 	if c.Kind == service.Withdrawn {
-		n := 2 + 8 + uvarintLen(uint64(a.ID))
-		b = appendHeader(b, FrameAnnounce, n)
+		b = appendHeader(b, FrameAnnounce, 2+16)
 		b = append(b, announceWithdrawn, flags)
 		b = binary.BigEndian.AppendUint64(b, uint64(a.Process))
-		return binary.AppendUvarint(b, uint64(a.ID))
+		return binary.BigEndian.AppendUint64(b, a.ID)
 	}
 	bd := c.Binding
-	n := 2 + 8 + uvarintLen(uint64(a.ID)) + stringLen(bd.Name) + stringLen(bd.Audience) + stringLen(bd.Node) +
+	n := 2 + 16 + stringLen(bd.Name) + stringLen(bd.Audience) + stringLen(bd.Node) +
 		uvarintLen(uint64(bd.Hops)) + uvarintLen(uint64(len(bd.Groups)))
 	for _, g := range bd.Groups {
 		n += stringLen(g)
@@ -105,7 +207,7 @@ func AppendAnnounce(b []byte, c service.Change) []byte {
 	b = appendHeader(b, FrameAnnounce, n)
 	b = append(b, announceAvailable, flags)
 	b = binary.BigEndian.AppendUint64(b, uint64(a.Process))
-	b = binary.AppendUvarint(b, uint64(a.ID))
+	b = binary.BigEndian.AppendUint64(b, a.ID)
 	b = appendString(b, bd.Name)
 	b = appendString(b, bd.Audience)
 	b = appendString(b, bd.Node)
@@ -126,12 +228,7 @@ func DecodeAnnounce(body []byte) (service.Change, error) {
 	r := reader{b: body}
 	kind, flags := r.byte(), r.byte()
 	c := service.Change{Process: flags&flagProcess != 0}
-	c.Binding.Address = service.Address{Process: service.ProcessID(r.uint64())}
-	id := r.uvarint()
-	if id > 1<<32-1 {
-		r.fail(fmt.Errorf("service id %d out of range", id))
-	}
-	c.Binding.Address.ID = uint32(id)
+	c.Binding.Address = service.Address{Process: service.ProcessID(r.uint64()), ID: r.uint64()}
 	switch kind {
 	case announceWithdrawn:
 		c.Kind = service.Withdrawn
@@ -168,10 +265,10 @@ func AppendGroup(b []byte, c service.Change) []byte {
 	if c.Kind == service.Joined {
 		joined = 1
 	}
-	b = appendHeader(b, FrameGroup, 1+8+uvarintLen(uint64(a.ID))+stringLen(c.Group))
+	b = appendHeader(b, FrameGroup, 1+16+stringLen(c.Group))
 	b = append(b, joined)
 	b = binary.BigEndian.AppendUint64(b, uint64(a.Process))
-	b = binary.AppendUvarint(b, uint64(a.ID))
+	b = binary.BigEndian.AppendUint64(b, a.ID)
 	return appendString(b, c.Group)
 }
 
@@ -182,28 +279,38 @@ func DecodeGroup(body []byte) (service.Change, error) {
 	if r.byte() == 1 {
 		c.Kind = service.Joined
 	}
-	c.Binding.Address.Process = service.ProcessID(r.uint64())
-	id := r.uvarint()
-	c.Binding.Address.ID = uint32(id)
+	c.Binding.Address = service.Address{Process: service.ProcessID(r.uint64()), ID: r.uint64()}
 	c.Group = r.string()
 	if err := r.done(); err != nil {
 		return service.Change{}, fmt.Errorf("bad group frame: %w", err)
 	}
-	if id > 1<<32-1 || c.Group == "" {
-		return service.Change{}, fmt.Errorf("bad group frame")
+	if c.Group == "" {
+		return service.Change{}, fmt.Errorf("bad group frame: no group")
 	}
 	return c, nil
 }
 
-// Envelope frame layout after the kind byte: envelope kind, hop count,
-// destination process (8 bytes, at a fixed offset so relays can route
-// without decoding), destination id, source process, source id,
-// conversation, sequence, subject, pattern, content type, then the data.
+// Envelope frame layout after the frame's kind byte: envelope kind, hop
+// count, flags, then the destination's process and service id, the
+// source's process and service id (8 bytes each, at fixed offsets so
+// relays route without decoding), then the conversation and sequence
+// (uvarints), the time left in microseconds (8 bytes, with
+// envDeadline), headers (with envHeaders: a count, then key and value
+// strings), subject, pattern and content type (strings), then the data.
 const (
 	envHopsOffset    = 1
-	envToProcOffset  = 2
+	envFlagsOffset   = 2
+	envToProcOffset  = 3
+	envToIDOffset    = 11
+	envFromOffset    = 19
+	envFixedOverhead = 35
 	maxRelayHops     = 16
-	envFixedOverhead = 1 + 1 + 8 + 8
+	maxHeaders       = 64
+
+	envDeadline = 1 << 0 // the time the request has left follows the sequence
+	envNotRun   = 1 << 1 // a failure for a request that never reached a handler
+	envHeaders  = 1 << 2 // headers follow (the deadline, if any)
+	envKnown    = envDeadline | envNotRun | envHeaders
 )
 
 // EnvelopeSize returns the frame size of an envelope.
@@ -213,9 +320,27 @@ func EnvelopeSize(e *service.Envelope) int {
 }
 
 func bodySize(e *service.Envelope) int {
-	return envFixedOverhead + uvarintLen(uint64(e.To.ID)) + uvarintLen(uint64(e.From.ID)) +
-		uvarintLen(e.Conv) + uvarintLen(e.Seq) + stringLen(e.Subject) + stringLen(e.Pattern) +
-		stringLen(e.ContentType) + len(e.Data)
+	n := envFixedOverhead + uvarintLen(e.Conv) + uvarintLen(e.Seq) +
+		stringLen(e.Subject) + stringLen(e.Pattern) + stringLen(e.ContentType) + len(e.Data)
+	if e.Deadline != 0 || len(e.Headers) != 0 {
+		n += extensionsSize(e)
+	}
+	return n
+}
+
+// extensionsSize is the size of the optional fields.
+func extensionsSize(e *service.Envelope) int {
+	n := 0
+	if e.Deadline != 0 {
+		n += 8
+	}
+	if len(e.Headers) != 0 {
+		n += uvarintLen(uint64(len(e.Headers)))
+		for _, h := range e.Headers {
+			n += stringLen(h.Key) + stringLen(h.Value)
+		}
+	}
+	return n
 }
 
 // AppendEnvelope appends an envelope frame.
@@ -223,45 +348,70 @@ func AppendEnvelope(b []byte, e *service.Envelope) []byte {
 	return appendEnvelopeSized(b, e, bodySize(e))
 }
 
-// appendEnvelopeSized is AppendEnvelope with the body size known.
+// appendEnvelopeSized is AppendEnvelope with the body size known. A
+// deadline is written as the time left now.
 func appendEnvelopeSized(b []byte, e *service.Envelope, body int) []byte {
 	b = appendHeader(b, FrameEnvelope, body)
-	b = append(b, byte(e.Kind), 0)
+	flags := byte(0)
+	if e.Deadline != 0 {
+		flags |= envDeadline
+	}
+	if e.NotRun {
+		flags |= envNotRun
+	}
+	if len(e.Headers) != 0 {
+		flags |= envHeaders
+	}
+	b = append(b, byte(e.Kind), 0, flags)
 	b = binary.BigEndian.AppendUint64(b, uint64(e.To.Process))
-	b = binary.AppendUvarint(b, uint64(e.To.ID))
+	b = binary.BigEndian.AppendUint64(b, e.To.ID)
 	b = binary.BigEndian.AppendUint64(b, uint64(e.From.Process))
-	b = binary.AppendUvarint(b, uint64(e.From.ID))
+	b = binary.BigEndian.AppendUint64(b, e.From.ID)
 	b = binary.AppendUvarint(b, e.Conv)
 	b = binary.AppendUvarint(b, e.Seq)
+	if flags&(envDeadline|envHeaders) != 0 {
+		b = appendExtensions(b, e)
+	}
 	b = appendString(b, e.Subject)
 	b = appendString(b, e.Pattern)
 	b = appendString(b, e.ContentType)
 	return append(b, e.Data...)
 }
 
+func appendExtensions(b []byte, e *service.Envelope) []byte {
+	if e.Deadline != 0 {
+		left := max((e.Deadline-time.Now().UnixNano())/1e3, 1) // expired: 1 µs, the peer fails it at once
+		b = binary.BigEndian.AppendUint64(b, uint64(left))
+	}
+	if len(e.Headers) != 0 {
+		b = binary.AppendUvarint(b, uint64(len(e.Headers)))
+		for _, h := range e.Headers {
+			b = appendString(b, h.Key)
+			b = appendString(b, h.Value)
+		}
+	}
+	return b
+}
+
 // envelopeRoute reads what a relay needs from an envelope body without
 // decoding it: its kind, hop count, destination and source processes.
 func envelopeRoute(body []byte) (kind service.Kind, hops int, to service.Address, from service.ProcessID, ok bool) {
-	if len(body) < envToProcOffset+8 {
+	if len(body) < envFixedOverhead {
 		return 0, 0, service.Address{}, 0, false
 	}
 	kind = service.Kind(body[0])
 	hops = int(body[envHopsOffset])
 	to.Process = service.ProcessID(binary.BigEndian.Uint64(body[envToProcOffset:]))
-	rest := body[envToProcOffset+8:]
-	id, n := binary.Uvarint(rest)
-	if n <= 0 || len(rest) < n+8 || id > 1<<32-1 {
-		return 0, 0, service.Address{}, 0, false
-	}
-	to.ID = uint32(id)
-	from = service.ProcessID(binary.BigEndian.Uint64(rest[n:]))
+	to.ID = binary.BigEndian.Uint64(body[envToIDOffset:])
+	from = service.ProcessID(binary.BigEndian.Uint64(body[envFromOffset:]))
 	return kind, hops, to, from, kind.Valid()
 }
 
 // DecodeFrame decodes the envelope frame at the front of b into e
 // without copying: e's strings and data share b's memory, which must
 // never change afterwards. It is how a service's actor reads a batch of
-// envelopes a link handed over in one piece.
+// envelopes a link handed over in one piece. A deadline is counted from
+// now.
 func DecodeFrame(b []byte, e *service.Envelope) (rest []byte, err error) {
 	kind, body, n, err := splitFrame(b, len(b))
 	if err != nil {
@@ -276,27 +426,17 @@ func DecodeFrame(b []byte, e *service.Envelope) (rest []byte, err error) {
 	if !e.Kind.Valid() {
 		return nil, fmt.Errorf("bad envelope: unknown kind %d", e.Kind)
 	}
-	e.To.Process = service.ProcessID(binary.BigEndian.Uint64(body[2:]))
-	p := body[10:]
+	flags := body[envFlagsOffset]
+	if flags&^envKnown != 0 {
+		return nil, errBadFlags
+	}
+	e.To.Process = service.ProcessID(binary.BigEndian.Uint64(body[envToProcOffset:]))
+	e.To.ID = binary.BigEndian.Uint64(body[envToIDOffset:])
+	e.From.Process = service.ProcessID(binary.BigEndian.Uint64(body[envFromOffset:]))
+	e.From.ID = binary.BigEndian.Uint64(body[envFromOffset+8:])
+	p := body[envFixedOverhead:]
 	var v uint64
 	var k int
-	if v, k = uvarint(p); k <= 0 || len(p) < k+8 {
-		return nil, errTruncated
-	}
-	if v > 1<<32-1 {
-		return nil, errBadID
-	}
-	e.To.ID = uint32(v)
-	e.From.Process = service.ProcessID(binary.BigEndian.Uint64(p[k:]))
-	p = p[k+8:]
-	if v, k = uvarint(p); k <= 0 {
-		return nil, errTruncated
-	}
-	if v > 1<<32-1 {
-		return nil, errBadID
-	}
-	e.From.ID = uint32(v)
-	p = p[k:]
 	if e.Conv, k = uvarint(p); k <= 0 {
 		return nil, errTruncated
 	}
@@ -305,6 +445,13 @@ func DecodeFrame(b []byte, e *service.Envelope) (rest []byte, err error) {
 		return nil, errTruncated
 	}
 	p = p[k:]
+	e.NotRun = flags&envNotRun != 0
+	e.Deadline, e.Headers = 0, nil
+	if flags&(envDeadline|envHeaders) != 0 {
+		if p, err = decodeExtensions(p, flags, e, false); err != nil {
+			return nil, err
+		}
+	}
 	var s [3]string
 	for i := range s {
 		if v, k = uvarint(p); k <= 0 || v > uint64(len(p)-k) {
@@ -322,6 +469,54 @@ func DecodeFrame(b []byte, e *service.Envelope) (rest []byte, err error) {
 	return b[n:], nil
 }
 
+// decodeExtensions reads the optional fields flags announce into e (with
+// check, only validates them) and returns what follows. Header strings
+// share p's memory unless copy is set.
+func decodeExtensions(p []byte, flags byte, e *service.Envelope, copyStrings bool) ([]byte, error) {
+	if flags&envDeadline != 0 {
+		if len(p) < 8 {
+			return nil, errTruncated
+		}
+		left := binary.BigEndian.Uint64(p)
+		p = p[8:]
+		if e != nil {
+			e.Deadline = time.Now().UnixNano() + int64(min(left, 1<<50))*1e3
+		}
+	}
+	if flags&envHeaders != 0 {
+		n, k := uvarint(p)
+		if k <= 0 {
+			return nil, errTruncated
+		}
+		if n > maxHeaders {
+			return nil, fmt.Errorf("bad envelope: %d headers", n)
+		}
+		p = p[k:]
+		if e != nil {
+			e.Headers = make([]service.Header, 0, n)
+		}
+		for i := uint64(0); i < n; i++ {
+			var kv [2]string
+			for j := range kv {
+				v, k := uvarint(p)
+				if k <= 0 || v > uint64(len(p)-k) {
+					return nil, errTruncated
+				}
+				if copyStrings {
+					kv[j] = string(p[k : k+int(v)])
+				} else {
+					kv[j] = unsafeString(p[k : k+int(v)])
+				}
+				p = p[k+int(v):]
+			}
+			if e != nil {
+				e.Headers = append(e.Headers, service.Header{Key: kv[0], Value: kv[1]})
+			}
+		}
+	}
+	return p, nil
+}
+
 // checkEnvelope validates an envelope body exactly as DecodeFrame does,
 // without decoding it: a link checks every envelope it hands to a service
 // still encoded (bad input closes the link, it never reaches a service),
@@ -333,30 +528,27 @@ func checkEnvelope(body []byte) error {
 	if k := service.Kind(body[0]); !k.Valid() {
 		return fmt.Errorf("bad envelope: unknown kind %d", k)
 	}
-	p := body[10:]
-	v, k := uvarint(p)
-	if k <= 0 || len(p) < k+8 {
-		return errTruncated
+	flags := body[envFlagsOffset]
+	if flags&^envKnown != 0 {
+		return errBadFlags
 	}
-	if v > 1<<32-1 {
-		return errBadID
-	}
-	p = p[k+8:]
-	if v, k = uvarint(p); k <= 0 {
-		return errTruncated
-	}
-	if v > 1<<32-1 {
-		return errBadID
-	}
-	p = p[k:]
+	p := body[envFixedOverhead:]
 	for range 2 { // conversation, sequence
-		if _, k = uvarint(p); k <= 0 {
+		_, k := uvarint(p)
+		if k <= 0 {
 			return errTruncated
 		}
 		p = p[k:]
 	}
+	if flags&(envDeadline|envHeaders) != 0 {
+		var err error
+		if p, err = decodeExtensions(p, flags, nil, false); err != nil {
+			return err
+		}
+	}
 	for range 3 { // subject, pattern, content type
-		if v, k = uvarint(p); k <= 0 || v > uint64(len(p)-k) {
+		v, k := uvarint(p)
+		if k <= 0 || v > uint64(len(p)-k) {
 			return errTruncated
 		}
 		p = p[k+int(v):]
@@ -365,7 +557,7 @@ func checkEnvelope(body []byte) error {
 }
 
 // uvarint is binary.Uvarint with the one-byte case, by far the most
-// common in envelopes (small ids, short strings), first.
+// common in envelopes (short strings, small sequences), first.
 func uvarint(p []byte) (uint64, int) {
 	if len(p) > 0 && p[0] < 0x80 {
 		return uint64(p[0]), 1
@@ -373,7 +565,7 @@ func uvarint(p []byte) (uint64, int) {
 	return binary.Uvarint(p)
 }
 
-var errBadID = errors.New("bad envelope: service id out of range")
+var errBadFlags = errors.New("bad envelope: unknown flags")
 
 // unsafeString views b as a string without copying; b must never change.
 func unsafeString(b []byte) string {
@@ -416,24 +608,34 @@ func decodeEnvelopeInto(e *service.Envelope, body []byte, interned internTable, 
 	r := reader{b: body}
 	e.Kind = service.Kind(r.byte())
 	r.byte() // hops: only relays care
-	e.To.Process = service.ProcessID(r.uint64())
-	toID := r.uvarint()
-	e.From.Process = service.ProcessID(r.uint64())
-	fromID := r.uvarint()
+	flags := r.byte()
+	e.To = service.Address{Process: service.ProcessID(r.uint64()), ID: r.uint64()}
+	e.From = service.Address{Process: service.ProcessID(r.uint64()), ID: r.uint64()}
 	e.Conv = r.uvarint()
 	e.Seq = r.uvarint()
-	subject, pattern, ctype := r.bytes(), r.bytes(), r.bytes()
-	data := r.rest()
 	if r.err != nil {
 		return fmt.Errorf("bad envelope: %w", r.err)
 	}
 	if !e.Kind.Valid() {
 		return fmt.Errorf("bad envelope: unknown kind %d", e.Kind)
 	}
-	if toID > 1<<32-1 || fromID > 1<<32-1 {
-		return fmt.Errorf("bad envelope: service id out of range")
+	if flags&^envKnown != 0 {
+		return errBadFlags
 	}
-	e.To.ID, e.From.ID = uint32(toID), uint32(fromID)
+	e.NotRun = flags&envNotRun != 0
+	e.Deadline, e.Headers = 0, nil
+	if flags&(envDeadline|envHeaders) != 0 {
+		rest, err := decodeExtensions(r.b, flags, e, true)
+		if err != nil {
+			return err
+		}
+		r.b = rest
+	}
+	subject, pattern, ctype := r.bytes(), r.bytes(), r.bytes()
+	data := r.rest()
+	if r.err != nil {
+		return fmt.Errorf("bad envelope: %w", r.err)
+	}
 	if interned != nil {
 		e.Subject, e.Pattern, e.ContentType = interned.get(subject), interned.get(pattern), interned.get(ctype)
 	} else {

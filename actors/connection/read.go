@@ -12,29 +12,44 @@ import (
 	"github.com/netsvc-go/netsvc/service"
 )
 
-// errRejected marks the peer refusing our hello, errRefused our refusing
-// the peer's: either way the two do not fit.
-var (
-	errRejected   = errors.New("rejected by peer")
-	errRefused    = errors.New("refused peer")
-	errLinkClosed = errors.New("link closed")
-)
-
-// read is the reader goroutine: it decodes frames until the socket fails
-// or the peer misbehaves, then tells the actor why. Envelopes go straight
-// to the runtime (or on to the next link), announcements to the
-// registry: no actor hop on the data path.
+// read is the reader goroutine: it runs the handshake, then decodes
+// frames until the socket fails or the peer misbehaves, and tells the
+// actor why. Envelopes go straight to the runtime (or on to the next
+// link), announcements to the registry: no actor hop on the data path.
 func (c *Conn) read(root *actor.RootContext, self *actor.PID) {
-	rd := frameReader{c: c, interned: internTable{}}
-	err := rd.loop()
-	if !rd.handshaken && isTLSAlert(err) {
-		// With TLS 1.3 a server checks the client's certificate after the
-		// client's side of the handshake is done: its refusal arrives as
-		// an alert on the first read. Retrying will not help.
-		err = fmt.Errorf("%w: TLS handshake failed: %w", errRejected, err)
+	err := c.handshake(root, self)
+	if err == nil {
+		rd := frameReader{c: c, interned: internTable{}}
+		err = rd.loop()
 	}
 	close(c.readerExited)
-	root.Send(self, &readerDone{err: err, rejected: errors.Is(err, errRejected) || errors.Is(err, errRefused)})
+	root.Send(self, &readerDone{err: err, rejected: IsRefusal(err)})
+}
+
+// handshake runs the link's side of the handshake (see Handshake): its
+// frames go out through the queue, the peer's are read one by one.
+func (c *Conn) handshake(root *actor.RootContext, self *actor.PID) error {
+	timeout := c.p.Config.HandshakeTimeout
+	c.nc.SetReadDeadline(time.Now().Add(timeout))
+	send := func(frame []byte) error { return c.q.push(frame, classControl) }
+	peer, err := handshake(send, &frameSource{r: c.nc}, HandshakeConfig{
+		Local: c.p.Local, Dialer: c.p.Dialed, Tokens: c.p.Tokens, Check: c.p.Check,
+	})
+	if err != nil {
+		if isTLSAlert(err) {
+			// With TLS 1.3 a server checks the client's certificate after
+			// the client's side of the handshake is done: its refusal
+			// arrives as an alert on the first read. Retrying will not help.
+			err = fmt.Errorf("%w: TLS handshake failed: %w", errRejected, err)
+		}
+		return timeoutReason(err, timeout)
+	}
+	c.nc.SetReadDeadline(time.Time{})
+	info := c.Info()
+	info.PeerProcess, info.PeerNode, info.PeerRole = peer.Process, peer.Node, peer.Role
+	c.setInfo(info)
+	root.Send(self, &helloOK{h: peer})
+	return nil
 }
 
 // isTLSAlert reports whether err is a TLS alert the peer sent ("remote
@@ -45,11 +60,10 @@ func isTLSAlert(err error) bool {
 }
 
 type frameReader struct {
-	c          *Conn
-	buf        []byte
-	interned   internTable
-	handshaken bool
-	lastFrom   service.ProcessID
+	c        *Conn
+	buf      []byte
+	interned internTable
+	lastFrom service.ProcessID
 
 	// Routes looked up since the runtime's routes last changed.
 	routeGen uint64
@@ -64,7 +78,7 @@ type frameReader struct {
 	holdUntil int64
 
 	// The run of frames for one local service: rd.buf[encStart:encEnd].
-	encTo            uint32
+	encTo            uint64
 	encStart, encEnd int
 
 	// Responses for this process, delivered together after each read.
@@ -101,16 +115,6 @@ func (rd *frameReader) loop() error {
 	now := nanotime() // when the last read returned
 	canIdle := true   // until the connection turns a deadline down
 	for {
-		if !rd.handshaken && start < end {
-			if err := plausibleHello(rd.buf[start:end]); err != nil {
-				if errors.Is(err, errSpeaksTLS) {
-					// Tell it why, in the clear: its handshake then fails
-					// at once on a record that is not TLS.
-					_ = c.q.push(AppendReason(nil, FrameReject, err.Error()), classControl)
-				}
-				return err
-			}
-		}
 		for start < end {
 			kind, body, n, err := splitFrame(rd.buf[start:end], maxFrame)
 			if err != nil {
@@ -224,50 +228,8 @@ func (rd *frameReader) idle() {
 	rd.relayMetas = nil
 }
 
-// A TLS client starts with a handshake record: type 22, version 3.x.
-const tlsHandshakeRecord = 22
-
-var errSpeaksTLS = errors.New("not a netsvc peer in the clear: it speaks TLS, and this endpoint has TLS off")
-
-// maxHello bounds the first frame: a hello is small.
+// maxHello bounds the handshake's frames: they are small.
 const maxHello = 64 << 10
-
-// plausibleHello checks the first bytes a peer sent, as soon as they
-// arrive, so a stray client (an HTTP request, an SSH banner) is turned
-// away at once instead of waiting for a frame it will never complete.
-func plausibleHello(b []byte) error {
-	if len(b) >= 2 && b[0] == tlsHandshakeRecord && b[1] == 3 {
-		return errSpeaksTLS
-	}
-	length, n := binary.Uvarint(b)
-	switch {
-	case n < 0 || (n == 0 && len(b) >= binary.MaxVarintLen64):
-		return fmt.Errorf("not a netsvc peer: it starts with %q", prefix(b, 16))
-	case n == 0:
-		return nil // the length is not complete yet
-	case length == 0 || length > maxHello:
-		return fmt.Errorf("not a netsvc peer: its first frame would be %d bytes (it starts with %q)", length, prefix(b, 16))
-	}
-	rest := b[n:]
-	if len(rest) == 0 {
-		return nil
-	}
-	switch FrameKind(rest[0]) {
-	case FrameReject:
-		return nil
-	case FrameHello:
-	default:
-		return fmt.Errorf("not a netsvc peer: it starts with %q", prefix(b, 16))
-	}
-	got := rest[1:]
-	if len(got) > len(Magic) {
-		got = got[:len(Magic)]
-	}
-	if string(got) != string(Magic[:len(got)]) {
-		return fmt.Errorf("not a netsvc peer: bad magic %q", got)
-	}
-	return nil
-}
 
 // frameLength returns the full size of the frame at the front of b when
 // its length prefix is complete.
@@ -281,9 +243,6 @@ func frameLength(b []byte) (int, bool) {
 
 func (rd *frameReader) frame(kind FrameKind, off int, frame, body []byte) error {
 	c := rd.c
-	if !rd.handshaken {
-		return rd.hello(kind, body)
-	}
 	switch kind {
 	case FrameEnvelope:
 		return rd.envelope(off, frame, body)
@@ -323,36 +282,15 @@ func (rd *frameReader) frame(kind FrameKind, off int, frame, body []byte) error 
 	case FrameReject:
 		reason, _ := DecodeReason(body)
 		return fmt.Errorf("%w: %s", errRejected, reason)
+	case FrameMove:
+		servers, err := DecodeMove(body)
+		if err != nil {
+			return err
+		}
+		c.rt.ActorSystem().Root.Send(c.pid.Load(), &Moved{Conn: c, Servers: servers})
 	default:
 		return fmt.Errorf("unexpected %s frame", kind)
 	}
-	return nil
-}
-
-// hello handles the first frame: it must be a hello the exchange accepts.
-func (rd *frameReader) hello(kind FrameKind, body []byte) error {
-	c := rd.c
-	switch kind {
-	case FrameHello:
-	case FrameReject:
-		reason, _ := DecodeReason(body)
-		return fmt.Errorf("%w: %s", errRejected, reason)
-	default:
-		return fmt.Errorf("expected a hello, got a %s frame", kind)
-	}
-	h, err := DecodeHello(body)
-	if err == nil && c.p.Check != nil {
-		err = c.p.Check(h)
-	}
-	if err != nil {
-		_ = c.q.push(AppendReason(nil, FrameReject, err.Error()), classControl)
-		return fmt.Errorf("%w: %w", errRefused, err)
-	}
-	info := c.Info()
-	info.PeerProcess, info.PeerNode, info.PeerRole = h.Process, h.Node, h.Role
-	c.setInfo(info)
-	rd.handshaken = true
-	c.rt.ActorSystem().Root.Send(c.pid.Load(), &helloOK{h: h})
 	return nil
 }
 

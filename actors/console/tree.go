@@ -109,11 +109,11 @@ func serviceDetail(rt *service.Runtime, a service.ActorInfo) map[string]any {
 	if i < 0 {
 		return d
 	}
-	id, err := strconv.ParseUint(a.ID[i+1:], 10, 32)
+	id, err := strconv.ParseUint(a.ID[i+1:], 10, 64)
 	if err != nil {
 		return d
 	}
-	addr := service.Address{Process: rt.ProcessID(), ID: uint32(id)}
+	addr := service.Address{Process: rt.ProcessID(), ID: id}
 	d["address"] = addr.String()
 	if b, ok := rt.LookupAddress(addr); ok {
 		d["audience"] = b.Audience

@@ -40,8 +40,12 @@ type Config struct {
 	// forever (SPEC rule 11).
 	Connect []string
 	Retry   time.Duration
-	// Token, when set, must be presented by every peer; it is also sent.
-	Token string
+	// Tokens, when set, are the shared secrets of the exchange group: a
+	// peer must prove it knows one, and this endpoint proves it knows
+	// the first (SPEC rule 35). No token crosses the wire. Two at once
+	// rotate a token without an outage: give every node both (the old
+	// first), then the new one first, then drop the old.
+	Tokens []string
 	// Admit, when set, decides per remote address whether to accept a
 	// connection (SPEC rule 33); an error refuses it with that reason.
 	Admit func(remote net.Addr) error
@@ -315,15 +319,12 @@ func (x *Exchange) admit(nc net.Conn) {
 	x.send(&accepted{nc: nc})
 }
 
-// check validates a peer's hello (run by the link's reader).
+// check validates a peer's hello (run by the link's reader, before the
+// token is proven either way).
 func (x *Exchange) check(h connection.Hello) error {
 	switch {
-	case h.Protocol != connection.Protocol:
-		return fmt.Errorf("protocol version mismatch: peer speaks %d, this node %d", h.Protocol, connection.Protocol)
 	case h.Group != x.cfg.Group:
 		return fmt.Errorf("exchange group mismatch: peer is in group %s, this endpoint serves group %s", groupName(h.Group), groupName(x.cfg.Group))
-	case x.cfg.Token != "" && h.Token != x.cfg.Token:
-		return errors.New("not authorised: wrong or missing token")
 	case h.Process == x.rt.ProcessID():
 		return errors.New("connected to itself")
 	}
@@ -336,7 +337,7 @@ func (x *Exchange) hello() connection.Hello {
 		listen = x.addr
 	}
 	return connection.Hello{Protocol: connection.Protocol, Process: x.rt.ProcessID(), Node: x.rt.Node(),
-		Role: x.cfg.Role, Group: x.cfg.Group, Token: x.cfg.Token, Listen: listen}
+		Role: x.cfg.Role, Group: x.cfg.Group, Listen: listen}
 }
 
 // --- the actor ---
@@ -446,6 +447,9 @@ func (a *exchangeActor) Receive(ctx actor.Context) {
 		a.handshaked(m.Conn)
 	case *connection.Closed:
 		a.closed(m)
+	case *connection.Moved:
+		// Filled in with the drain (a client moves to another server).
+		a.x.log.Debug("server asks this client to move", "link", m.Conn.ID(), "servers", m.Servers)
 	case *connection.PeerSynced:
 		if l := a.conns[m.Conn]; l != nil && m.Conn.State() == connection.StateActive {
 			a.x.rt.Sync()
@@ -516,7 +520,7 @@ func (a *exchangeActor) spawn(nc net.Conn, t *target) {
 	id := fmt.Sprintf("link-%d", linkSeq.Add(1))
 	c := connection.New(x.rt, nc, connection.Params{
 		Config: x.cfg.Link, ID: id, Local: x.hello(), Dialed: t != nil,
-		Exchange: a.ctx.Self(), Check: x.check, Logger: x.log,
+		Exchange: a.ctx.Self(), Check: x.check, Tokens: x.cfg.Tokens, Logger: x.log,
 	})
 	if _, err := a.ctx.SpawnNamed(c.Props(), id); err != nil {
 		x.log.Error("cannot start link", "error", err)

@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"encoding/binary"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net"
 	"strings"
@@ -97,7 +96,7 @@ func TestBadInput(t *testing.T) {
 		}, "bad magic", atOnce},
 		{"HTTP GET", func(r *rawPeer) { r.write([]byte(get)) }, `not a netsvc peer: it starts with \"GET`, atOnce},
 		{"TLS ClientHello", func(r *rawPeer) { r.write(clientHello(t)) }, "not a netsvc peer", atOnce},
-		{"silent", func(*rawPeer) {}, "no hello within", byTimeout},
+		{"silent", func(*rawPeer) {}, "handshake not finished within", byTimeout},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -160,32 +159,28 @@ func TestStrayClientsRecognisedAtOnce(t *testing.T) {
 }
 
 // TestHandshakeRefusals checks the refusals of a wrong handshake: a
-// hello with another protocol version or without the token gets a reject
-// frame with the reason, and a node client with a wrong token is refused
-// for good with "not authorised" (SPEC rules 16, 26; DESIGN "The wire").
+// hello with another protocol version, a missing or wrong proof of the
+// token, get a reject frame with the reason, and a node client with a
+// wrong token is refused with "not authorised" and never sees the node's
+// services (SPEC rules 16, 26, 35).
 func TestHandshakeRefusals(t *testing.T) {
 	xc := serverX("", listen(t))
-	xc.Token = "secret"
+	xc.Tokens = []string{"secret"}
 	x := startNode(t, "x", xc)
 	startMath(t, x, "math")
 
-	rejectReason := func(t *testing.T, h connection.Hello) string {
+	rejectReason := func(t *testing.T, h connection.Hello, tokens ...string) string {
 		r := dialRaw(t, x.Addr())
-		r.hello(h)
-		for _, f := range r.readUntilClosed(2 * time.Second) {
-			if f.kind == connection.FrameReject {
-				reason, err := connection.DecodeReason(f.body)
-				if err != nil {
-					t.Fatalf("bad reject frame: %v", err)
-				}
-				return reason
-			}
+		_, err := r.tryHandshake(h, tokens...)
+		reason, ok := strings.CutPrefix(fmt.Sprint(err), "rejected by peer: ")
+		if !ok {
+			t.Fatalf("handshake: %v; want a reject frame", err)
 		}
-		t.Fatalf("closed without a reject frame")
-		return ""
+		r.readUntilClosed(2 * time.Second)
+		return reason
 	}
 	t.Run("protocol version", func(t *testing.T) {
-		if r := rejectReason(t, connection.Hello{Protocol: connection.Protocol + 1, Token: "secret"}); !strings.Contains(r, "protocol version") {
+		if r := rejectReason(t, connection.Hello{Protocol: connection.Protocol + 1}, "secret"); !strings.Contains(r, "protocol version") {
 			t.Fatalf("reject reason %q; want the protocol version mismatch", r)
 		}
 	})
@@ -195,14 +190,16 @@ func TestHandshakeRefusals(t *testing.T) {
 		}
 	})
 	t.Run("wrong token", func(t *testing.T) {
-		if r := rejectReason(t, connection.Hello{Token: "guess"}); !strings.Contains(r, "not authorised") {
+		if r := rejectReason(t, connection.Hello{}, "guess"); !strings.Contains(r, "not authorised") {
 			t.Fatalf("reject reason %q; want not authorised", r)
 		}
 	})
 	for _, token := range []string{"", "guess"} {
 		t.Run(fmt.Sprintf("node client with token %q", token), func(t *testing.T) {
 			cc := clientX("", x.Addr())
-			cc.Token = token
+			if token != "" {
+				cc.Tokens = []string{token}
+			}
 			c := startNode(t, "c", cc)
 			waitFor(t, waitLong, func() error {
 				ts := c.x("").Targets()
@@ -225,34 +222,18 @@ func TestHandshakeRefusals(t *testing.T) {
 		// Refusals racing each other and the closes that follow them:
 		// every refused peer still learns why.
 		const rounds, parallel = 20, 16
-		hello := connection.AppendHello(nil, connection.Hello{Protocol: connection.Protocol, Process: service.NewProcessID(),
-			Node: "guesser", Role: service.RoleClient, Token: "guess"})
 		refuse := func() error {
 			c, err := net.DialTimeout("tcp", x.Addr(), 2*time.Second)
 			if err != nil {
 				return err
 			}
 			defer c.Close()
-			c.SetDeadline(time.Now().Add(5 * time.Second))
-			if _, err := c.Write(hello); err != nil {
-				return err
+			_, err = connection.Handshake(c, connection.HandshakeConfig{Dialer: true, Tokens: []string{"guess"},
+				Local: connection.Hello{Protocol: connection.Protocol, Process: service.NewProcessID(), Node: "guesser", Role: service.RoleClient}})
+			if err == nil || !strings.Contains(err.Error(), "rejected by peer: not authorised") {
+				return fmt.Errorf("handshake with a wrong token: %v", err)
 			}
-			got, err := io.ReadAll(c)
-			for len(got) > 0 {
-				length, k := binary.Uvarint(got)
-				if k <= 0 || length == 0 || uint64(len(got)-k) < length {
-					break
-				}
-				kind, body := connection.FrameKind(got[k]), got[k+1:k+int(length)]
-				got = got[k+int(length):]
-				if kind == connection.FrameReject {
-					if reason, _ := connection.DecodeReason(body); !strings.Contains(reason, "not authorised") {
-						return fmt.Errorf("reject reason %q", reason)
-					}
-					return nil
-				}
-			}
-			return fmt.Errorf("closed without a reject frame (read error %v)", err)
+			return nil
 		}
 		for range rounds {
 			errs := make(chan error, parallel)
@@ -268,7 +249,7 @@ func TestHandshakeRefusals(t *testing.T) {
 	})
 	t.Run("right token", func(t *testing.T) {
 		cc := clientX("", x.Addr())
-		cc.Token = "secret"
+		cc.Tokens = []string{"secret"}
 		c := startNode(t, "c", cc)
 		visible(t, c, "math", 1)
 		mustMultiply(t, c, service.Name("math"))
@@ -281,12 +262,12 @@ func TestHandshakeRefusals(t *testing.T) {
 func TestCorruptEnvelopeForService(t *testing.T) {
 	x := startNode(t, "x", serverX("", listen(t)))
 	math := startMath(t, x, "math")
-	header := func(from service.ProcessID, fromID uint64) []byte {
-		b := []byte{byte(service.KindRequest), 0}
+	header := func(from service.ProcessID, fromID uint64, flags byte) []byte {
+		b := []byte{byte(service.KindRequest), 0, flags}
 		b = binary.BigEndian.AppendUint64(b, uint64(math.Process))
-		b = binary.AppendUvarint(b, uint64(math.ID))
+		b = binary.BigEndian.AppendUint64(b, math.ID)
 		b = binary.BigEndian.AppendUint64(b, uint64(from))
-		b = binary.AppendUvarint(b, fromID)
+		b = binary.BigEndian.AppendUint64(b, fromID)
 		return append(b, 7, 0) // conversation, sequence
 	}
 	frame := func(body []byte) []byte {
@@ -294,10 +275,13 @@ func TestCorruptEnvelopeForService(t *testing.T) {
 	}
 	cases := map[string]func(r *rawPeer) []byte{
 		"string longer than the frame": func(r *rawPeer) []byte {
-			return frame(append(header(r.pid, 1), 200, 'x', 'y'))
+			return frame(append(header(r.pid, 1, 0), 200, 'x', 'y'))
 		},
-		"source id over 32 bits": func(r *rawPeer) []byte {
-			return frame(append(header(r.pid, 1<<32+1), 0, 0, 0))
+		"unknown flags": func(r *rawPeer) []byte {
+			return frame(append(header(r.pid, 1, 1<<6), 0, 0, 0))
+		},
+		"deadline cut short": func(r *rawPeer) []byte {
+			return frame(append(header(r.pid, 1, 1), 0, 0))
 		},
 	}
 	for name, bad := range cases {

@@ -588,8 +588,24 @@ func (r *rawPeer) readUntilClosed(timeout time.Duration) []rawFrame {
 	}
 }
 
-// hello sends a client hello; h's zero fields take working values.
-func (r *rawPeer) hello(h connection.Hello) {
+// tryHandshake does the handshake (connection.Handshake) as the side
+// that dialled, proving tokens (none: no token); h's zero fields take
+// working values.
+func (r *rawPeer) tryHandshake(h connection.Hello, tokens ...string) (connection.Hello, error) {
+	return connection.Handshake(r.c, connection.HandshakeConfig{Local: r.fill(h), Dialer: true, Tokens: tokens})
+}
+
+// acceptHandshake does the handshake as the side that was dialled.
+func (r *rawPeer) acceptHandshake(h connection.Hello, tokens ...string) connection.Hello {
+	r.t.Helper()
+	peer, err := connection.Handshake(r.c, connection.HandshakeConfig{Local: r.fill(h), Tokens: tokens})
+	if err != nil {
+		r.t.Fatalf("raw peer: handshake: %v", err)
+	}
+	return peer
+}
+
+func (r *rawPeer) fill(h connection.Hello) connection.Hello {
 	if h.Protocol == 0 {
 		h.Protocol = connection.Protocol
 	}
@@ -602,35 +618,37 @@ func (r *rawPeer) hello(h connection.Hello) {
 	if h.Node == "" {
 		h.Node = "raw"
 	}
-	r.write(connection.AppendHello(nil, h))
+	return h
 }
 
-// handshake does the hello exchange as a client and reads the server's
+// handshake does the handshake as a client and reads the server's
 // link-up dump up to its synced frame.
-func (r *rawPeer) handshake(h connection.Hello) connection.Hello {
+func (r *rawPeer) handshake(h connection.Hello, tokens ...string) connection.Hello {
 	r.t.Helper()
-	r.hello(h)
-	f, err := r.readFrame(5 * time.Second)
-	if err != nil || f.kind != connection.FrameHello {
-		r.t.Fatalf("raw peer: want the server's hello, got %v %q, %v", f.kind, f.body, err)
-	}
-	sh, err := connection.DecodeHello(f.body)
+	sh, err := r.tryHandshake(h, tokens...)
 	if err != nil {
-		r.t.Fatalf("raw peer: server hello: %v", err)
+		r.t.Fatalf("raw peer: handshake: %v", err)
 	}
+	r.readUntilSynced()
+	return sh
+}
+
+// readUntilSynced reads frames up to the end of the peer's link-up dump.
+func (r *rawPeer) readUntilSynced() {
+	r.t.Helper()
 	for {
 		f, err := r.readFrame(5 * time.Second)
 		if err != nil {
 			r.t.Fatalf("raw peer: reading the link-up dump: %v", err)
 		}
 		if f.kind == connection.FrameSynced {
-			return sh
+			return
 		}
 	}
 }
 
 // announce tells the exchange of this raw process and a service of it.
-func (r *rawPeer) announce(name string, id uint32) service.Address {
+func (r *rawPeer) announce(name string, id uint64) service.Address {
 	addr := service.Address{Process: r.pid, ID: id}
 	var b []byte
 	b = connection.AppendAnnounce(b, service.Change{Kind: service.Available, Process: true,

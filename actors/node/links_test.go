@@ -313,23 +313,17 @@ func TestDuplicateLinkAnnouncementsDropped(t *testing.T) {
 	}
 	first := &rawPeer{t: t, c: nc, r: bufio.NewReader(nc), pid: peer}
 	t.Cleanup(func() { nc.Close() })
-	first.hello(connection.Hello{Role: service.RoleServer})
-	for {
-		f, err := first.readFrame(5 * time.Second)
-		if err != nil {
-			t.Fatalf("reading x's hello and link-up dump: %v", err)
-		}
-		if f.kind == connection.FrameSynced {
-			break
-		}
-	}
+	first.acceptHandshake(connection.Hello{Role: service.RoleServer})
+	first.readUntilSynced()
 	first.announce("real", 1)
 	visible(t, x, "real", 1)
 
 	// The second connection, dialled by the peer, announcing at once.
 	second := dialRaw(t, x.Addr())
 	second.pid = peer
-	second.hello(connection.Hello{Role: service.RoleServer})
+	if _, err := second.tryHandshake(connection.Hello{Role: service.RoleServer}); err != nil {
+		t.Fatal(err)
+	}
 	second.announce("ghost", 2)
 	second.readUntilClosed(5 * time.Second)
 	waitFor(t, waitLong, func() error {

@@ -477,8 +477,11 @@ func TestReadBufferEdges(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	write(connection.AppendHello(nil, connection.Hello{Protocol: connection.Protocol, Process: me, Node: "raw", Role: service.RoleClient}))
-	go io.Copy(io.Discard, nc) // the server's hello, dump and pings
+	if _, err := connection.Handshake(nc, connection.HandshakeConfig{Dialer: true,
+		Local: connection.Hello{Protocol: connection.Protocol, Process: me, Node: "raw", Role: service.RoleClient}}); err != nil {
+		t.Fatal(err)
+	}
+	go io.Copy(io.Discard, nc) // the server's dump and pings
 	msg := func(n int, fill byte) []byte {
 		return connection.AppendEnvelope(nil, &service.Envelope{Kind: service.KindMessage, To: sink, From: service.Address{Process: me, ID: 1},
 			Subject: "x", ContentType: service.ContentRaw, Data: bytes.Repeat([]byte{fill}, n)})

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/netsvc-go/netsvc/actors/connection"
 	"github.com/netsvc-go/netsvc/actors/exchange"
 	"github.com/netsvc-go/netsvc/service"
 )
@@ -329,7 +330,12 @@ func TestTLSReload(t *testing.T) {
 			return nil, err
 		}
 		defer tc.Close()
-		tc.SetReadDeadline(time.Now().Add(2 * time.Second))
+		tc.SetDeadline(time.Now().Add(2 * time.Second))
+		// x answers a hello (its own needs one first).
+		if _, err := tc.Write(connection.AppendHello(nil, connection.Hello{Protocol: connection.Protocol,
+			Process: service.NewProcessID(), Role: service.RoleClient})); err != nil {
+			return nil, err
+		}
 		if _, err := tc.Read(make([]byte, 1)); err != nil {
 			return nil, err
 		}

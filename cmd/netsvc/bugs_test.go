@@ -23,8 +23,8 @@ import (
 // even when it arrives in the same read as the server's hello (it used
 // to overtake the handshake and be dropped, fixed in 9c695aa).
 func TestWaitSyncedWhenDumpArrivesWithHello(t *testing.T) {
-	// A server whose hello and (empty) link-up dump reach the client in
-	// one read, as they do when the server's writer runs late.
+	// A server whose (empty) link-up dump reaches the client right after
+	// the handshake, before the client's exchange has activated the link.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -38,13 +38,13 @@ func TestWaitSyncedWhenDumpArrivesWithHello(t *testing.T) {
 			}
 			go func() {
 				defer nc.Close()
-				buf := make([]byte, 512)
-				if _, err := nc.Read(buf); err != nil { // the client's hello
+				if _, err := connection.Handshake(nc, connection.HandshakeConfig{Local: connection.Hello{Protocol: connection.Protocol,
+					Process: service.NewProcessID(), Node: "fake", Role: service.RoleServer}}); err != nil {
 					return
 				}
-				out := connection.AppendHello(nil, connection.Hello{Protocol: connection.Protocol,
-					Process: service.NewProcessID(), Node: "fake", Role: service.RoleServer})
-				nc.Write(connection.AppendSynced(out))
+				// The (empty) dump right away, before the client's own.
+				nc.Write(connection.AppendSynced(nil))
+				buf := make([]byte, 512)
 				for {
 					if _, err := nc.Read(buf); err != nil {
 						return

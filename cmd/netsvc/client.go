@@ -57,7 +57,9 @@ func startClient(ctx context.Context, cmd string, cf *clientFlags) (*node.Node, 
 	host, _ := os.Hostname()
 	xc := node.Client(cf.group, cf.server)
 	xc.Retry = clientRetry
-	xc.Token = cf.token
+	if cf.token != "" {
+		xc.Tokens = []string{cf.token}
+	}
 	var err error
 	if _, xc.ClientTLS, err = cf.tls.load(); err != nil {
 		return nil, err

@@ -198,7 +198,9 @@ func runNode(ctx context.Context, env *cmdEnv) int {
 	log := slog.New(slog.NewTextHandler(env.stderr, &slog.HandlerOptions{Level: cfg.level}))
 	xc := node.Server(cfg.group, cfg.listen, cfg.connect...)
 	xc.Retry = cfg.retry
-	xc.Token = cfg.token
+	if cfg.token != "" {
+		xc.Tokens = []string{cfg.token}
+	}
 	xc.Advertise = cfg.advertise
 	xc.Link.HandshakeTimeout = cfg.handshakeTimeout
 	var err error

@@ -117,8 +117,8 @@ func TestE2EBadInputBounded(t *testing.T) {
 	}
 	waitFor(t, 5*time.Second, func() error {
 		// Each is logged once the node has closed it.
-		if n := strings.Count(x.stderr.String(), fmt.Sprintf(`reason="no hello within %v"`, handshake)); n < len(halfOpen) {
-			return fmt.Errorf("%d connections logged %q, want %d", n, "no hello within", len(halfOpen))
+		if n := strings.Count(x.stderr.String(), fmt.Sprintf(`reason="handshake not finished within %v"`, handshake)); n < len(halfOpen) {
+			return fmt.Errorf("%d connections logged %q, want %d", n, "handshake not finished within", len(halfOpen))
 		}
 		return nil
 	})
@@ -216,19 +216,27 @@ func badInputs(t *testing.T, addr string) []badInput {
 		garbage[i] = byte(rng.Uint32())
 	}
 	garbage[0] = 0xde // not a small length, whatever the seed
-	hello := func(h connection.Hello) []byte {
+	helloOf := func(h connection.Hello) connection.Hello {
 		if h.Protocol == 0 {
 			h.Protocol = connection.Protocol
 		}
 		h.Process, h.Node, h.Role = service.NewProcessID(), "bad-input", service.RoleClient
-		return connection.AppendHello(nil, h)
+		return h
+	}
+	hello := func(h connection.Hello) []byte { return connection.AppendHello(nil, helloOf(h)) }
+	handshake := func(t *testing.T, c net.Conn, h connection.Hello) error {
+		_, err := connection.Handshake(c, connection.HandshakeConfig{Local: helloOf(h), Dialer: true})
+		return err
 	}
 	get := "GET / HTTP/1.1\r\nHost: " + addr + "\r\nUser-Agent: curl/8.5.0\r\nAccept: */*\r\n\r\n"
 	tlsHello := captureClientHello(t)
 	rejected := func(h connection.Hello) func(t *testing.T, c net.Conn) string {
 		return func(t *testing.T, c net.Conn) string {
-			writeAll(t, c, hello(h))
-			return rejectReason(t, c)
+			reason, ok := strings.CutPrefix(fmt.Sprint(handshake(t, c, h)), "rejected by peer: ")
+			if !ok {
+				t.Fatalf("the handshake was not refused with a reject frame: %s", reason)
+			}
+			return reason
 		}
 	}
 	return []badInput{
@@ -244,13 +252,17 @@ func badInputs(t *testing.T, addr string) []badInput {
 			return ""
 		}},
 		{"unknown frame kind", "unknown(127)", func(t *testing.T, c net.Conn) string {
-			writeAll(t, c, hello(connection.Hello{}))
+			if err := handshake(t, c, connection.Hello{}); err != nil {
+				t.Fatal(err)
+			}
 			readUntilSynced(t, c)
 			writeAll(t, c, []byte{2, 0x7f, 0})
 			return ""
 		}},
 		{"bad envelope", "envelope", func(t *testing.T, c net.Conn) string {
-			writeAll(t, c, hello(connection.Hello{}))
+			if err := handshake(t, c, connection.Hello{}); err != nil {
+				t.Fatal(err)
+			}
 			readUntilSynced(t, c)
 			writeAll(t, c, []byte{4, byte(connection.FrameEnvelope), 99, 0, 0})
 			return ""
@@ -317,8 +329,10 @@ func TestE2ESlowConsumer(t *testing.T) {
 	// then, so the node does not close it as silent.
 	sub := dial(t, x.addr)
 	subPID := service.NewProcessID()
-	writeAll(t, sub, connection.AppendHello(nil, connection.Hello{Protocol: connection.Protocol, Process: subPID,
-		Node: "stalled-subscriber", Role: service.RoleClient}))
+	if _, err := connection.Handshake(sub, connection.HandshakeConfig{Dialer: true, Local: connection.Hello{Protocol: connection.Protocol,
+		Process: subPID, Node: "stalled-subscriber", Role: service.RoleClient}}); err != nil {
+		t.Fatal(err)
+	}
 	subReader := readUntilSynced(t, sub)
 	stalled := service.Address{Process: subPID, ID: 1}
 	var b []byte
@@ -639,7 +653,7 @@ func readUntilSynced(t *testing.T, c net.Conn) *bufio.Reader {
 	for {
 		kind, _, err := readFrame(r)
 		if err != nil {
-			t.Fatalf("reading the node's hello and dump: %v", err)
+			t.Fatalf("reading the node's link-up dump: %v", err)
 		}
 		if kind == connection.FrameSynced {
 			return r
