@@ -13,17 +13,41 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/netsvc-go/netsvc/service"
+	"golang.org/x/time/rate"
 )
 
 // Config tunes a link. The zero value takes the defaults.
 type Config struct {
 	MaxFrame         int           // largest frame accepted or sent (DefaultMaxFrame)
 	QueueSoft        int           // queued bytes past which reports drop and requests are refused (1 MiB)
-	QueueHard        int           // queued bytes past which the link closes (64 MiB)
-	HandshakeTimeout time.Duration // the peer's hello must arrive within this (5 s)
+	QueueHard        int           // queued bytes past which the link closes (64 MiB, at least QueueSoft plus MaxFrame)
+	HandshakeTimeout time.Duration // the handshake must be done within this (5 s)
 	PingInterval     time.Duration // a ping goes out this often when idle (SilenceTimeout/3)
 	SilenceTimeout   time.Duration // a link silent this long is closed (15 s)
+	// FrameTimeout bounds how long one frame may take to arrive once its
+	// first byte has (30 s): a peer trickling a large frame a byte at a
+	// time cannot hold its memory for ever.
+	FrameTimeout time.Duration
+	// ClientBindings bounds the service bindings a client link may
+	// announce (10,000), and ClientProcesses the processes (256: its own,
+	// and those a bridge brings in from another exchange group). Past
+	// either the link is closed. Links between servers are bounded by the
+	// node's Limits only.
+	ClientBindings  int
+	ClientProcesses int
+	// GroupJoins bounds the service-group memberships the bindings a link
+	// announced may hold (65,536). Past it a client link is closed, a
+	// link between servers has the joins refused.
+	GroupJoins int
 }
+
+// Defaults of Config.
+const (
+	DefaultFrameTimeout    = 30 * time.Second
+	DefaultClientBindings  = 10_000
+	DefaultClientProcesses = 256
+	DefaultGroupJoins      = 65_536
+)
 
 func (c Config) withDefaults() Config {
 	if c.MaxFrame <= 0 {
@@ -32,8 +56,8 @@ func (c Config) withDefaults() Config {
 	if c.QueueSoft <= 0 {
 		c.QueueSoft = 1 << 20
 	}
-	if c.QueueHard < c.QueueSoft {
-		c.QueueHard = max(64<<20, 2*c.QueueSoft)
+	if c.QueueHard < c.QueueSoft+c.MaxFrame {
+		c.QueueHard = max(64<<20, c.QueueSoft+c.MaxFrame, 2*c.QueueSoft)
 	}
 	if c.HandshakeTimeout <= 0 {
 		c.HandshakeTimeout = 5 * time.Second
@@ -43,6 +67,18 @@ func (c Config) withDefaults() Config {
 	}
 	if c.PingInterval <= 0 || c.PingInterval >= c.SilenceTimeout {
 		c.PingInterval = c.SilenceTimeout / 3
+	}
+	if c.FrameTimeout <= 0 {
+		c.FrameTimeout = DefaultFrameTimeout
+	}
+	if c.ClientBindings <= 0 {
+		c.ClientBindings = DefaultClientBindings
+	}
+	if c.ClientProcesses <= 0 {
+		c.ClientProcesses = DefaultClientProcesses
+	}
+	if c.GroupJoins <= 0 {
+		c.GroupJoins = DefaultGroupJoins
 	}
 	return c
 }
@@ -56,6 +92,7 @@ type Params struct {
 	Exchange *actor.PID        // told of handshakes and closes
 	Check    func(Hello) error // validates the peer's hello; an error rejects it
 	Tokens   []string          // shared tokens (see HandshakeConfig.Tokens)
+	Budget   *Budget           // the node's limits across links (nil: a budget of the link's own)
 	Logger   *slog.Logger
 }
 
@@ -77,6 +114,10 @@ type Conn struct {
 
 	framesIn, bytesIn atomic.Uint64
 	undecodable       atomic.Uint64
+	// announcementsRefused counts announcements of a server peer past the
+	// node's bounds; refusedLog keeps their log lines few.
+	announcementsRefused atomic.Uint64
+	refusedLog           rate.Sometimes
 
 	closeOnce    sync.Once
 	readerExited chan struct{} // closed when the reader goroutine ends
@@ -148,8 +189,14 @@ func New(rt *service.Runtime, nc net.Conn, p Params) *Conn {
 	if p.Logger == nil {
 		p.Logger = rt.Logger()
 	}
-	c := &Conn{rt: rt, nc: nc, p: p, since: time.Now(), writerDone: make(chan struct{}), readerExited: make(chan struct{})}
-	c.q = newOutQueue(p.Config.QueueSoft, p.Config.QueueHard, p.Config.MaxFrame)
+	c := &Conn{rt: rt, nc: nc, p: p, since: time.Now(), writerDone: make(chan struct{}), readerExited: make(chan struct{}),
+		refusedLog: rate.Sometimes{Interval: 10 * time.Second}}
+	if p.Budget == nil {
+		p.Budget = NewBudget(Limits{})
+		c.p.Budget = p.Budget
+	}
+	c.q = newOutQueue(p.Config.QueueSoft, p.Config.QueueHard, p.Config.MaxFrame, p.Budget)
+	c.q.overBudget = c.Shutdown
 	c.q.direct = directWriter(nc)
 	c.log = p.Logger.With("link", p.ID, "remote", nc.RemoteAddr().String())
 	c.lastRx.Store(time.Now().UnixNano())
@@ -412,11 +459,11 @@ func (a *connActor) close(ctx actor.Context, reason string, rejected, graceful b
 	case wasActive:
 		c.log.Info("link down", "peer", c.Info().PeerNode, "reason", reason)
 	case rejected:
-		c.log.Warn("link refused", "reason", reason)
+		c.p.Budget.LogStranger(c.log, "link refused", "reason", reason)
 	case reason != "stopped" && reason != "peer closed the link" && !strings.HasPrefix(reason, DuplicateLink) &&
 		!strings.Contains(reason, " stopping"):
 		// Bad input or a silent peer before the handshake: worth seeing.
-		c.log.Warn("link closed before its handshake", "reason", reason)
+		c.p.Budget.LogStranger(c.log, "link closed before its handshake", "reason", reason)
 	default:
 		c.log.Debug("link closed", "reason", reason)
 	}

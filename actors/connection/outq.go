@@ -43,7 +43,10 @@ var (
 // frames share a write. When the peer reads too slowly the pending bytes
 // reach the soft limit: reports are then dropped oldest first (counted),
 // requests are refused, and everything else is kept up to the hard
-// limit, past which the link is closed (SPEC rules 24, 25).
+// limit, past which the link is closed (SPEC rules 24, 25). The soft
+// limit is a bound on what waits before a frame, not on the frame: one
+// frame up to the maximum (16 MiB) fits a queue that is not backed up
+// (SPEC rule 37). Every queue of a node also draws on the node's Budget.
 //
 // Why not the connection actor's mailbox: a protoactor mailbox is
 // unbounded and cannot drop the oldest report or refuse a request at the
@@ -66,13 +69,19 @@ type outQueue struct {
 	roomWait   chan struct{}
 	// direct writes without blocking (nil when the link cannot, as with
 	// TLS); inline is the buffer of whoever writes inline.
-	direct          func([]byte) (int, error)
-	inline          []byte
-	inlineUsed      bool  // an inline write since the writer's last idle tick
-	lastInline      int64 // nanotime of the last inline write
-	soft            int
-	hard            int
-	maxFrame        int
+	direct     func([]byte) (int, error)
+	inline     []byte
+	inlineUsed bool  // an inline write since the writer's last idle tick
+	lastInline int64 // nanotime of the last inline write
+	soft       int
+	hard       int
+	maxFrame   int
+	// budget is the node's (nil: none); charged what this queue counts
+	// against it, kept equal to live+inflight by sync. overBudget closes
+	// the link when the node's budget makes it pay (see relieve).
+	budget          *Budget
+	charged         atomic.Int64
+	overBudget      func(reason string)
 	reportsDropped  atomic.Uint64
 	requestsRefused atomic.Uint64
 	framesOut       atomic.Uint64
@@ -94,8 +103,12 @@ func (q *outQueue) roomy() bool {
 	return cap(q.buf) > spareKeep || cap(q.frames) > framesKeep || cap(q.inline) > inlineKeep
 }
 
-func newOutQueue(soft, hard, maxFrame int) *outQueue {
-	return &outQueue{wake: make(chan struct{}, 1), soft: soft, hard: hard, maxFrame: maxFrame}
+func newOutQueue(soft, hard, maxFrame int, budget *Budget) *outQueue {
+	q := &outQueue{wake: make(chan struct{}, 1), soft: soft, hard: hard, maxFrame: maxFrame, budget: budget}
+	if budget != nil {
+		budget.addQueue(q)
+	}
+	return q
 }
 
 func classOf(k service.Kind) frameClass {
@@ -197,6 +210,7 @@ func (q *outQueue) writeInline(b []byte) {
 		q.buf = nb
 		q.live += len(rest)
 		q.scan = 0
+		q.sync()
 	}
 	_ = err // a failed socket fails the writer goroutine's next write too
 	wake := len(q.buf) > 0 || q.closed || roomy
@@ -230,7 +244,7 @@ func (q *outQueue) push(frame []byte, class frameClass) error {
 // the drop policy applies to each.
 func (q *outQueue) pushSpan(span []byte, metas []frameMeta) (failed []spanError) {
 	q.mu.Lock()
-	if q.closed || q.live+q.inflight+len(span) > q.soft {
+	if q.closed || q.live+q.inflight >= q.soft || (q.budget != nil && !q.budget.admitQueued(q, len(span))) {
 		q.mu.Unlock()
 		for i, m := range metas {
 			if err := q.push(span[m.off:m.off+m.n], m.class); err != nil {
@@ -250,6 +264,7 @@ func (q *outQueue) pushSpan(span []byte, metas []frameMeta) (failed []spanError)
 		q.frames = append(q.frames, m)
 	}
 	q.live += len(span)
+	q.sync()
 	q.mu.Unlock()
 	select {
 	case q.wake <- struct{}{}:
@@ -289,6 +304,7 @@ func (q *outQueue) commit(off int, class frameClass) {
 	n := len(q.buf) - off
 	q.frames = append(q.frames, frameMeta{off: off, n: n, class: class})
 	q.live += n
+	q.sync()
 	q.mu.Unlock()
 	select {
 	case q.wake <- struct{}{}:
@@ -297,12 +313,27 @@ func (q *outQueue) commit(off int, class frameClass) {
 }
 
 // makeRoom applies the limits for a frame of n bytes. Called locked.
+// A request or report fits while what waits is under the soft limit (a
+// request also not while reports are being dropped); past it, older
+// reports are dropped to make room for a report, and requests are
+// refused. Other frames are kept up to the hard limit. The node's budget
+// can make the queue behave as if past its soft limit (admitQueued).
 func (q *outQueue) makeRoom(n int, class frameClass) error {
 	if q.closed {
 		return errQueueClosed
 	}
 	used := q.live + q.inflight
-	if used+n <= q.soft && !(q.dropping && class == classRequest) {
+	if class == classControl {
+		if used+n > q.hard {
+			return errHardLimit
+		}
+		if q.budget != nil && !q.budget.admitQueued(q, n) && used > q.soft {
+			return errHardLimit // the node is out of room and this link holds the most
+		}
+		return nil
+	}
+	inBudget := q.budget == nil || q.budget.admitQueued(q, n)
+	if used < q.soft && inBudget && !(q.dropping && class == classRequest) {
 		return nil
 	}
 	switch class {
@@ -312,19 +343,19 @@ func (q *outQueue) makeRoom(n int, class frameClass) error {
 		// backlog of a peer that is not reading until its deadline.
 		q.requestsRefused.Add(1)
 		return errOverloaded
-	case classReport:
+	default: // classReport
 		q.dropping = true
-		q.dropOldestReports(q.live + q.inflight + n - q.soft)
-		if q.live+q.inflight+n > q.soft {
+		if !inBudget {
+			q.dropOldestReports(used) // the node is out of room: all older ones
+		} else {
+			q.dropOldestReports(used - q.soft + 1)
+		}
+		if q.live+q.inflight >= q.soft || (!inBudget && q.live+q.inflight > 0) {
 			q.reportsDropped.Add(1) // nothing older to drop: drop this one
 			return errOverloaded
 		}
 		return errDroppedOlder
 	}
-	if used+n > q.hard {
-		return errHardLimit
-	}
-	return nil
 }
 
 // dropOldestReports marks reports dropped, oldest first, until need
@@ -344,6 +375,7 @@ func (q *outQueue) dropOldestReports(need int) {
 		need -= f.n
 		q.reportsDropped.Add(1)
 	}
+	q.sync()
 	q.roomFreed()
 	if q.dead > 1<<16 && q.dead > len(q.buf)/2 {
 		q.compact()
@@ -456,6 +488,7 @@ func (q *outQueue) run(w io.Writer, onError func(error)) {
 		}
 		q.mu.Lock()
 		q.writing, q.inflight = false, 0
+		q.sync()
 		q.roomFreed()
 		if err == nil && q.live < q.soft/2 {
 			q.dropping = false // the peer reads again and the backlog went down
@@ -521,7 +554,7 @@ func (q *outQueue) awaitRoom(n int, deadline *int64) bool {
 	}()
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	for !q.closed && q.live+q.inflight > 0 && q.live+q.inflight+n > q.soft {
+	for !q.closed && q.live+q.inflight >= q.soft {
 		now := nanotime()
 		if q.writing && now-q.writeStart > int64(stallAfter) {
 			return true
@@ -550,6 +583,34 @@ func (q *outQueue) awaitRoom(n int, deadline *int64) bool {
 	return true
 }
 
+// sync brings, locked, the queue's charge against the node's budget to
+// what it holds.
+func (q *outQueue) sync() {
+	if q.budget == nil {
+		return
+	}
+	cur := int64(q.live + q.inflight)
+	if d := cur - q.charged.Load(); d != 0 {
+		q.charged.Store(cur)
+		q.budget.queued.Add(d)
+	}
+}
+
+// relieve makes the queue pay for a node out of outbound room: its
+// reports are dropped, and if it still holds more than its soft limit
+// the link is closed.
+func (q *outQueue) relieve() {
+	q.mu.Lock()
+	q.dropping = true
+	q.dropOldestReports(q.live)
+	held := q.live + q.inflight
+	shut := held > q.soft && !q.closed
+	q.mu.Unlock()
+	if shut && q.overBudget != nil {
+		q.overBudget("the node's outbound budget is full and this link held the most (" + itoa(held) + " bytes)")
+	}
+}
+
 // roomFreed wakes, locked, the relays waiting in awaitRoom.
 func (q *outQueue) roomFreed() {
 	if q.roomWait != nil {
@@ -568,6 +629,10 @@ func (q *outQueue) close(flush bool) (pending []byte, frames []frameMeta) {
 	if !flush {
 		pending, frames = q.buf, q.frames
 		q.buf, q.frames, q.live, q.dead = nil, nil, 0, 0
+		q.sync()
+		if q.budget != nil {
+			q.budget.removeQueue(q)
+		}
 	}
 	q.mu.Unlock()
 	select {

@@ -58,7 +58,7 @@ func plugged(t *testing.T, soft, hard int) (*outQueue, *gateWriter, func() []byt
 	// The plug below stays in flight, and bytes in flight count toward
 	// the limits (they are memory too): leave room for it.
 	plug := len(AppendPing(nil, FramePing, 0))
-	q := newOutQueue(soft+plug, hard+plug, DefaultMaxFrame)
+	q := newOutQueue(soft+plug, hard+plug, DefaultMaxFrame, nil)
 	w := newGateWriter()
 	done := make(chan struct{})
 	go func() {

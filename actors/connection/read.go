@@ -20,7 +20,10 @@ func (c *Conn) read(root *actor.RootContext, self *actor.PID) {
 	err := c.handshake(root, self)
 	if err == nil {
 		rd := frameReader{c: c, interned: internTable{}}
+		info := c.Info()
+		rd.betweenServers = info.LocalRole == service.RoleServer && info.PeerRole == service.RoleServer
 		err = rd.loop()
+		rd.release()
 	}
 	close(c.readerExited)
 	root.Send(self, &readerDone{err: err, rejected: IsRefusal(err)})
@@ -85,6 +88,26 @@ type frameReader struct {
 	local []*service.Envelope
 	slots []service.Envelope
 	data  []byte
+
+	// betweenServers is set on a link between two servers: the node's
+	// bounds refuse what it brings but never close it (SPEC rule 36).
+	betweenServers bool
+	// incomplete is what the frame still arriving is charged against the
+	// node's budget; partialSince when its first bytes came, partialAt
+	// how many bytes of whole frames the stream had carried before it.
+	incomplete   int64
+	partialSince int64
+	partialAt    uint64
+	announced    announced
+}
+
+// announced is what the peer announced on this link and the link still
+// holds: the bounds of SPEC rule 36 count it.
+type announced struct {
+	bindings  map[service.Address]struct{}
+	processes map[service.ProcessID]struct{}
+	joins     map[service.Address]map[string]struct{}
+	joinCount int
 }
 
 // The read buffer starts small and doubles, up to readBufMax, while
@@ -104,16 +127,17 @@ const (
 func (rd *frameReader) loop() error {
 	c := rd.c
 	maxFrame := c.p.Config.MaxFrame
+	frameTimeout := int64(c.p.Config.FrameTimeout)
 	rd.buf = make([]byte, readBufMin)
 	start, end := 0, 0
-	var frames uint64 // counted per read, not per frame
-	var bytes int
-	var filled bool   // the last read took all the room there was
-	var quiet int     // reads in a row that readBufMin would have held
-	var armed bool    // an idle deadline is set
-	var armedAt int64 // when it was set
-	now := nanotime() // when the last read returned
-	canIdle := true   // until the connection turns a deadline down
+	var frames uint64   // counted per read, not per frame
+	var bytes int       // the same
+	var consumed uint64 // bytes of whole frames the stream carried
+	var filled bool     // the last read took all the room there was
+	var quiet int       // reads in a row that readBufMin would have held
+	var deadline int64  // the read deadline in force (0: none)
+	lastRead := nanotime()
+	canDeadline := true // until the connection turns a deadline down
 	for {
 		for start < end {
 			kind, body, n, err := splitFrame(rd.buf[start:end], maxFrame)
@@ -135,6 +159,7 @@ func (rd *frameReader) loop() error {
 		}
 		c.framesIn.Add(frames)
 		c.bytesIn.Add(uint64(bytes))
+		consumed += uint64(bytes)
 		frames, bytes = 0, 0
 		// Hand on what this read brought before the buffer moves.
 		rd.flush()
@@ -149,6 +174,11 @@ func (rd *frameReader) loop() error {
 			case quiet >= quietReads && len(rd.buf) > readBufMin:
 				rd.buf = make([]byte, readBufMin) // light traffic: give the room back
 			}
+		} else if rd.partialAt != consumed || rd.partialSince == 0 {
+			rd.partialAt, rd.partialSince = consumed, lastRead // a new frame began
+		}
+		if err := rd.chargeIncomplete(int64(end - start)); err != nil {
+			return err
 		}
 		if end == len(rd.buf) {
 			// A frame longer than the space left: move it to the front,
@@ -167,25 +197,34 @@ func (rd *frameReader) loop() error {
 				start = 0
 			}
 			if need > len(rd.buf) {
-				nb := make([]byte, max(need, 2*len(rd.buf)))
+				// Doubling toward a large frame rather than taking its
+				// size at once: a peer that announces 16 MiB and sends
+				// little makes the reader hold about twice what it sent.
+				nb := make([]byte, min(need, 2*len(rd.buf)))
 				copy(nb, rd.buf[:end])
 				rd.buf = nb
 			}
 		}
-		// Holding more than an idle link needs: give it back if nothing
-		// arrives for idleRelease. The deadline is moved at most every
-		// idleRelease/2, so a busy link rarely touches it.
-		if canIdle && (len(rd.buf) > readBufMin || rd.data != nil || rd.slots != nil || rd.routes != nil) {
-			if !armed || now-armedAt > int64(idleRelease/2) {
-				// Set here, not up front: the call deepens the stack this
-				// goroutine keeps, which a link that never needs it
-				// should not pay for.
-				canIdle = c.nc.SetReadDeadline(time.Now().Add(idleRelease)) == nil
-				armed, armedAt = canIdle, now
+		// One read deadline serves two ends: a frame must arrive whole
+		// within frameTimeout of its first bytes, and a link holding more
+		// than an idle one needs gives it back after idleRelease without
+		// traffic. It is set lazily, and looked at when it fires, so a
+		// busy link rarely touches it (the call also deepens the stack
+		// this goroutine keeps, which a link that never needs it should
+		// not pay for).
+		if deadline == 0 && canDeadline {
+			want := int64(0)
+			if start < end {
+				want = rd.partialSince + frameTimeout
+			} else if len(rd.buf) > readBufMin || rd.data != nil || rd.slots != nil || rd.routes != nil {
+				want = max(lastRead+int64(idleRelease), nanotime()+int64(idleRelease/4))
 			}
-		} else if armed {
-			c.nc.SetReadDeadline(time.Time{})
-			armed = false
+			if want != 0 {
+				canDeadline = c.nc.SetReadDeadline(clockStart.Add(time.Duration(want))) == nil
+				if canDeadline {
+					deadline = want
+				}
+			}
 		}
 		room := len(rd.buf) - end
 		n, err := c.nc.Read(rd.buf[end:])
@@ -197,17 +236,21 @@ func (rd *frameReader) loop() error {
 		}
 		if n > 0 {
 			end += n
-			now = nanotime()
+			lastRead = nanotime()
 			c.lastRx.Store(time.Now().UnixNano())
 		}
 		if err != nil {
 			if n > 0 {
 				continue // take the frames that came with the error first
 			}
-			if armed && errors.Is(err, os.ErrDeadlineExceeded) {
+			if deadline != 0 && errors.Is(err, os.ErrDeadlineExceeded) {
 				c.nc.SetReadDeadline(time.Time{})
-				armed = false
-				if start == end {
+				deadline = 0
+				now := nanotime()
+				if start < end && now-rd.partialSince >= frameTimeout {
+					return fmt.Errorf("a frame did not arrive whole within %v (%d bytes of it came)", c.p.Config.FrameTimeout, end-start)
+				}
+				if start == end && now-lastRead >= int64(idleRelease) {
 					rd.idle()
 				}
 				continue
@@ -215,6 +258,31 @@ func (rd *frameReader) loop() error {
 			return err
 		}
 	}
+}
+
+// chargeIncomplete charges the node's budget with the bytes of the frame
+// still arriving (SPEC rule 36). Past the node's bound the link is
+// closed, unless it links two servers.
+func (rd *frameReader) chargeIncomplete(n int64) error {
+	if n == rd.incomplete {
+		return nil
+	}
+	b := rd.c.p.Budget
+	if !b.chargeIncomplete(rd.incomplete, n, rd.betweenServers) {
+		return fmt.Errorf("the node's budget for frames still arriving (%d bytes) is spent", b.limits.Incomplete)
+	}
+	rd.incomplete = n
+	return nil
+}
+
+// release gives back what the link held against the node's budget.
+func (rd *frameReader) release() {
+	b := rd.c.p.Budget
+	b.chargeIncomplete(rd.incomplete, 0, true)
+	rd.incomplete = 0
+	a := &rd.announced
+	b.chargeBindings(-int64(len(a.bindings)+len(a.processes)), true)
+	*a = announced{}
 }
 
 // idle gives back what a quiet link does not need: a large read buffer,
@@ -246,8 +314,14 @@ func (rd *frameReader) frame(kind FrameKind, off int, frame, body []byte) error 
 	switch kind {
 	case FrameEnvelope:
 		return rd.envelope(off, frame, body)
-	case FrameAnnounce:
-		ch, err := DecodeAnnounce(body)
+	case FrameAnnounce, FrameGroup:
+		var ch service.Change
+		var err error
+		if kind == FrameAnnounce {
+			ch, err = DecodeAnnounce(body)
+		} else {
+			ch, err = DecodeGroup(body)
+		}
 		if err != nil {
 			return err
 		}
@@ -257,17 +331,14 @@ func (rd *frameReader) frame(kind FrameKind, off int, frame, body []byte) error 
 		if c.State() == StateClosed {
 			return errLinkClosed // imports past the close would outlive it
 		}
-		c.rt.Import(c, ch)
-	case FrameGroup:
-		ch, err := DecodeGroup(body)
+		ok, err := rd.admit(ch)
 		if err != nil {
+			_ = c.q.push(AppendReason(nil, FrameBye, err.Error()), classControl)
 			return err
 		}
-		rd.flush()
-		if c.State() == StateClosed {
-			return errLinkClosed
+		if ok {
+			c.rt.Import(c, ch)
 		}
-		c.rt.Import(c, ch)
 	case FrameSynced:
 		// Through the connection actor, so the exchange hears it after
 		// the handshake; the imports before it are queued at the
@@ -292,6 +363,122 @@ func (rd *frameReader) frame(kind FrameKind, off int, frame, body []byte) error 
 		return fmt.Errorf("unexpected %s frame", kind)
 	}
 	return nil
+}
+
+// admit applies the bounds of SPEC rule 36 to an announcement: on a
+// client link one past a bound closes the link (the error); on a link
+// between servers it is refused (false), counted and logged, and the
+// link goes on.
+func (rd *frameReader) admit(ch service.Change) (bool, error) {
+	c, a, b := rd.c, &rd.announced, rd.c.p.Budget
+	addr := ch.Binding.Address
+	refuse := func(what string, limit int64) (bool, error) {
+		if !rd.betweenServers {
+			return false, fmt.Errorf("%s: the limit is %d", what, limit)
+		}
+		c.announcementsRefused.Add(1)
+		c.refusedLog.Do(func() {
+			c.log.Warn("refusing announcements from a server", "peer", c.Info().PeerNode, "reason", what, "limit", limit,
+				"refused", c.announcementsRefused.Load())
+		})
+		return false, nil
+	}
+	switch {
+	case ch.Kind == service.Joined || ch.Kind == service.Left:
+		joins := a.joins[addr]
+		_, has := joins[ch.Group]
+		if ch.Kind == service.Left {
+			if has {
+				delete(joins, ch.Group)
+				a.joinCount--
+			}
+			return true, nil
+		}
+		if has {
+			return true, nil
+		}
+		if a.joinCount >= c.p.Config.GroupJoins {
+			return refuse("too many service-group joins on one link", int64(c.p.Config.GroupJoins))
+		}
+		if joins == nil {
+			if a.joins == nil {
+				a.joins = map[service.Address]map[string]struct{}{}
+			}
+			joins = map[string]struct{}{}
+			a.joins[addr] = joins
+		}
+		joins[ch.Group] = struct{}{}
+		a.joinCount++
+	case ch.Process && ch.Kind == service.Withdrawn:
+		if _, has := a.processes[addr.Process]; has {
+			delete(a.processes, addr.Process)
+			b.chargeBindings(-1, true)
+			// Its services go with it in the registry; forget them here.
+			for s := range a.bindings {
+				if s.Process == addr.Process {
+					rd.forget(s)
+				}
+			}
+		}
+	case ch.Process:
+		if _, has := a.processes[addr.Process]; has {
+			return true, nil
+		}
+		if !rd.betweenServers && len(a.processes) >= c.p.Config.ClientProcesses {
+			return refuse("a client link announced too many processes", int64(c.p.Config.ClientProcesses))
+		}
+		if !b.chargeBindings(1, false) {
+			return refuse("the node holds as many remote bindings as it may", b.limits.Bindings)
+		}
+		if a.processes == nil {
+			a.processes = map[service.ProcessID]struct{}{}
+		}
+		a.processes[addr.Process] = struct{}{}
+	case ch.Kind == service.Withdrawn:
+		if _, has := a.bindings[addr]; has {
+			rd.forget(addr)
+		}
+	default: // a binding available
+		if _, has := a.bindings[addr]; has {
+			return true, nil
+		}
+		if !rd.betweenServers && len(a.bindings) >= c.p.Config.ClientBindings {
+			return refuse("a client link announced too many services", int64(c.p.Config.ClientBindings))
+		}
+		if len(ch.Binding.Groups) > 0 {
+			if a.joinCount+len(ch.Binding.Groups) > c.p.Config.GroupJoins {
+				return refuse("too many service-group joins on one link", int64(c.p.Config.GroupJoins))
+			}
+		}
+		if !b.chargeBindings(1, false) {
+			return refuse("the node holds as many remote bindings as it may", b.limits.Bindings)
+		}
+		if a.bindings == nil {
+			a.bindings = map[service.Address]struct{}{}
+		}
+		a.bindings[addr] = struct{}{}
+		if len(ch.Binding.Groups) > 0 {
+			if a.joins == nil {
+				a.joins = map[service.Address]map[string]struct{}{}
+			}
+			joins := map[string]struct{}{}
+			for _, g := range ch.Binding.Groups {
+				joins[g] = struct{}{}
+			}
+			a.joins[addr] = joins
+			a.joinCount += len(joins)
+		}
+	}
+	return true, nil
+}
+
+// forget drops a binding the peer withdrew, with its group joins.
+func (rd *frameReader) forget(addr service.Address) {
+	a := &rd.announced
+	delete(a.bindings, addr)
+	a.joinCount -= len(a.joins[addr])
+	delete(a.joins, addr)
+	rd.c.p.Budget.chargeBindings(-1, true)
 }
 
 // envelope routes one envelope frame: to this process, or, for a relay,

@@ -55,8 +55,13 @@ type Config struct {
 	// ClientTLS.ServerName is set. A handshake that fails on a
 	// certificate, or with a peer that does not speak TLS, is not retried.
 	ServerTLS, ClientTLS *tls.Config
-	Link                 connection.Config
-	Logger               *slog.Logger
+	// Link bounds each link (frame size, queues, timeouts, what a client
+	// may announce); Budget bounds them all together, across the node's
+	// exchanges (SPEC rule 36). A nil Budget is one of the exchange's own
+	// with the default limits.
+	Link   connection.Config
+	Budget *connection.Budget
+	Logger *slog.Logger
 }
 
 // LinkEvent tells observers a link went up or down (SPEC rule 11), or,
@@ -105,13 +110,14 @@ type TargetStatus struct {
 
 // Exchange is the handle of a running exchange actor.
 type Exchange struct {
-	stopped atomic.Bool
-	rt      *service.Runtime
-	cfg     Config
-	pid     *actor.PID
-	addr    string
-	ln      net.Listener
-	log     *slog.Logger
+	stopped  atomic.Bool
+	rt       *service.Runtime
+	cfg      Config
+	pid      *actor.PID
+	addr     string
+	ln       net.Listener
+	log      *slog.Logger
+	refusals refusalCounts
 }
 
 var linkSeq atomic.Uint64
@@ -127,6 +133,9 @@ func Start(rt *service.Runtime, cfg Config) (*Exchange, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = rt.Logger()
+	}
+	if cfg.Budget == nil {
+		cfg.Budget = connection.NewBudget(connection.Limits{})
 	}
 	x := &Exchange{rt: rt, cfg: cfg, log: cfg.Logger.With("exchange", cfg.Group)}
 	ln := cfg.Listener
@@ -275,7 +284,10 @@ func (x *Exchange) Stop(ctx context.Context) error {
 
 func (x *Exchange) send(m any) { x.rt.ActorSystem().Root.Send(x.pid, m) }
 
-// accept hands accepted connections to the actor.
+// accept hands accepted connections to the actor. A connection past
+// the node's bounds on connections still in their handshake (in all, and
+// from one host) is refused at once: a stranger holding sockets open
+// cannot crowd out the peers (SPEC rule 36).
 func (x *Exchange) accept() {
 	for {
 		nc, err := x.ln.Accept()
@@ -287,36 +299,56 @@ func (x *Exchange) accept() {
 			time.Sleep(50 * time.Millisecond) // e.g. out of file descriptors: do not spin
 			continue
 		}
+		release, ok := x.cfg.Budget.Handshake(nc.RemoteAddr())
+		if !ok {
+			lim := x.cfg.Budget.Limits()
+			x.refuse(nc, refusedBusy, fmt.Sprintf("too many connections in their handshake (at most %d, %d from one host)",
+				lim.Handshaking, lim.HandshakingPerHost))
+			continue
+		}
 		if tc, ok := nc.(*tls.Conn); ok {
 			// The handshake, in its own goroutine, before admission, so
 			// a refusal reaches the peer over TLS.
 			go func() {
 				if x.handshakeTLS(tc) {
-					x.admit(nc)
+					x.admit(nc, release)
+				} else {
+					x.refusals.add(refusedTLS)
+					release()
 				}
 			}()
 			continue
 		}
-		x.admit(nc)
+		x.admit(nc, release)
 	}
 }
 
-// admit hands an accepted connection to the actor, unless Admit refuses it.
-func (x *Exchange) admit(nc net.Conn) {
+// refuse turns an accepted connection away with a reason, counted and
+// logged (few lines: a stranger decides how often this happens).
+func (x *Exchange) refuse(nc net.Conn, why refusal, reason string) {
+	x.refusals.add(why)
+	x.cfg.Budget.LogStranger(x.log, "connection refused", "remote", nc.RemoteAddr().String(), "reason", reason)
+	nc.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+	nc.Write(connection.AppendReason(nil, connection.FrameReject, reason))
+	nc.Close()
+}
+
+// admit hands an accepted connection to the actor, unless Admit refuses
+// it; release gives back its room among the connections in a handshake.
+func (x *Exchange) admit(nc net.Conn, release func()) {
 	if x.cfg.Admit != nil {
 		if err := x.cfg.Admit(nc.RemoteAddr()); err != nil {
-			x.log.Warn("connection refused by admission", "remote", nc.RemoteAddr().String(), "reason", err)
-			nc.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
-			nc.Write(connection.AppendReason(nil, connection.FrameReject, "not admitted: "+err.Error()))
-			nc.Close()
+			release()
+			x.refuse(nc, refusedAdmission, "not admitted: "+err.Error())
 			return
 		}
 	}
 	if x.stopped.Load() {
+		release()
 		nc.Close()
 		return
 	}
-	x.send(&accepted{nc: nc})
+	x.send(&accepted{nc: nc, release: release})
 }
 
 // check validates a peer's hello (run by the link's reader, before the
@@ -347,6 +379,9 @@ type link struct {
 	target *target // set when this side dialled it
 	dumped bool    // the link-up dump was sent; later changes may follow
 	synced bool    // the peer's dump is in the registry
+	// release gives back the room an accepted connection takes among
+	// those in their handshake (nil for dialled ones).
+	release func()
 }
 
 type target struct {
@@ -367,7 +402,10 @@ type target struct {
 }
 
 type (
-	accepted      struct{ nc net.Conn }
+	accepted struct {
+		nc      net.Conn
+		release func()
+	}
 	dialTarget    struct{ addr string }
 	dialFallbacks struct{ addrs []string }
 	undialTarget  struct{ addr string }
@@ -416,7 +454,7 @@ func (a *exchangeActor) Receive(ctx actor.Context) {
 	a.ctx = ctx
 	switch m := ctx.Message().(type) {
 	case *accepted:
-		a.spawn(m.nc, nil)
+		a.spawn(m.nc, nil, m.release)
 	case *dialTarget:
 		a.dialTarget(m.addr)
 	case *dialFallbacks:
@@ -511,8 +549,12 @@ func (a *exchangeActor) Receive(ctx actor.Context) {
 	}
 }
 
-func (a *exchangeActor) spawn(nc net.Conn, t *target) {
+func (a *exchangeActor) spawn(nc net.Conn, t *target, release func()) {
+	if release == nil {
+		release = func() {}
+	}
 	if a.stopping {
+		release()
 		nc.Close()
 		return
 	}
@@ -520,14 +562,15 @@ func (a *exchangeActor) spawn(nc net.Conn, t *target) {
 	id := fmt.Sprintf("link-%d", linkSeq.Add(1))
 	c := connection.New(x.rt, nc, connection.Params{
 		Config: x.cfg.Link, ID: id, Local: x.hello(), Dialed: t != nil,
-		Exchange: a.ctx.Self(), Check: x.check, Tokens: x.cfg.Tokens, Logger: x.log,
+		Exchange: a.ctx.Self(), Check: x.check, Tokens: x.cfg.Tokens, Budget: x.cfg.Budget, Logger: x.log,
 	})
 	if _, err := a.ctx.SpawnNamed(c.Props(), id); err != nil {
 		x.log.Error("cannot start link", "error", err)
+		release()
 		nc.Close()
 		return
 	}
-	a.conns[c] = &link{conn: c, target: t}
+	a.conns[c] = &link{conn: c, target: t, release: release}
 	a.linkCount.Store(int64(len(a.conns)))
 	if t != nil {
 		t.conn = c
@@ -599,7 +642,7 @@ func (a *exchangeActor) dialed(m *dialResult) {
 		m.nc.Close()
 		return
 	}
-	a.spawn(m.nc, t)
+	a.spawn(m.nc, t, nil)
 }
 
 // rotate moves a client's target to its next server.
@@ -644,6 +687,7 @@ func (a *exchangeActor) handshaked(c *connection.Conn) {
 	if l == nil || c.State() != connection.StateHandshaking {
 		return
 	}
+	l.release()
 	peer := c.Peer().Process
 	if old := a.byPeer[peer]; old != nil && old != c {
 		keepNew := a.survives(c, old)
@@ -726,6 +770,10 @@ func (a *exchangeActor) closed(m *connection.Closed) {
 	}
 	delete(a.conns, c)
 	a.linkCount.Store(int64(len(a.conns)))
+	l.release()
+	if m.Rejected && !c.Dialed() {
+		a.x.refusals.add(classify(m.Reason))
+	}
 	defer a.checkDrained()
 	if m.WasActive {
 		a.unlinked(c, m.Reason)

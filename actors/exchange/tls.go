@@ -1,13 +1,11 @@
 package exchange
 
 import (
-	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"os"
 	"runtime"
@@ -279,11 +277,12 @@ func (x *Exchange) handshakeTLS(tc *tls.Conn) bool {
 		raw.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
 		raw.Write(connection.AppendReason(nil, connection.FrameReject, "TLS required: this endpoint accepts TLS connections only"))
 	}
-	level := slog.LevelWarn
 	if errors.Is(err, io.EOF) {
-		level = slog.LevelDebug // connected and went: a port probe, as a plain link logs it
+		// Connected and went: a port probe, as a plain link logs it.
+		x.log.Debug("TLS handshake failed", "remote", raw.RemoteAddr().String(), "reason", reason)
+	} else {
+		x.cfg.Budget.LogStranger(x.log, "TLS handshake failed", "remote", raw.RemoteAddr().String(), "reason", reason)
 	}
-	x.log.Log(context.Background(), level, "TLS handshake failed", "remote", raw.RemoteAddr().String(), "reason", reason)
 	lingeringClose(raw)
 	return false
 }

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/netsvc-go/netsvc/actors/connection"
 	"github.com/netsvc-go/netsvc/actors/exchange"
 	"github.com/netsvc-go/netsvc/service"
 )
@@ -26,6 +27,10 @@ type Config struct {
 	// Runtime tunes the service runtime (call timeout, payload limit).
 	// Its Node and Logger fields are taken from Name and Logger.
 	Runtime service.Config
+	// Limits bound what peers can make the node hold across all its
+	// links and exchanges (SPEC rule 36); zero fields take the defaults.
+	// Each exchange's Link config bounds each of its links.
+	Limits connection.Limits
 	// Logger receives the node's logs; nil is quiet.
 	Logger *slog.Logger
 }
@@ -46,6 +51,7 @@ func Client(group string, servers ...string) exchange.Config {
 // Node is a running process: runtime plus exchanges.
 type Node struct {
 	rt        *service.Runtime
+	budget    *connection.Budget
 	exchanges []*exchange.Exchange
 	log       *slog.Logger
 	stopOnce  sync.Once
@@ -61,7 +67,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	n := &Node{rt: rt, log: rt.Logger()}
+	n := &Node{rt: rt, log: rt.Logger(), budget: connection.NewBudget(cfg.Limits)}
 	seen := map[string]bool{}
 	for _, xc := range cfg.Exchanges {
 		if seen[xc.Group] {
@@ -71,6 +77,9 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		seen[xc.Group] = true
 		if xc.Logger == nil {
 			xc.Logger = cfg.Logger
+		}
+		if xc.Budget == nil {
+			xc.Budget = n.budget
 		}
 		x, err := exchange.Start(rt, xc)
 		if err != nil {
@@ -84,6 +93,9 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 
 // Runtime returns the node's service runtime.
 func (n *Node) Runtime() *service.Runtime { return n.rt }
+
+// Budget returns the accounting of the node's Limits.
+func (n *Node) Budget() *connection.Budget { return n.budget }
 
 // Exchanges returns the node's exchanges.
 func (n *Node) Exchanges() []*exchange.Exchange { return n.exchanges }
