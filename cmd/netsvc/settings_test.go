@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -73,6 +74,37 @@ func TestSettingsPrecedence(t *testing.T) {
 	}
 }
 
+// TestSettingsFlagAndFileIsUsageError gives a secret's flag and its file
+// flag at once to every command that takes the secret: a usage error
+// naming both flags, and never the secret.
+func TestSettingsFlagAndFileIsUsageError(t *testing.T) {
+	file := writeSecret(t, "in-the-file\n")
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"node", "--token", "on-argv", "--token-file", file}, "--token and --token-file both give the exchange token: use one"},
+		{[]string{"node", "--gossip-key-file", file, "--gossip-key", "on-argv"}, "--gossip-key and --gossip-key-file both give the gossip key: use one"},
+		{[]string{"node", "--console-token", "on-argv", "--console-token-file", file}, "--console-token and --console-token-file both give the console token: use one"},
+		{[]string{"call", "--token", "on-argv", "--token-file", file, "math", "multiply", "6", "7"}, "--token and --token-file both give"},
+		{[]string{"publish", "--token", "on-argv", "--token-file", file, "--as", "p", "s", "1"}, "--token and --token-file both give"},
+		{[]string{"subscribe", "--token", "on-argv", "--token-file", file, "seed", "next"}, "--token and --token-file both give"},
+		{[]string{"services", "--token", "on-argv", "--token-file", file}, "--token and --token-file both give"},
+		{[]string{"services", "--console", "127.0.0.1:1", "--console-token", "on-argv", "--console-token-file", file}, "--console-token and --console-token-file both give"},
+		{[]string{"tree", "--console", "127.0.0.1:1", "--console-token", "on-argv", "--console-token-file", file}, "--console-token and --console-token-file both give"},
+	} {
+		r := runCmd(context.Background(), tc.args...)
+		l := lines(r.stderr)
+		if r.code != 2 || len(l) != 2 || !strings.HasPrefix(l[0], "netsvc "+tc.args[0]+": "+tc.want) ||
+			l[1] != "run 'netsvc help "+tc.args[0]+"' for usage" || r.stdout != "" {
+			t.Errorf("%v: want exit 2 and %q; got %v", tc.args, tc.want, r)
+		}
+		if strings.Contains(r.stderr, "on-argv") || strings.Contains(r.stderr, "in-the-file") {
+			t.Errorf("%v: the error shows the secret: %s", tc.args, r.stderr)
+		}
+	}
+}
+
 // TestSettingsValues checks how values read: two tokens for rotation,
 // comma-separated or one a line; white space and blank lines ignored; a
 // single-valued secret kept whole; and the errors, which name their
@@ -140,5 +172,33 @@ func TestSettingValueHidesSecrets(t *testing.T) {
 	}
 	if s := fmt.Sprint(settingValue{vals: []string{"127.0.0.1:1"}, source: "NETSVC_SERVER"}); s != "127.0.0.1:1" {
 		t.Errorf("a value that is not secret shows: %s", s)
+	}
+}
+
+// TestHelpNamesFilesAndVariables checks each secret's help names its
+// file flag and variable, in every command that takes it.
+func TestHelpNamesFilesAndVariables(t *testing.T) {
+	token := []string{"(or --token-file FILE, or $NETSVC_TOKEN)", "-token-file FILE", "NETSVC_TOKEN "}
+	gossip := []string{"(or --gossip-key-file FILE, or $NETSVC_GOSSIP_KEY)", "-gossip-key-file FILE", "NETSVC_GOSSIP_KEY "}
+	console := []string{"(or --console-token-file FILE, or $NETSVC_CONSOLE_TOKEN)", "-console-token-file FILE", "NETSVC_CONSOLE_TOKEN "}
+	for cmd, wants := range map[string][][]string{
+		"node":      {token, gossip, console},
+		"call":      {token},
+		"publish":   {token},
+		"subscribe": {token},
+		"services":  {token, console},
+		"tree":      {console},
+	} {
+		r := runCmd(context.Background(), "help", cmd)
+		if r.code != 0 || !strings.Contains(r.stdout, "Environment (a flag wins over its file flag, a file over the variable):") {
+			t.Errorf("help %s: %v", cmd, r)
+		}
+		for _, want := range wants {
+			for _, w := range want {
+				if !strings.Contains(r.stdout, w) {
+					t.Errorf("help %s lacks %q:\n%s", cmd, w, r.stdout)
+				}
+			}
+		}
 	}
 }
