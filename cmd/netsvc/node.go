@@ -212,6 +212,10 @@ func runNode(ctx context.Context, env *cmdEnv) int {
 		return env.fail(err)
 	}
 	fmt.Fprintf(env.stderr, "netsvc node %q listening on %s (group %q)\n", cfg.name, n.Addr(), cfg.group)
+	for _, e := range exposures(*cfg, n.Addr()) {
+		log.Warn(e.msg, e.attrs...)
+		fmt.Fprintf(env.stderr, "netsvc node: warning: %s\n", e.human)
+	}
 	log.Info("node started", "node", cfg.name, "process", n.Runtime().ProcessID(), "listen", n.Addr(),
 		"group", cfg.group, "connect", cfg.connect.String(), "token", cfg.token, "tls", cfg.tls.cert != "")
 
@@ -260,4 +264,47 @@ func isLoopback(host string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// exposure is a listener open beyond loopback with nothing guarding it,
+// told at start both as a log line and to the person running the node.
+type exposure struct {
+	msg   string // the log message
+	attrs []any  // its attributes
+	human string // the line for stderr: the risk and the flags that fix it
+}
+
+// exposures lists what the node opens beyond loopback unguarded: the
+// exchange (listening on listen) without a token or TLS, which lets any
+// host that reaches it join the group, call every service and publish;
+// and gossip without a key, which lets any host read and join the
+// cluster's member list. A node that only binds loopback says nothing.
+func exposures(cfg nodeFlags, listen string) []exposure {
+	var out []exposure
+	if !loopbackAddr(listen) && !cfg.token.isSet() && cfg.tls.cert == "" {
+		out = append(out, exposure{
+			msg:   "exchange open to other hosts without a token or TLS",
+			attrs: []any{"listen", listen},
+			human: fmt.Sprintf("the exchange listens on %s, beyond loopback, with no token and no TLS: any host that reaches it can link, "+
+				"call every service and publish as any; set a token (%s), serve TLS (--tls-cert, --tls-key, --tls-ca), or listen on 127.0.0.1",
+				listen, tokenSetting.sources()),
+		})
+	}
+	if cfg.gossip != "" && !loopbackAddr(cfg.gossip) && !cfg.gossipKey.isSet() {
+		out = append(out, exposure{
+			msg:   "gossip open to other hosts without a key",
+			attrs: []any{"gossip", cfg.gossip},
+			human: fmt.Sprintf("gossip binds %s, beyond loopback, with no key: any host that reaches it can read the member list "+
+				"and join the cluster, steering its nodes to dial addresses it announces; set %s, or bind --gossip to 127.0.0.1",
+				cfg.gossip, gossipKeySetting.sources()),
+		})
+	}
+	return out
+}
+
+// loopbackAddr reports whether HOST:PORT binds loopback only; an empty
+// or unspecified host binds every interface.
+func loopbackAddr(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	return err == nil && isLoopback(host)
 }

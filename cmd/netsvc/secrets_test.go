@@ -2,9 +2,12 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
+	"regexp"
 	"strings"
 	"testing"
+	"time"
 )
 
 // Distinctive tokens, so a leak into any output is found by a search.
@@ -138,4 +141,45 @@ func TestConsoleTokenFromEnvironment(t *testing.T) {
 		t.Errorf("the node does not say where its console token came from:\n%s", nr.stderr)
 	}
 	noSecrets(t, "the node's log", nr.stderr, oldToken, newToken)
+}
+
+// TestNodeWarnsBeyondLoopback starts a node listening on every
+// interface: without a token or TLS it warns, in its log and in a line
+// for people; with a token, or on loopback, it says nothing.
+func TestNodeWarnsBeyondLoopback(t *testing.T) {
+	unsetEnv(t, "NETSVC_TOKEN")
+	const human = "netsvc node: warning: the exchange listens on "
+	const logged = `level=WARN msg="exchange open to other hosts without a token or TLS"`
+	start := func(listen string, extra ...string) string {
+		t.Helper()
+		args := append([]string{"node", "--name", "w", "--listen", listen, "--gossip", "off", "--console", "off"}, extra...)
+		b := runBackground(t, args...)
+		// "node started" is logged after any warning.
+		waitFor(t, 10*time.Second, func() error {
+			select {
+			case <-b.done:
+				t.Fatalf("node exited: %s", b.err.String())
+			default:
+			}
+			if !strings.Contains(b.err.String(), `msg="node started"`) {
+				return fmt.Errorf("the node has not started yet")
+			}
+			return nil
+		})
+		return b.stop(t).stderr
+	}
+
+	out := start("0.0.0.0:0")
+	if !regexp.MustCompile(`(?m)^`+human+`\S+:\d+, beyond loopback, with no token and no TLS: .*; set a token \(--token, --token-file or NETSVC_TOKEN\), `+
+		`serve TLS \(--tls-cert, --tls-key, --tls-ca\), or listen on 127\.0\.0\.1$`).MatchString(out) || !strings.Contains(out, logged) {
+		t.Errorf("no warning for 0.0.0.0 without a token:\n%s", out)
+	}
+	for _, args := range [][]string{
+		{"0.0.0.0:0", "--token", newToken},
+		{"127.0.0.1:0"},
+	} {
+		if out := start(args[0], args[1:]...); strings.Contains(out, "warning") || strings.Contains(out, "WARN") {
+			t.Errorf("%v: a warning:\n%s", args, out)
+		}
+	}
 }

@@ -202,3 +202,46 @@ func TestHelpNamesFilesAndVariables(t *testing.T) {
 		}
 	}
 }
+
+// TestExposures checks which listeners the node calls unguarded: the
+// exchange beyond loopback without a token or TLS, gossip beyond
+// loopback without a key; loopback says nothing.
+func TestExposures(t *testing.T) {
+	tok := settingValue{vals: []string{"t"}, source: "--token", secret: true}
+	key := settingValue{vals: []string{"k"}, source: "--gossip-key", secret: true}
+	for _, tc := range []struct {
+		listen, gossip string
+		token, gkey    settingValue
+		tlsCert        string
+		want           []string
+	}{
+		{listen: "127.0.0.1:11111", gossip: "127.0.0.1:7946"},
+		{listen: "127.0.0.2:11111", gossip: "127.9.9.9:7946"},
+		{listen: "[::1]:11111", gossip: "[::1]:7946"},
+		{listen: "localhost:11111", gossip: "LOCALHOST:7946"},
+		{listen: "0.0.0.0:11111", want: []string{"exchange open to other hosts without a token or TLS"}},
+		{listen: ":11111", want: []string{"exchange open to other hosts without a token or TLS"}},
+		{listen: "[::]:11111", want: []string{"exchange open to other hosts without a token or TLS"}},
+		{listen: "192.0.2.7:11111", want: []string{"exchange open to other hosts without a token or TLS"}},
+		{listen: "0.0.0.0:11111", token: tok},
+		{listen: "0.0.0.0:11111", tlsCert: "node.crt"},
+		{listen: "127.0.0.1:0", gossip: "0.0.0.0:7946", want: []string{"gossip open to other hosts without a key"}},
+		{listen: "127.0.0.1:0", gossip: ":7946", token: tok, want: []string{"gossip open to other hosts without a key"}},
+		{listen: "127.0.0.1:0", gossip: "0.0.0.0:7946", gkey: key},
+		{listen: "0.0.0.0:0", gossip: "0.0.0.0:7946", want: []string{
+			"exchange open to other hosts without a token or TLS", "gossip open to other hosts without a key"}},
+	} {
+		cfg := nodeFlags{gossip: tc.gossip, token: tc.token, gossipKey: tc.gkey}
+		cfg.tls.cert = tc.tlsCert
+		var got []string
+		for _, e := range exposures(cfg, tc.listen) {
+			got = append(got, e.msg)
+			if !strings.Contains(e.human, "127.0.0.1") || !strings.Contains(e.human, "beyond loopback") {
+				t.Errorf("%+v: the line does not say what to do: %s", tc, e.human)
+			}
+		}
+		if !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("listen %s gossip %s: got %q, want %q", tc.listen, tc.gossip, got, tc.want)
+		}
+	}
+}
