@@ -16,9 +16,11 @@ import (
 
 // clientFlags are the flags of every command that links to a node.
 type clientFlags struct {
+	settings // --token, --token-file, NETSVC_TOKEN
+
 	server  string
 	group   string
-	token   string
+	token   settingValue
 	timeout time.Duration
 	tls     tlsFlags // --tls-ca, --tls-cert, --tls-key, --tls-server-name
 
@@ -31,7 +33,7 @@ type clientFlags struct {
 func (c *clientFlags) register(fs *flag.FlagSet, timeoutUsage string) {
 	fs.StringVar(&c.server, "server", "127.0.0.1:11111", "the node to link to (`HOST:PORT`)")
 	fs.StringVar(&c.group, "group", "", "the exchange `GROUP` of the node (\"\" is the default group)")
-	fs.StringVar(&c.token, "token", "", "the node's auth `TOKEN`, when it asks for one")
+	c.bind(fs, &c.token, tokenSetting, "", "the node's auth `TOKEN`, when it asks for one; the first of two comma-separated is the one proven")
 	fs.DurationVar(&c.timeout, "timeout", 10*time.Second, timeoutUsage)
 	c.tls.register(fs, true)
 }
@@ -57,9 +59,7 @@ func startClient(ctx context.Context, cmd string, cf *clientFlags) (*node.Node, 
 	host, _ := os.Hostname()
 	xc := node.Client(cf.group, cf.server)
 	xc.Retry = clientRetry
-	if cf.token != "" {
-		xc.Tokens = []string{cf.token}
-	}
+	xc.Tokens = cf.token.list()
 	var err error
 	if _, xc.ClientTLS, err = cf.tls.load(); err != nil {
 		return nil, err
@@ -77,9 +77,21 @@ func startClient(ctx context.Context, cmd string, cf *clientFlags) (*node.Node, 
 		}
 	}); err != nil {
 		stopNode(n)
+		if strings.Contains(err.Error(), "not authorised") {
+			err = fmt.Errorf("%w (%s)", err, tokenNote(cf.token))
+		}
 		return nil, err
 	}
 	return n, nil
+}
+
+// tokenNote says which token a refused client proved, by its source
+// only, so a stale NETSVC_TOKEN picked up unawares is plain to see.
+func tokenNote(v settingValue) string {
+	if !v.isSet() {
+		return "no token given: set " + tokenSetting.sources()
+	}
+	return "token " + v.from()
 }
 
 // waitLinked waits until the node's link is synced: everything the

@@ -307,8 +307,8 @@ func TestNodeFlagErrors(t *testing.T) {
 	}
 	// Valid extras are accepted.
 	cfg := nodeFlags{name: "x", listen: "127.0.0.1:0", retry: time.Second, demoInterval: time.Second, logLevel: "warn",
-		gossip: "127.0.0.1:7946", join: listFlag{"10.0.0.1:7946"}, gossipKey: "MDEyMzQ1Njc4OWFiY2RlZg==",
-		console: "0.0.0.0:8080", consoleToken: "secret", presetName: "fast"}
+		gossip: "127.0.0.1:7946", join: listFlag{"10.0.0.1:7946"}, gossipKey: settingValue{vals: []string{"MDEyMzQ1Njc4OWFiY2RlZg=="}},
+		console: "0.0.0.0:8080", consoleToken: settingValue{vals: []string{"secret"}}, presetName: "fast"}
 	if err := cfg.validate(); err != nil || len(cfg.secretKey) != 16 || cfg.preset != cluster.Fast {
 		t.Fatal(err, cfg.preset)
 	}

@@ -13,8 +13,9 @@ import (
 
 // consoleGet fetches path (such as "/api/services") from a node's
 // console at base, a URL or a bare HOST:PORT, and decodes the JSON
-// answer into v. A token, when set, is sent as a bearer token.
-func consoleGet(ctx context.Context, base, path, token string, timeout time.Duration, v any) error {
+// answer into v. A token, when set, is sent as a bearer token; when the
+// console refuses it, the error says where it came from.
+func consoleGet(ctx context.Context, base, path string, token settingValue, timeout time.Duration, v any) error {
 	u, err := consoleURL(base, path)
 	if err != nil {
 		return err
@@ -26,8 +27,8 @@ func consoleGet(ctx context.Context, base, path, token string, timeout time.Dura
 		return err
 	}
 	req.Header.Set("Accept", "application/json")
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
+	if token.isSet() {
+		req.Header.Set("Authorization", "Bearer "+token.get())
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -49,6 +50,13 @@ func consoleGet(ctx context.Context, base, path, token string, timeout time.Dura
 		}
 		if len(msg) > 200 {
 			msg = msg[:200] + "..."
+		}
+		if resp.StatusCode == http.StatusUnauthorized {
+			if token.isSet() {
+				msg += " (console token " + token.from() + ")"
+			} else {
+				msg += " (no console token given: set " + consoleTokenSetting.sources() + ")"
+			}
 		}
 		if msg != "" {
 			return fmt.Errorf("GET %s: %s: %s", u, resp.Status, msg)

@@ -20,9 +20,15 @@
 // numbers become integers and others floats, so methods taking int or
 // float64 both work.
 //
+// Secrets (the exchange token, the gossip key, the console token) may
+// come from a flag (--token), a file (--token-file) or the environment
+// (NETSVC_TOKEN): a flag wins over a file, a file over the variable, so
+// they need not be on the command line for ps to show.
+//
 // Exit status: 0 on success, 1 when the work failed (a call failure, an
-// unreachable or refusing server), 2 for a usage error. Every error is
-// one line on stderr; data goes to stdout.
+// unreachable or refusing server, a secret's file that cannot be read),
+// 2 for a usage error. Every error is one line on stderr; data goes to
+// stdout.
 //
 // Run "netsvc help COMMAND" for a command's flags.
 package main
@@ -159,6 +165,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return env.usageError("%v", err)
 	}
 	env.args = pos
+	if hs, ok := env.cfg.(hasSettings); ok {
+		if err := hs.boundSettings().resolve(fs, os.LookupEnv); err != nil {
+			if errors.As(err, new(usageProblem)) {
+				return env.usageError("%v", err)
+			}
+			return env.fail(err)
+		}
+	}
 	return c.run(ctx, env)
 }
 
@@ -230,8 +244,9 @@ Flags may come before or after the arguments. Exit status: 0 on success,
 func printCommandUsage(w io.Writer, c *command) {
 	fmt.Fprintf(w, "Usage: %s\n\n%s\n", strings.TrimSpace("netsvc "+c.name+" "+c.usage), c.summary)
 	fs := flag.NewFlagSet(c.name, flag.ContinueOnError)
+	var cfg any
 	if c.flags != nil {
-		c.flags(fs)
+		cfg = c.flags(fs)
 	}
 	n := 0
 	fs.VisitAll(func(*flag.Flag) { n++ })
@@ -239,6 +254,9 @@ func printCommandUsage(w io.Writer, c *command) {
 		fmt.Fprintln(w, "\nFlags:")
 		fs.SetOutput(w)
 		fs.PrintDefaults()
+	}
+	if hs, ok := cfg.(hasSettings); ok {
+		printSettingsHelp(w, hs.boundSettings())
 	}
 }
 

@@ -19,12 +19,14 @@ import (
 
 // nodeFlags is the configuration of "netsvc node".
 type nodeFlags struct {
+	settings // the secrets: --token, --gossip-key, --console-token, their files and variables
+
 	name         string
 	listen       string
 	group        string
 	connect      listFlag // static peers
 	retry        time.Duration
-	token        string
+	token        settingValue // one, or two while rotating
 	demo         bool
 	demoInterval time.Duration
 	logLevel     string
@@ -35,15 +37,15 @@ type nodeFlags struct {
 	gossip          string
 	gossipAdvertise string
 	join            listFlag
-	gossipKey       string // as given: base64 of 16, 24 or 32 bytes
-	secretKey       []byte // decoded gossipKey
+	gossipKey       settingValue // as given: base64 of 16, 24 or 32 bytes
+	secretKey       []byte       // decoded gossipKey
 	presetName      string
 	preset          cluster.Preset // parsed presetName
 	advertise       string         // the exchange address told to peers
 
 	// The console: "" means off.
 	console      string
-	consoleToken string
+	consoleToken settingValue
 
 	tls tlsFlags // --tls-cert, --tls-key, --tls-ca
 
@@ -83,18 +85,18 @@ func nodeCommand() *command {
 			fs.StringVar(&c.group, "group", "", "the exchange `GROUP` this node serves (\"\" is the default group)")
 			fs.Var(&c.connect, "connect", "a static peer `HOST:PORT` to link to and keep linked (repeatable, or comma-separated)")
 			fs.DurationVar(&c.retry, "retry", exchange.DefaultRetry, "delay between attempts to reach a peer")
-			fs.StringVar(&c.token, "token", "", "an auth `TOKEN` every peer and client must present (and this node presents)")
+			c.bind(fs, &c.token, tokenSetting, "", "an auth `TOKEN` every peer and client must prove, as this node does; two comma-separated rotate it (both accepted, the first proven)")
 			fs.BoolVar(&c.demo, "demo", false, "also host the demo services math, seed and hidden")
 			fs.DurationVar(&c.demoInterval, "demo-interval", time.Second, "how often the demo service seed publishes next")
 			fs.StringVar(&c.logLevel, "log-level", "info", "log `LEVEL` on stderr: debug, info, warn or error")
 			fs.StringVar(&c.gossip, "gossip", defaultGossip, "gossip (cluster discovery) address `HOST:PORT`, or off")
 			fs.Var(&c.join, "join", "gossip seeds `HOST:PORT,...` (repeatable)")
-			fs.StringVar(&c.gossipKey, "gossip-key", "", "gossip encryption `KEY`: base64 of 16, 24 or 32 bytes")
+			c.bind(fs, &c.gossipKey, gossipKeySetting, "", "gossip encryption `KEY`: base64 of 16, 24 or 32 bytes")
 			fs.StringVar(&c.presetName, "gossip-preset", "lan", "failure-detector timings: lan (dead in ~5-8 s), local (~5 s) or fast (~1 s, loopback and tests only)")
 			fs.StringVar(&c.gossipAdvertise, "gossip-advertise", "", "gossip address `HOST:PORT` peers should use, when --gossip binds 0.0.0.0 or is behind NAT")
 			fs.StringVar(&c.advertise, "advertise", "", "exchange address `HOST:PORT` peers should dial, when --listen binds 0.0.0.0 or is behind NAT")
 			fs.StringVar(&c.console, "console", defaultConsole, "console (HTTP) address `HOST:PORT`, or off")
-			fs.StringVar(&c.consoleToken, "console-token", "", "`TOKEN` the console asks for; needed when it is not on loopback")
+			c.bind(fs, &c.consoleToken, consoleTokenSetting, "", "`TOKEN` the console asks for; needed when it is not on loopback")
 			c.tls.register(fs, false)
 			fs.DurationVar(&c.handshakeTimeout, "handshake-timeout", 0, "expert: close a connection that has not said hello within this `DURATION` (0: 5s)")
 			return c
@@ -164,13 +166,13 @@ func (c *nodeFlags) validate() error {
 	if c.gossip == "" && len(c.join) > 0 {
 		return fmt.Errorf("--join needs gossip, but --gossip is off")
 	}
-	if c.gossipKey != "" {
-		k, err := base64.StdEncoding.DecodeString(c.gossipKey)
+	if c.gossipKey.isSet() {
+		k, err := base64.StdEncoding.DecodeString(c.gossipKey.get())
 		if err != nil {
-			return fmt.Errorf("--gossip-key is not base64: %v", err)
+			return fmt.Errorf("the gossip key %s is not base64: %v", c.gossipKey.from(), err)
 		}
 		if n := len(k); n != 16 && n != 24 && n != 32 {
-			return fmt.Errorf("--gossip-key is %d bytes: want 16, 24 or 32", n)
+			return fmt.Errorf("the gossip key %s is %d bytes: want 16, 24 or 32", c.gossipKey.from(), n)
 		}
 		c.secretKey = k
 	}
@@ -180,8 +182,8 @@ func (c *nodeFlags) validate() error {
 		if err := checkHostPort("--console", c.console); err != nil {
 			return err
 		}
-		if host, _, _ := net.SplitHostPort(c.console); !isLoopback(host) && c.consoleToken == "" {
-			return fmt.Errorf("--console %s is reachable from other hosts: set --console-token (or bind it to 127.0.0.1)", c.console)
+		if host, _, _ := net.SplitHostPort(c.console); !isLoopback(host) && !c.consoleToken.isSet() {
+			return fmt.Errorf("--console %s is reachable from other hosts: set %s (or bind it to 127.0.0.1)", c.console, consoleTokenSetting.sources())
 		}
 	}
 	return nil
@@ -198,9 +200,7 @@ func runNode(ctx context.Context, env *cmdEnv) int {
 	log := slog.New(slog.NewTextHandler(env.stderr, &slog.HandlerOptions{Level: cfg.level}))
 	xc := node.Server(cfg.group, cfg.listen, cfg.connect...)
 	xc.Retry = cfg.retry
-	if cfg.token != "" {
-		xc.Tokens = []string{cfg.token}
-	}
+	xc.Tokens = cfg.token.list()
 	xc.Advertise = cfg.advertise
 	xc.Link.HandshakeTimeout = cfg.handshakeTimeout
 	var err error
@@ -212,8 +212,12 @@ func runNode(ctx context.Context, env *cmdEnv) int {
 		return env.fail(err)
 	}
 	fmt.Fprintf(env.stderr, "netsvc node %q listening on %s (group %q)\n", cfg.name, n.Addr(), cfg.group)
+	for _, e := range exposures(*cfg, n.Addr()) {
+		log.Warn(e.msg, e.attrs...)
+		fmt.Fprintf(env.stderr, "netsvc node: warning: %s\n", e.human)
+	}
 	log.Info("node started", "node", cfg.name, "process", n.Runtime().ProcessID(), "listen", n.Addr(),
-		"group", cfg.group, "connect", cfg.connect.String())
+		"group", cfg.group, "connect", cfg.connect.String(), "token", cfg.token, "tls", cfg.tls.cert != "")
 
 	code := exitOK
 	stopExtras, err := startExtras(n, *cfg, env.stderr)
@@ -260,4 +264,47 @@ func isLoopback(host string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// exposure is a listener open beyond loopback with nothing guarding it,
+// told at start both as a log line and to the person running the node.
+type exposure struct {
+	msg   string // the log message
+	attrs []any  // its attributes
+	human string // the line for stderr: the risk and the flags that fix it
+}
+
+// exposures lists what the node opens beyond loopback unguarded: the
+// exchange (listening on listen) without a token or TLS, which lets any
+// host that reaches it join the group, call every service and publish;
+// and gossip without a key, which lets any host read and join the
+// cluster's member list. A node that only binds loopback says nothing.
+func exposures(cfg nodeFlags, listen string) []exposure {
+	var out []exposure
+	if !loopbackAddr(listen) && !cfg.token.isSet() && cfg.tls.cert == "" {
+		out = append(out, exposure{
+			msg:   "exchange open to other hosts without a token or TLS",
+			attrs: []any{"listen", listen},
+			human: fmt.Sprintf("the exchange listens on %s, beyond loopback, with no token and no TLS: any host that reaches it can link, "+
+				"call every service and publish as any; set a token (%s), serve TLS (--tls-cert, --tls-key, --tls-ca), or listen on 127.0.0.1",
+				listen, tokenSetting.sources()),
+		})
+	}
+	if cfg.gossip != "" && !loopbackAddr(cfg.gossip) && !cfg.gossipKey.isSet() {
+		out = append(out, exposure{
+			msg:   "gossip open to other hosts without a key",
+			attrs: []any{"gossip", cfg.gossip},
+			human: fmt.Sprintf("gossip binds %s, beyond loopback, with no key: any host that reaches it can read the member list "+
+				"and join the cluster, steering its nodes to dial addresses it announces; set %s, or bind --gossip to 127.0.0.1",
+				cfg.gossip, gossipKeySetting.sources()),
+		})
+	}
+	return out
+}
+
+// loopbackAddr reports whether HOST:PORT binds loopback only; an empty
+// or unspecified host binds every interface.
+func loopbackAddr(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	return err == nil && isLoopback(host)
 }

@@ -23,7 +23,7 @@ func startConsole(n *node.Node, cfg nodeFlags, members func() any, stderr io.Wri
 	}
 	c, err = console.Start(console.Config{
 		Addr:    cfg.console,
-		Token:   cfg.consoleToken,
+		Token:   cfg.consoleToken.get(),
 		Node:    n,
 		Members: members,
 		NodeInfo: func() map[string]any {
@@ -41,8 +41,8 @@ func startConsole(n *node.Node, cfg nodeFlags, members func() any, stderr io.Wri
 		return nil, nil, err
 	}
 	note := ""
-	if cfg.consoleToken != "" {
-		note = " (add ?token=TOKEN, the --console-token)"
+	if cfg.consoleToken.isSet() {
+		note = " (add ?token=TOKEN, the console token " + cfg.consoleToken.from() + ")"
 	}
 	fmt.Fprintf(stderr, "console on %s%s\n", c.URL(), note)
 	return func() {

@@ -17,7 +17,7 @@ import (
 type servicesFlags struct {
 	clientFlags
 	console      string
-	consoleToken string
+	consoleToken settingValue // bound in clientFlags.settings, with --token
 	json         bool
 }
 
@@ -30,7 +30,7 @@ func servicesCommand() *command {
 			c := &servicesFlags{}
 			c.register(fs, "give up linking to the server (or the console) after this long")
 			fs.StringVar(&c.console, "console", "", "ask the node's console at `URL` instead of linking to --server")
-			fs.StringVar(&c.consoleToken, "console-token", "", "the console's `TOKEN`, when it asks for one")
+			c.bind(fs, &c.consoleToken, consoleTokenSetting, "", "the console's `TOKEN`, when it asks for one")
 			fs.BoolVar(&c.json, "json", false, "print a JSON array instead of a table")
 			return c
 		},

@@ -14,8 +14,10 @@ import (
 )
 
 type treeFlags struct {
+	settings // --console-token, --console-token-file, NETSVC_CONSOLE_TOKEN
+
 	console string
-	token   string
+	token   settingValue
 	timeout time.Duration
 	json    bool
 }
@@ -28,7 +30,7 @@ func treeCommand() *command {
 		flags: func(fs *flag.FlagSet) any {
 			c := &treeFlags{}
 			fs.StringVar(&c.console, "console", "", "the node's console `URL`, e.g. http://127.0.0.1:8080 (required)")
-			fs.StringVar(&c.token, "console-token", "", "the console's `TOKEN`, when it asks for one")
+			c.bind(fs, &c.token, consoleTokenSetting, "", "the console's `TOKEN`, when it asks for one")
 			fs.DurationVar(&c.timeout, "timeout", 10*time.Second, "give up on the console after this long")
 			fs.BoolVar(&c.json, "json", false, "print the console's JSON instead of the indented tree")
 			return c
