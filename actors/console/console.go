@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/netsvc-go/netsvc/actors/node"
@@ -23,6 +24,10 @@ const DefaultAddr = "127.0.0.1:8080"
 // DefaultPingInterval is how often an idle event stream gets a comment,
 // so proxies and browsers keep it open.
 const DefaultPingInterval = 15 * time.Second
+
+// DefaultGatewayMaxInFlight is how many gateway calls run at once when
+// Config.GatewayMaxInFlight is zero.
+const DefaultGatewayMaxInFlight = 8
 
 // Timeouts of the HTTP server (variables for the tests). Event streams
 // and gateway calls move their write deadlines as they go.
@@ -58,6 +63,16 @@ type Config struct {
 	// PingInterval is how often an idle event stream gets a comment;
 	// DefaultPingInterval when zero.
 	PingInterval time.Duration
+	// GatewayMaxBody is the largest gateway request body, in bytes; a
+	// larger one is answered 413 (payload too large) unread. Zero means
+	// the runtime's MaxPayload. A call costs a small multiple of its
+	// body in memory while it runs.
+	GatewayMaxBody int64
+	// GatewayMaxInFlight is how many gateway calls may run at once;
+	// DefaultGatewayMaxInFlight when zero. Past it a call is answered
+	// 503 at once, with a Retry-After header, never queued. With
+	// GatewayMaxBody it bounds the gateway's memory.
+	GatewayMaxInFlight int
 }
 
 // Console is a running console.
@@ -70,6 +85,9 @@ type Console struct {
 	hub     *hub
 	metrics http.Handler
 	started time.Time
+
+	inFlight chan struct{}                   // a slot per gateway call running
+	rejected [numRejectReasons]atomic.Uint64 // gateway requests refused, by reason
 
 	done     chan struct{} // closed by Stop: event streams end
 	stopOnce sync.Once
@@ -86,6 +104,9 @@ func Start(cfg Config) (*Console, error) {
 	}
 	if cfg.PingInterval <= 0 {
 		cfg.PingInterval = DefaultPingInterval
+	}
+	if cfg.GatewayMaxInFlight <= 0 {
+		cfg.GatewayMaxInFlight = DefaultGatewayMaxInFlight
 	}
 	log := cfg.Logger
 	if log == nil {
@@ -111,7 +132,8 @@ func Start(cfg Config) (*Console, error) {
 		return nil, fmt.Errorf("console: %s listens on %s, which is not loopback: set a token", cfg.Addr, ta.IP)
 	}
 	c := &Console{cfg: cfg, log: log, ln: ln, addr: ln.Addr().String(), hub: newHub(),
-		started: time.Now(), done: make(chan struct{}), served: make(chan struct{})}
+		started: time.Now(), done: make(chan struct{}), served: make(chan struct{}),
+		inFlight: make(chan struct{}, cfg.GatewayMaxInFlight)}
 	if err := c.watchLinks(); err != nil {
 		ln.Close()
 		return nil, err

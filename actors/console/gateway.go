@@ -1,6 +1,7 @@
 package console
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -91,35 +92,55 @@ func (c *Console) gateway(w http.ResponseWriter, r *http.Request) {
 	if s := r.URL.Query().Get("timeout"); s != "" {
 		d, err := time.ParseDuration(s)
 		if err != nil || d <= 0 || d > MaxCallTimeout {
-			c.fail(w, &service.Failure{Code: service.CodeBadArguments, Description: service.CodeBadArguments.String(), Origin: OriginConsole,
+			c.reject(w, rejectBadArguments, &service.Failure{Code: service.CodeBadArguments, Origin: OriginConsole,
 				Details: fmt.Sprintf("timeout %q: want a duration such as 500ms or 2s, at most %v", s, MaxCallTimeout)})
 			return
 		}
 		timeout = d
 	}
-	limit := int64(rt.MaxPayload())
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			c.fail(w, &service.Failure{Code: service.CodePayloadTooLarge, Description: service.CodePayloadTooLarge.String(), Origin: OriginConsole,
-				Details: fmt.Sprintf("the body is over the limit of %d bytes", limit)})
-			return
-		}
-		writeError(w, http.StatusBadRequest, "cannot read the body: "+err.Error())
+	limit := c.maxBody()
+	tooLarge := &service.Failure{Code: service.CodePayloadTooLarge, Origin: OriginConsole,
+		Details: fmt.Sprintf("the body is over the limit of %d bytes", limit)}
+	if r.ContentLength > limit {
+		c.reject(w, rejectTooLarge, tooLarge)
 		return
 	}
-	args, err := service.ArgsFromJSON(body)
+	// A call holds its body's CBOR, and its result, until it ends: bound
+	// how many run at once, and answer the rest at once rather than
+	// queueing them (a queue grows without bound under load).
+	select {
+	case c.inFlight <- struct{}{}:
+		defer func() { <-c.inFlight }()
+	default:
+		w.Header().Set("Retry-After", "1")
+		c.reject(w, rejectBusy, &service.Failure{Code: service.CodeOverloaded, Origin: OriginConsole,
+			Details: fmt.Sprintf("the gateway is busy with %d calls: try again shortly", cap(c.inFlight))})
+		return
+	}
+	args, err := transcodeArgs(http.MaxBytesReader(w, r.Body, limit), rt.MaxPayload())
 	if err != nil {
-		c.fail(w, &service.Failure{Code: service.CodeBadArguments, Description: service.CodeBadArguments.String(), Origin: OriginConsole,
-			Details: "the body: " + err.Error()})
+		var tooBig *http.MaxBytesError
+		var bad *argsError
+		switch {
+		case errors.As(err, &tooBig):
+			c.reject(w, rejectTooLarge, tooLarge)
+		case errors.As(err, &bad) && bad.tooLarge:
+			c.reject(w, rejectTooLarge, &service.Failure{Code: service.CodePayloadTooLarge, Origin: OriginConsole,
+				Details: fmt.Sprintf("the arguments are over the payload limit of %d bytes", rt.MaxPayload())})
+		case errors.As(err, &bad):
+			c.reject(w, rejectBadArguments, &service.Failure{Code: service.CodeBadArguments, Origin: OriginConsole,
+				Details: "the body: " + err.Error()})
+		default:
+			writeError(w, http.StatusBadRequest, "cannot read the body: "+err.Error())
+		}
 		return
 	}
 	// The answer may take the whole timeout: keep the connection writable.
 	http.NewResponseController(w).SetWriteDeadline(time.Now().Add(timeout + writeTimeout))
 	ctx, cancel := context.WithTimeout(r.Context(), timeout)
 	defer cancel()
-	res, err := rt.Call(ctx, service.Name(name), method, args...)
+	res, err := rt.Call(ctx, service.Name(name), method, service.Raw{ContentType: service.ContentCBOR, Data: args})
+	args = nil // the service has it now; let it go before the answer is written
 	if err != nil {
 		f := service.AsFailure(err)
 		if f.Code == service.CodeTimedOut && errors.Is(ctx.Err(), context.DeadlineExceeded) {
@@ -130,9 +151,36 @@ func (c *Console) gateway(w http.ResponseWriter, r *http.Request) {
 		c.fail(w, f)
 		return
 	}
-	out, err := service.PayloadJSON(res)
+	c.writeResult(w, res)
+}
+
+// maxBody is the gateway's body limit.
+func (c *Console) maxBody() int64 {
+	if c.cfg.GatewayMaxBody > 0 {
+		return c.cfg.GatewayMaxBody
+	}
+	return int64(c.cfg.Node.Runtime().MaxPayload())
+}
+
+// writeResult answers 200 with a call's result as JSON. A CBOR result
+// is written straight from its bytes (see writeResultJSON): a small one
+// through a buffer, a large one checked first, then streamed, so that
+// neither costs generic values nor is sent half before an error.
+func (c *Console) writeResult(w http.ResponseWriter, res service.Payload) {
+	var small []byte
+	var err error
+	switch {
+	case res.ContentType != service.ContentCBOR && res.ContentType != "":
+		small, err = service.PayloadJSON(res)
+	case len(res.Data) <= smallResult:
+		var buf bytes.Buffer
+		_, err = writeResultJSON(&buf, res.Data)
+		small = buf.Bytes()
+	default:
+		_, err = writeResultJSON(io.Discard, res.Data)
+	}
 	if err != nil {
-		c.fail(w, &service.Failure{Code: service.CodeResponseDecoding, Description: service.CodeResponseDecoding.String(), Origin: OriginConsole,
+		c.fail(w, &service.Failure{Code: service.CodeResponseDecoding, Origin: OriginConsole,
 			Details: "cannot turn the result into JSON: " + err.Error()})
 		return
 	}
@@ -140,8 +188,35 @@ func (c *Console) gateway(w http.ResponseWriter, r *http.Request) {
 	h.Set("Content-Type", "application/json; charset=utf-8")
 	h.Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusOK)
-	w.Write(out)
+	if small != nil {
+		w.Write(small)
+	} else if _, err := writeResultJSON(w, res.Data); err != nil {
+		c.log.Debug("gateway: writing a result failed", "error", err)
+		return
+	}
 	io.WriteString(w, "\n")
+}
+
+// Why the gateway refused a request itself: the values of the label
+// reason of netsvc_gateway_rejected_total.
+type rejectReason int
+
+const (
+	rejectBusy         rejectReason = iota // GatewayMaxInFlight calls were running
+	rejectTooLarge                         // the body or its arguments were over their limits
+	rejectBadArguments                     // the body or the timeout were not what the gateway takes
+	numRejectReasons
+)
+
+var rejectReasons = [numRejectReasons]string{"busy", "too_large", "bad_arguments"}
+
+// reject counts a request the gateway refuses itself and answers it.
+func (c *Console) reject(w http.ResponseWriter, why rejectReason, f *service.Failure) {
+	c.rejected[why].Add(1)
+	if f.Description == "" {
+		f.Description = f.Code.String()
+	}
+	c.fail(w, f)
 }
 
 // fail answers a failed call.

@@ -78,6 +78,7 @@ type resultWriter struct {
 	buf     []byte
 	n       int64 // bytes written
 	err     error // of w
+	entries []mapEntry
 }
 
 // Write lets a base64 encoder write into the output.
@@ -351,14 +352,13 @@ func (r *resultWriter) text(ai byte, arg uint64, next int, fn func([]byte)) (int
 // winning, as decoding into a Go map does. Other maps go to fallback.
 func (r *resultWriter) renderMap(off int, top bool) (int, error) {
 	_, ai, arg, next := r.head(off)
-	type entry struct {
-		key []byte
-		val int
-	}
-	var entries []entry
+	// The entries of the maps being written, on one stack: no garbage
+	// per map.
+	base := len(r.entries)
+	defer func() { r.entries = r.entries[:base] }()
 	end, err := r.items(ai, arg, true, next, func(i, k int) (int, error) {
 		if i%2 == 1 {
-			entries[len(entries)-1].val = k
+			r.entries[len(r.entries)-1].val = k
 			return r.skip(k), nil
 		}
 		kk := r.plain(k)
@@ -366,18 +366,15 @@ func (r *resultWriter) renderMap(off int, top bool) (int, error) {
 		if major != 3 {
 			return 0, errFallback
 		}
-		var key []byte
+		key := r.data[knext:knext] // a definite key is a slice of the data
 		end, err := r.text(kai, karg, knext, func(s []byte) {
 			if kai != 31 {
 				key = s
 			} else {
-				key = append(key, s...)
+				key = append(key[:len(key):len(key)], s...) // chunks: a copy
 			}
 		})
-		if key == nil {
-			key = []byte{}
-		}
-		entries = append(entries, entry{key: key})
+		r.entries = append(r.entries, mapEntry{key: key})
 		return end, err
 	})
 	if err == errFallback {
@@ -386,35 +383,33 @@ func (r *resultWriter) renderMap(off int, top bool) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	// By key, then by position: the last of equal keys wins.
-	order := make([]int32, len(entries))
-	for i := range order {
-		order[i] = int32(i)
-	}
-	slices.SortFunc(order, func(a, b int32) int {
-		if c := bytes.Compare(entries[a].key, entries[b].key); c != 0 {
-			return c
-		}
-		return int(a - b)
-	})
+	// By key; stable, so the last of equal keys is the last one read.
+	slices.SortStableFunc(r.entries[base:], func(a, b mapEntry) int { return bytes.Compare(a.key, b.key) })
 	r.buf = append(r.buf, '{')
-	first := true
-	for i, o := range order {
-		if i+1 < len(order) && bytes.Equal(entries[o].key, entries[order[i+1]].key) {
+	n, first := len(r.entries)-base, true
+	for i := range n {
+		e := r.entries[base+i] // r.entries may move as values are written
+		if i+1 < n && bytes.Equal(e.key, r.entries[base+i+1].key) {
 			continue
 		}
 		if !first {
 			r.buf = append(r.buf, ',')
 		}
 		first = false
-		r.buf = append(appendEscaped(append(r.buf, '"'), entries[o].key), '"', ':')
-		if _, err := r.render(entries[o].val, false); err != nil {
+		r.buf = append(appendEscaped(append(r.buf, '"'), e.key), '"', ':')
+		if _, err := r.render(e.val, false); err != nil {
 			return 0, err
 		}
 	}
 	r.buf = append(r.buf, '}')
 	r.maybeFlush()
 	return end, nil
+}
+
+// mapEntry is a map entry being written: its key and its value's offset.
+type mapEntry struct {
+	key []byte
+	val int
 }
 
 var errFallback = errors.New("not a map of text keys")
