@@ -73,6 +73,13 @@ type Config struct {
 	// 503 at once, with a Retry-After header, never queued. With
 	// GatewayMaxBody it bounds the gateway's memory.
 	GatewayMaxInFlight int
+	// GatewayCallsLocalOnly lets the gateway call services whose
+	// audience is "", which are visible inside their own process only:
+	// by default it answers 404 for them, as for a name it does not
+	// know, because an HTTP client is not inside the process. Audience
+	// is visibility, not access control: set it only when whoever can
+	// reach the console may call those services.
+	GatewayCallsLocalOnly bool
 }
 
 // Console is a running console.

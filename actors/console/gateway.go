@@ -117,6 +117,11 @@ func (c *Console) gateway(w http.ResponseWriter, r *http.Request) {
 			Details: fmt.Sprintf("the gateway is busy with %d calls: try again shortly", cap(c.inFlight))})
 		return
 	}
+	to, f := c.resolve(name)
+	if f != nil {
+		c.reject(w, rejectLocalOnly, f)
+		return
+	}
 	args, err := transcodeArgs(http.MaxBytesReader(w, r.Body, limit), rt.MaxPayload())
 	if err != nil {
 		var tooBig *http.MaxBytesError
@@ -139,7 +144,7 @@ func (c *Console) gateway(w http.ResponseWriter, r *http.Request) {
 	http.NewResponseController(w).SetWriteDeadline(time.Now().Add(timeout + writeTimeout))
 	ctx, cancel := context.WithTimeout(r.Context(), timeout)
 	defer cancel()
-	res, err := rt.Call(ctx, service.Name(name), method, service.Raw{ContentType: service.ContentCBOR, Data: args})
+	res, err := rt.Call(ctx, to, method, service.Raw{ContentType: service.ContentCBOR, Data: args})
 	args = nil // the service has it now; let it go before the answer is written
 	if err != nil {
 		f := service.AsFailure(err)
@@ -160,6 +165,28 @@ func (c *Console) maxBody() int64 {
 		return c.cfg.GatewayMaxBody
 	}
 	return int64(c.cfg.Node.Runtime().MaxPayload())
+}
+
+// resolve picks what a call to the service name goes to. Services of
+// audience "" are visible in their own process only (SPEC rule 38);
+// the gateway is in that process, but it speaks for whoever reaches it
+// over HTTP, so it passes them over unless Config.GatewayCallsLocalOnly
+// says otherwise. A name it finds nothing for goes to the runtime as it
+// is, which says why it fails.
+func (c *Console) resolve(name string) (service.Target, *service.Failure) {
+	bindings := c.cfg.Node.Runtime().Lookup(name)
+	if len(bindings) == 0 {
+		return service.Name(name), nil
+	}
+	for _, b := range bindings { // best first
+		if b.Audience != "" || c.cfg.GatewayCallsLocalOnly {
+			return b.Address, nil
+		}
+	}
+	c.log.Debug("gateway: a service of audience \"\" is not called over HTTP", "service", name)
+	// The same answer as for a name nobody has: no hint that it exists.
+	return nil, &service.Failure{Code: service.CodeNoSuchService, Origin: service.OriginRuntime,
+		Details: fmt.Sprintf("no service named %q", name)}
 }
 
 // writeResult answers 200 with a call's result as JSON. A CBOR result
@@ -205,10 +232,11 @@ const (
 	rejectBusy         rejectReason = iota // GatewayMaxInFlight calls were running
 	rejectTooLarge                         // the body or its arguments were over their limits
 	rejectBadArguments                     // the body or the timeout were not what the gateway takes
+	rejectLocalOnly                        // the service's audience is ""
 	numRejectReasons
 )
 
-var rejectReasons = [numRejectReasons]string{"busy", "too_large", "bad_arguments"}
+var rejectReasons = [numRejectReasons]string{"busy", "too_large", "bad_arguments", "local_only"}
 
 // reject counts a request the gateway refuses itself and answers it.
 func (c *Console) reject(w http.ResponseWriter, why rejectReason, f *service.Failure) {

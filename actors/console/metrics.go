@@ -60,7 +60,7 @@ var (
 	descInfo = prometheus.NewDesc("netsvc_node_info",
 		"The node's name, process id and version (the value is 1).", []string{"node", "process", "version"}, nil)
 	descGatewayRejected = prometheus.NewDesc("netsvc_gateway_rejected_total",
-		"Gateway requests the console refused itself, by reason: busy (too many calls running), too_large, bad_arguments.",
+		"Gateway requests the console refused itself, by reason: busy (too many calls running), too_large, bad_arguments, local_only (a service of audience \"\").",
 		[]string{"reason"}, nil)
 )
 
