@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -93,6 +94,7 @@ type Console struct {
 	metrics http.Handler
 	started time.Time
 
+	guard    *authGuard                      // token guessing, per host
 	inFlight chan struct{}                   // a slot per gateway call running
 	rejected [numRejectReasons]atomic.Uint64 // gateway requests refused, by reason
 
@@ -140,7 +142,7 @@ func Start(cfg Config) (*Console, error) {
 	}
 	c := &Console{cfg: cfg, log: log, ln: ln, addr: ln.Addr().String(), hub: newHub(),
 		started: time.Now(), done: make(chan struct{}), served: make(chan struct{}),
-		inFlight: make(chan struct{}, cfg.GatewayMaxInFlight)}
+		inFlight: make(chan struct{}, cfg.GatewayMaxInFlight), guard: newAuthGuard(log)}
 	if err := c.watchLinks(); err != nil {
 		ln.Close()
 		return nil, err
@@ -255,13 +257,21 @@ func allowGet(w http.ResponseWriter, r *http.Request) bool {
 	return false
 }
 
-// authorize checks the token, when there is one.
+// authorize checks the token, when there is one. Wrong tokens are
+// counted per host, and a host that sent too many waits (see authGuard).
 func (c *Console) authorize(next http.Handler) http.Handler {
 	if c.cfg.Token == "" {
 		return next
 	}
 	want := []byte(c.cfg.Token)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if wait, ok := c.guard.throttled(r.RemoteAddr); ok {
+			secs := retryAfter(wait)
+			w.Header().Set("Retry-After", strconv.Itoa(secs))
+			writeError(w, http.StatusTooManyRequests,
+				fmt.Sprintf("too many wrong tokens from your address: try again in %d s", secs))
+			return
+		}
 		got := r.URL.Query().Get("token")
 		if auth := r.Header.Get("Authorization"); auth != "" {
 			scheme, tok, ok := strings.Cut(auth, " ")
@@ -274,6 +284,7 @@ func (c *Console) authorize(next http.Handler) http.Handler {
 			msg := "this console needs a token: send Authorization: Bearer TOKEN, or add ?token=TOKEN to the URL"
 			if got != "" {
 				msg = "wrong token"
+				c.guard.failed(r.RemoteAddr)
 			}
 			writeError(w, http.StatusUnauthorized, msg)
 			return

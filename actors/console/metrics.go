@@ -62,6 +62,8 @@ var (
 	descGatewayRejected = prometheus.NewDesc("netsvc_gateway_rejected_total",
 		"Gateway requests the console refused itself, by reason: busy (too many calls running), too_large, bad_arguments, local_only (a service of audience \"\").",
 		[]string{"reason"}, nil)
+	descAuthFailures = prometheus.NewDesc("netsvc_console_auth_failures_total",
+		"Requests to the console with a wrong token.", nil, nil)
 )
 
 // collector reads the node at scrape time.
@@ -71,7 +73,7 @@ func (col collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descLinkMessages, descLinkBytes, descLinkDrops, descLinkRefused, descLinkQueued,
 		descLinkUp, descLinks, descRequests, descFailures, descLate, descUndelivered, descBindings, descLocal,
 		descProcesses, descPending, descMembers, descActors, descMailbox, descStreams, descUptime, descInfo,
-		descGatewayRejected} {
+		descGatewayRejected, descAuthFailures} {
 		ch <- d
 	}
 }
@@ -139,6 +141,7 @@ func (col collector) Collect(ch chan<- prometheus.Metric) {
 	for why, reason := range rejectReasons {
 		counter(descGatewayRejected, float64(c.rejected[why].Load()), reason)
 	}
+	counter(descAuthFailures, float64(c.guard.failures.Load()))
 }
 
 // metricsHandler serves the console's registry: the node's metrics and
