@@ -15,8 +15,9 @@ import (
 )
 
 // The HTTP gateway: POST /rpc/SERVICE/METHOD with a JSON array of
-// arguments calls the method of the service of that name (SPEC rule 13
-// picks one) and answers 200 with the result as JSON. A failure answers
+// arguments calls the method of the service of that name (the best of
+// its bindings whose audience is not "", SPEC rules 13 and 38) and
+// answers 200 with the result as JSON. A failure answers
 // with the status HTTPStatus gives its code and the failure as JSON:
 //
 //	{"code": 46, "description": "no such service", "origin": "netsvc",
