@@ -9,8 +9,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/netsvc-go/netsvc/actors/node"
@@ -23,6 +25,10 @@ const DefaultAddr = "127.0.0.1:8080"
 // DefaultPingInterval is how often an idle event stream gets a comment,
 // so proxies and browsers keep it open.
 const DefaultPingInterval = 15 * time.Second
+
+// DefaultGatewayMaxInFlight is how many gateway calls run at once when
+// Config.GatewayMaxInFlight is zero.
+const DefaultGatewayMaxInFlight = 8
 
 // Timeouts of the HTTP server (variables for the tests). Event streams
 // and gateway calls move their write deadlines as they go.
@@ -58,6 +64,23 @@ type Config struct {
 	// PingInterval is how often an idle event stream gets a comment;
 	// DefaultPingInterval when zero.
 	PingInterval time.Duration
+	// GatewayMaxBody is the largest gateway request body, in bytes; a
+	// larger one is answered 413 (payload too large) unread. Zero means
+	// the runtime's MaxPayload. A call costs a small multiple of its
+	// body in memory while it runs.
+	GatewayMaxBody int64
+	// GatewayMaxInFlight is how many gateway calls may run at once;
+	// DefaultGatewayMaxInFlight when zero. Past it a call is answered
+	// 503 at once, with a Retry-After header, never queued. With
+	// GatewayMaxBody it bounds the gateway's memory.
+	GatewayMaxInFlight int
+	// GatewayCallsLocalOnly lets the gateway call services whose
+	// audience is "", which are visible inside their own process only:
+	// by default it answers 404 for them, as for a name it does not
+	// know, because an HTTP client is not inside the process. Audience
+	// is visibility, not access control: set it only when whoever can
+	// reach the console may call those services.
+	GatewayCallsLocalOnly bool
 }
 
 // Console is a running console.
@@ -70,6 +93,10 @@ type Console struct {
 	hub     *hub
 	metrics http.Handler
 	started time.Time
+
+	guard    *authGuard                      // token guessing, per host
+	inFlight chan struct{}                   // a slot per gateway call running
+	rejected [numRejectReasons]atomic.Uint64 // gateway requests refused, by reason
 
 	done     chan struct{} // closed by Stop: event streams end
 	stopOnce sync.Once
@@ -86,6 +113,9 @@ func Start(cfg Config) (*Console, error) {
 	}
 	if cfg.PingInterval <= 0 {
 		cfg.PingInterval = DefaultPingInterval
+	}
+	if cfg.GatewayMaxInFlight <= 0 {
+		cfg.GatewayMaxInFlight = DefaultGatewayMaxInFlight
 	}
 	log := cfg.Logger
 	if log == nil {
@@ -111,7 +141,8 @@ func Start(cfg Config) (*Console, error) {
 		return nil, fmt.Errorf("console: %s listens on %s, which is not loopback: set a token", cfg.Addr, ta.IP)
 	}
 	c := &Console{cfg: cfg, log: log, ln: ln, addr: ln.Addr().String(), hub: newHub(),
-		started: time.Now(), done: make(chan struct{}), served: make(chan struct{})}
+		started: time.Now(), done: make(chan struct{}), served: make(chan struct{}),
+		inFlight: make(chan struct{}, cfg.GatewayMaxInFlight), guard: newAuthGuard(log)}
 	if err := c.watchLinks(); err != nil {
 		ln.Close()
 		return nil, err
@@ -226,13 +257,21 @@ func allowGet(w http.ResponseWriter, r *http.Request) bool {
 	return false
 }
 
-// authorize checks the token, when there is one.
+// authorize checks the token, when there is one. Wrong tokens are
+// counted per host, and a host that sent too many waits (see authGuard).
 func (c *Console) authorize(next http.Handler) http.Handler {
 	if c.cfg.Token == "" {
 		return next
 	}
 	want := []byte(c.cfg.Token)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if wait, ok := c.guard.throttled(r.RemoteAddr); ok {
+			secs := retryAfter(wait)
+			w.Header().Set("Retry-After", strconv.Itoa(secs))
+			writeError(w, http.StatusTooManyRequests,
+				fmt.Sprintf("too many wrong tokens from your address: try again in %d s", secs))
+			return
+		}
 		got := r.URL.Query().Get("token")
 		if auth := r.Header.Get("Authorization"); auth != "" {
 			scheme, tok, ok := strings.Cut(auth, " ")
@@ -245,6 +284,7 @@ func (c *Console) authorize(next http.Handler) http.Handler {
 			msg := "this console needs a token: send Authorization: Bearer TOKEN, or add ?token=TOKEN to the URL"
 			if got != "" {
 				msg = "wrong token"
+				c.guard.failed(r.RemoteAddr)
 			}
 			writeError(w, http.StatusUnauthorized, msg)
 			return

@@ -24,7 +24,6 @@ func TestGatewayCalls(t *testing.T) {
 		{"rpc/math/echo", `[{"a": [1, 2.5, null, true], "b": {"c": "d"}}]`, `{"a":[1,2.5,null,true],"b":{"c":"d"}}`},
 		{"rpc/math/echo", `[18446744073709551615]`, `18446744073709551615`},
 		{"rpc/echo/echo", `[{"k": "remote"}]`, `{"k":"remote"}`},   // a service of the client, across the link
-		{"rpc/hidden/echo", `["in-process"]`, `"in-process"`},      // audience "": the gateway is in the process
 		{"rpc/math/echo?timeout=2s", ` [ "spaces" ] `, `"spaces"`}, // white space and a timeout
 	} {
 		r := do(t, http.MethodPost, c.URL()+tc.path, tc.body, "Content-Type", "application/json")
@@ -134,6 +133,49 @@ func TestGatewayStatusOfLinkLoss(t *testing.T) {
 		t.Logf("answered after %v", time.Since(t0))
 	case <-time.After(15 * time.Second):
 		t.Fatal("the call did not fail when the link went")
+	}
+}
+
+// A service of audience "" is visible inside its own process only
+// (SPEC rule 38): the gateway, which speaks for HTTP clients, answers
+// for it as for a name nobody has, unless GatewayCallsLocalOnly.
+func TestGatewayLocalOnly(t *testing.T) {
+	p := startPair(t)
+	ctx := context.Background()
+	// twin: hidden here, visible from the client; the gateway must pass
+	// the hidden one over, although it is the nearer.
+	twin := func(who string) service.Service {
+		return service.SetupFunc(func(a *service.Agent) error {
+			a.Export("who", func() string { return who })
+			return nil
+		})
+	}
+	if _, err := p.srv.Runtime().Start(ctx, "twin", twin("hidden"), service.Audience("")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.cli.Runtime().Start(ctx, "twin", twin("visible")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, func() error {
+		if len(p.srv.Runtime().Lookup("twin")) < 2 {
+			return errTest("the server does not see both twins yet")
+		}
+		return nil
+	})
+	c := startConsole(t, Config{Node: p.srv})
+	r := do(t, http.MethodPost, c.URL()+"rpc/hidden/echo", `["in-process"]`)
+	nope := do(t, http.MethodPost, c.URL()+"rpc/nope/echo", `["in-process"]`)
+	if r.status != 404 || strings.ReplaceAll(string(r.body), "hidden", "nope") != string(nope.body) {
+		t.Errorf("hidden: got %s; want the answer for an unknown name: %s", r, nope)
+	}
+	if r := do(t, http.MethodPost, c.URL()+"rpc/twin/who", `[]`); r.status != 200 || string(r.body) != `"visible"` {
+		t.Errorf("twin: got %s, want the visible one", r)
+	}
+	wantMetric(t, c, `netsvc_gateway_rejected_total{reason="local_only"} 1`)
+
+	open := startConsole(t, Config{Node: p.srv, GatewayCallsLocalOnly: true})
+	if r := do(t, http.MethodPost, open.URL()+"rpc/hidden/echo", `["in-process"]`); r.status != 200 || string(r.body) != `"in-process"` {
+		t.Errorf("GatewayCallsLocalOnly: got %s", r)
 	}
 }
 

@@ -59,6 +59,11 @@ var (
 		"Seconds since the node's runtime started.", nil, nil)
 	descInfo = prometheus.NewDesc("netsvc_node_info",
 		"The node's name, process id and version (the value is 1).", []string{"node", "process", "version"}, nil)
+	descGatewayRejected = prometheus.NewDesc("netsvc_gateway_rejected_total",
+		"Gateway requests the console refused itself, by reason: busy (too many calls running), too_large, bad_arguments, local_only (a service of audience \"\").",
+		[]string{"reason"}, nil)
+	descAuthFailures = prometheus.NewDesc("netsvc_console_auth_failures_total",
+		"Requests to the console with a wrong token.", nil, nil)
 )
 
 // collector reads the node at scrape time.
@@ -67,7 +72,8 @@ type collector struct{ c *Console }
 func (col collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descLinkMessages, descLinkBytes, descLinkDrops, descLinkRefused, descLinkQueued,
 		descLinkUp, descLinks, descRequests, descFailures, descLate, descUndelivered, descBindings, descLocal,
-		descProcesses, descPending, descMembers, descActors, descMailbox, descStreams, descUptime, descInfo} {
+		descProcesses, descPending, descMembers, descActors, descMailbox, descStreams, descUptime, descInfo,
+		descGatewayRejected, descAuthFailures} {
 		ch <- d
 	}
 }
@@ -132,6 +138,10 @@ func (col collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descStreams, float64(c.hub.streams()))
 	gauge(descUptime, time.Since(rt.Started()).Seconds())
 	gauge(descInfo, 1, rt.Node(), rt.ProcessID().String(), buildVersion())
+	for why, reason := range rejectReasons {
+		counter(descGatewayRejected, float64(c.rejected[why].Load()), reason)
+	}
+	counter(descAuthFailures, float64(c.guard.failures.Load()))
 }
 
 // metricsHandler serves the console's registry: the node's metrics and
