@@ -21,7 +21,7 @@ type Limits struct {
 	Incomplete int64
 	// Queued bounds the bytes waiting in outbound queues (256 MiB). Past
 	// it the link holding the most pays: its reports are dropped, and it
-	// is closed if it still holds more than its soft limit.
+	// is closed if it still holds anything (answers it cannot drop).
 	Queued int64
 	// Handshaking bounds the accepted connections that have not finished
 	// the handshake (1,024), and HandshakingPerHost those of one remote
@@ -220,7 +220,7 @@ func (b *Budget) admitQueued(q *outQueue, n int) bool {
 	}
 	b.mu.Unlock()
 	if biggest == nil || biggest == q || most <= q.charged.Load() {
-		return false
+		return false // q holds the most: it pays
 	}
 	if b.relieving.CompareAndSwap(false, true) {
 		go func() {

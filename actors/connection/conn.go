@@ -179,8 +179,13 @@ type Closed struct {
 }
 
 // Close asks the connection actor to close the link with a reason sent
-// to the peer in a bye.
-type Close struct{ Reason string }
+// to the peer in a bye. With Abort set, what is queued is not waited
+// for (a peer that does not read would keep it for the drain timeout):
+// requests are failed back and reports counted as dropped at once.
+type Close struct {
+	Reason string
+	Abort  bool
+}
 
 // New wraps an established TCP (or TLS) connection. Spawn the actor from
 // Props to start it.
@@ -196,7 +201,7 @@ func New(rt *service.Runtime, nc net.Conn, p Params) *Conn {
 		c.p.Budget = p.Budget
 	}
 	c.q = newOutQueue(p.Config.QueueSoft, p.Config.QueueHard, p.Config.MaxFrame, p.Budget)
-	c.q.overBudget = c.Shutdown
+	c.q.overBudget = c.abort
 	c.q.direct = directWriter(nc)
 	c.log = p.Logger.With("link", p.ID, "remote", nc.RemoteAddr().String())
 	c.lastRx.Store(time.Now().UnixNano())
@@ -237,8 +242,8 @@ func (c *Conn) failure(err error) error {
 	case errors.Is(err, errQueueClosed):
 		return &service.Failure{Code: service.CodeLinkLost, Description: service.CodeLinkLost.String(), Origin: service.OriginRuntime,
 			Details: "link " + c.p.ID + " to " + c.Info().PeerNode + " is closed"}
-	case errors.Is(err, errHardLimit):
-		c.Shutdown(err.Error())
+	case errors.Is(err, errHardLimit), errors.Is(err, errOverBudget):
+		c.abort(err.Error())
 		return &service.Failure{Code: service.CodeOverloaded, Description: service.CodeOverloaded.String(), Origin: service.OriginRuntime, Details: err.Error()}
 	}
 	return err
@@ -281,10 +286,20 @@ func (c *Conn) Shutdown(reason string) {
 	}
 }
 
+// abort closes the link from any goroutine without draining its queue.
+func (c *Conn) abort(reason string) {
+	if pid := c.pid.Load(); pid != nil {
+		c.rt.ActorSystem().Root.Send(pid, &Close{Reason: reason, Abort: true})
+	} else {
+		c.nc.Close()
+	}
+}
+
 // Stats are a link's counters.
 type Stats struct {
 	FramesIn, BytesIn, FramesOut, BytesOut uint64
 	ReportsDropped, RequestsRefused        uint64
+	AnnouncementsRefused                   uint64
 	Queued                                 int64
 }
 
@@ -294,7 +309,7 @@ func (c *Conn) Stats() Stats {
 		FramesIn: c.framesIn.Load(), BytesIn: c.bytesIn.Load(),
 		FramesOut: c.q.framesOut.Load(), BytesOut: c.q.bytesOut.Load(),
 		ReportsDropped: c.q.reportsDropped.Load(), RequestsRefused: c.q.requestsRefused.Load(),
-		Queued: c.q.queuedBytes(),
+		AnnouncementsRefused: c.announcementsRefused.Load(), Queued: c.q.queuedBytes(),
 	}
 }
 
@@ -364,6 +379,11 @@ func (a *connActor) Receive(ctx actor.Context) {
 	case pingTick:
 		a.tick(ctx)
 	case *Close:
+		if m.Abort {
+			_ = c.q.push(AppendReason(nil, FrameBye, m.Reason), classControl)
+			a.close(ctx, m.Reason, false, false)
+			break
+		}
 		a.bye(ctx, m.Reason)
 	case *readerDone:
 		reason := "peer closed the link"

@@ -32,6 +32,7 @@ var (
 	errQueueClosed = errors.New("link closed")
 	errOverloaded  = errors.New("outbound queue full")
 	errHardLimit   = errors.New("outbound queue over its hard limit: the peer is not reading")
+	errOverBudget  = errors.New("the node's outbound budget is full and this link holds the most")
 	// errDroppedOlder says a report was queued, but only by dropping
 	// older ones: a signal for the publisher, not a failure of this report.
 	errDroppedOlder = errors.New("outbound queue full: older reports dropped")
@@ -327,8 +328,8 @@ func (q *outQueue) makeRoom(n int, class frameClass) error {
 		if used+n > q.hard {
 			return errHardLimit
 		}
-		if q.budget != nil && !q.budget.admitQueued(q, n) && used > q.soft {
-			return errHardLimit // the node is out of room and this link holds the most
+		if q.budget != nil && !q.budget.admitQueued(q, n) {
+			return errOverBudget // the node is out of room and this link holds the most
 		}
 		return nil
 	}
@@ -597,14 +598,14 @@ func (q *outQueue) sync() {
 }
 
 // relieve makes the queue pay for a node out of outbound room: its
-// reports are dropped, and if it still holds more than its soft limit
-// the link is closed.
+// reports are dropped, and if it still holds anything (answers, which
+// cannot be) the link is closed.
 func (q *outQueue) relieve() {
 	q.mu.Lock()
 	q.dropping = true
 	q.dropOldestReports(q.live)
 	held := q.live + q.inflight
-	shut := held > q.soft && !q.closed
+	shut := held > 0 && !q.closed
 	q.mu.Unlock()
 	if shut && q.overBudget != nil {
 		q.overBudget("the node's outbound budget is full and this link held the most (" + itoa(held) + " bytes)")

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -287,14 +288,18 @@ func TestMetrics(t *testing.T) {
 	if r.status != 200 || !strings.HasPrefix(r.header.Get("Content-Type"), "text/plain") {
 		t.Fatalf("%d %v", r.status, r.header)
 	}
-	link := p.srv.Links()[0].ID
 	body := "\n" + string(r.body) + "\n"
 	for _, re := range []string{
-		`netsvc_link_messages_total\{direction="in",group="",link="` + link + `",peer="cli"\} [1-9]`,
-		`netsvc_link_messages_total\{direction="out",group="",link="` + link + `",peer="cli"\} [1-9]`,
-		`netsvc_link_bytes_total\{direction="out",group="",link="` + link + `",peer="cli"\} [1-9]`,
-		`netsvc_link_drops_total\{group="",link="` + link + `",peer="cli"\} 0`,
-		`netsvc_link_up\{group="",link="` + link + `",peer="cli"\} 1`,
+		// The client is counted among "clients", never by the name it
+		// gave itself.
+		`netsvc_link_messages_total\{direction="in",group="",peer="clients"\} [1-9]`,
+		`netsvc_link_messages_total\{direction="out",group="",peer="clients"\} [1-9]`,
+		`netsvc_link_bytes_total\{direction="out",group="",peer="clients"\} [1-9]`,
+		`netsvc_link_drops_total\{group="",peer="clients"\} 0`,
+		`netsvc_link_up\{group="",peer="clients"\} 1`,
+		`netsvc_link_refusals_total\{group="",reason="token"\} 0`,
+		`netsvc_node_budget_used\{resource="bindings"\} [1-9]`,
+		`netsvc_node_budget_limit\{resource="queued_bytes"\} 2.68435456e\+08`,
 		`netsvc_links\{group="",state="active"\} 1`,
 		`netsvc_requests_total [1-9]`,
 		`netsvc_failures_total\{code="46",description="no such service"\} 1`,
@@ -306,7 +311,7 @@ func TestMetrics(t *testing.T) {
 		`netsvc_uptime_seconds \d`,
 		`netsvc_node_info\{node="srv",process="` + p.srv.Runtime().ProcessID().String() + `",version="[^"]+"\} 1`,
 		`go_goroutines \d+`,
-		`# HELP netsvc_link_drops_total Reports a link dropped`,
+		`# HELP netsvc_link_drops_total Reports dropped because the peer was too slow`,
 	} {
 		if !regexp.MustCompile(`\n` + re).MatchString(body) {
 			t.Errorf("metrics lack %s", re)
@@ -314,6 +319,38 @@ func TestMetrics(t *testing.T) {
 	}
 	if t.Failed() {
 		t.Log(body)
+	}
+}
+
+// TestMetricsSurviveReconnects checks that link counters, labelled by
+// peer rather than by link, keep what closed links carried: a counter
+// that fell back at each reconnect would read as a reset to Prometheus.
+func TestMetricsSurviveReconnects(t *testing.T) {
+	p := startPair(t)
+	c := startConsole(t, Config{Node: p.srv})
+	in := regexp.MustCompile(`\nnetsvc_link_messages_total\{direction="in",group="",peer="clients"\} (\d+)`)
+	up := regexp.MustCompile(`\nnetsvc_link_up\{group="",peer="clients"\} (\d+)`)
+	read := func(re *regexp.Regexp) int {
+		m := re.FindStringSubmatch("\n" + string(get(t, c.URL()+"metrics").body))
+		if m == nil {
+			t.Fatalf("metrics lack %s", re)
+		}
+		n, _ := strconv.Atoi(m[1])
+		return n
+	}
+	before := read(in)
+	if before == 0 || read(up) != 1 {
+		t.Fatalf("with the client linked: %d frames in, %d links up", before, read(up))
+	}
+	p.stopCli()
+	waitFor(t, 10*time.Second, func() error {
+		if n := read(up); n != 0 {
+			return fmt.Errorf("%d client links up", n)
+		}
+		return nil
+	})
+	if after := read(in); after < before {
+		t.Fatalf("frames in fell from %d to %d when the client's link closed", before, after)
 	}
 }
 

@@ -13,22 +13,36 @@ import (
 // GET /metrics: Prometheus metrics read from the node at scrape time,
 // on a registry of the console's own (never the global one).
 
+// Link series are labelled by peer — a server peer's node name, or
+// "clients" for every client link together — and summed over the links a
+// peer has had, so they survive reconnects; label values never come from
+// what a stranger may send at will (SPEC rule 36).
 var (
-	linkLabels = []string{"link", "peer", "group"}
-	dirLabels  = []string{"link", "peer", "group", "direction"}
+	peerLabels = []string{"peer", "group"}
+	dirLabels  = []string{"peer", "group", "direction"}
 
 	descLinkMessages = prometheus.NewDesc("netsvc_link_messages_total",
-		"Frames carried by a link, by direction (in: received, out: sent).", dirLabels, nil)
+		"Frames carried by the links to a peer, by direction (in: received, out: sent).", dirLabels, nil)
 	descLinkBytes = prometheus.NewDesc("netsvc_link_bytes_total",
-		"Bytes carried by a link, by direction (in: received, out: sent).", dirLabels, nil)
+		"Bytes carried by the links to a peer, by direction (in: received, out: sent).", dirLabels, nil)
 	descLinkDrops = prometheus.NewDesc("netsvc_link_drops_total",
-		"Reports a link dropped because its peer was too slow (oldest first).", linkLabels, nil)
+		"Reports dropped because the peer was too slow (oldest first), relayed ones included.", peerLabels, nil)
 	descLinkRefused = prometheus.NewDesc("netsvc_link_refused_total",
-		"Requests a link refused as overloaded because its queue was full.", linkLabels, nil)
+		"Requests refused as overloaded because the link's queue was full.", peerLabels, nil)
+	descLinkAnnRefused = prometheus.NewDesc("netsvc_link_announcements_refused_total",
+		"Announcements of a server peer refused for the node's bounds (the link was kept).", peerLabels, nil)
 	descLinkQueued = prometheus.NewDesc("netsvc_link_queued_bytes",
-		"Bytes waiting in a link's outbound queue.", linkLabels, nil)
+		"Bytes waiting in the outbound queues of the links to a peer.", peerLabels, nil)
 	descLinkUp = prometheus.NewDesc("netsvc_link_up",
-		"1 when a link is active, 0 while it handshakes or closes.", linkLabels, nil)
+		"Active links to a peer.", peerLabels, nil)
+	descRefusals = prometheus.NewDesc("netsvc_link_refusals_total",
+		"Connections turned away before they were up, by reason: busy (too many in their handshake), admission, tls, token, group, protocol, other.",
+		[]string{"group", "reason"}, nil)
+	descBudget = prometheus.NewDesc("netsvc_node_budget_used",
+		"What the node holds against its limits: incomplete_bytes (frames still arriving), queued_bytes (outbound), bindings (remote), handshaking (connections).",
+		[]string{"resource"}, nil)
+	descBudgetLimit = prometheus.NewDesc("netsvc_node_budget_limit",
+		"The node's limits, by resource (see netsvc_node_budget_used).", []string{"resource"}, nil)
 	descLinks = prometheus.NewDesc("netsvc_links",
 		"Links of an exchange group, by state.", []string{"group", "state"}, nil)
 	descRequests = prometheus.NewDesc("netsvc_requests_total",
@@ -71,7 +85,7 @@ type collector struct{ c *Console }
 
 func (col collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descLinkMessages, descLinkBytes, descLinkDrops, descLinkRefused, descLinkQueued,
-		descLinkUp, descLinks, descRequests, descFailures, descLate, descUndelivered, descBindings, descLocal,
+		descLinkUp, descLinkAnnRefused, descRefusals, descBudget, descBudgetLimit, descLinks, descRequests, descFailures, descLate, descUndelivered, descBindings, descLocal,
 		descProcesses, descPending, descMembers, descActors, descMailbox, descStreams, descUptime, descInfo,
 		descGatewayRejected, descAuthFailures} {
 		ch <- d
@@ -95,22 +109,39 @@ func (col collector) Collect(ch chan<- prometheus.Metric) {
 		states[groupState{x.Group(), "active"}] += 0 // an exchange without links shows 0
 	}
 	for _, l := range n.Links() {
-		counter(descLinkMessages, float64(l.FramesIn), l.ID, l.RemoteNode, l.Group, "in")
-		counter(descLinkMessages, float64(l.FramesOut), l.ID, l.RemoteNode, l.Group, "out")
-		counter(descLinkBytes, float64(l.BytesIn), l.ID, l.RemoteNode, l.Group, "in")
-		counter(descLinkBytes, float64(l.BytesOut), l.ID, l.RemoteNode, l.Group, "out")
-		counter(descLinkDrops, float64(l.Dropped), l.ID, l.RemoteNode, l.Group)
-		counter(descLinkRefused, float64(l.Refused), l.ID, l.RemoteNode, l.Group)
-		gauge(descLinkQueued, float64(l.Queued), l.ID, l.RemoteNode, l.Group)
-		up := 0.0
-		if l.State == "active" {
-			up = 1
-		}
-		gauge(descLinkUp, up, l.ID, l.RemoteNode, l.Group)
 		states[groupState{l.Group, l.State}]++
 	}
 	for k, v := range states {
 		gauge(descLinks, float64(v), k.group, k.state)
+	}
+	for _, x := range n.Exchanges() {
+		for _, p := range x.Peers() {
+			counter(descLinkMessages, float64(p.FramesIn), p.Peer, p.Group, "in")
+			counter(descLinkMessages, float64(p.FramesOut), p.Peer, p.Group, "out")
+			counter(descLinkBytes, float64(p.BytesIn), p.Peer, p.Group, "in")
+			counter(descLinkBytes, float64(p.BytesOut), p.Peer, p.Group, "out")
+			counter(descLinkDrops, float64(p.Dropped), p.Peer, p.Group)
+			counter(descLinkRefused, float64(p.Refused), p.Peer, p.Group)
+			counter(descLinkAnnRefused, float64(p.AnnouncementsRefused), p.Peer, p.Group)
+			gauge(descLinkQueued, float64(p.Queued), p.Peer, p.Group)
+			gauge(descLinkUp, float64(p.Links), p.Peer, p.Group)
+		}
+		for reason, v := range x.Refusals() {
+			counter(descRefusals, float64(v), x.Group(), reason)
+		}
+	}
+	use, lim := n.Budget().Use(), n.Budget().Limits()
+	for _, r := range []struct {
+		name      string
+		used, max float64
+	}{
+		{"incomplete_bytes", float64(use.Incomplete), float64(lim.Incomplete)},
+		{"queued_bytes", float64(use.Queued), float64(lim.Queued)},
+		{"bindings", float64(use.Bindings), float64(lim.Bindings)},
+		{"handshaking", float64(use.Handshaking), float64(lim.Handshaking)},
+	} {
+		gauge(descBudget, r.used, r.name)
+		gauge(descBudgetLimit, r.max, r.name)
 	}
 
 	st := rt.Stats()

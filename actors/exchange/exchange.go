@@ -151,7 +151,8 @@ func Start(rt *service.Runtime, cfg Config) (*Exchange, error) {
 		}
 		x.ln, x.addr = ln, ln.Addr().String()
 	}
-	a := &exchangeActor{x: x, conns: map[*connection.Conn]*link{}, byPeer: map[service.ProcessID]*connection.Conn{}, targets: map[string]*target{}}
+	a := &exchangeActor{x: x, conns: map[*connection.Conn]*link{}, byPeer: map[service.ProcessID]*connection.Conn{}, targets: map[string]*target{},
+		retired: map[string]*PeerStats{}}
 	name := "exchange"
 	if cfg.Group != "" {
 		name = "exchange." + cfg.Group
@@ -441,6 +442,7 @@ type exchangeActor struct {
 	byPeer    map[service.ProcessID]*connection.Conn
 	targets   map[string]*target
 	observers map[uint64]func(LinkEvent)
+	retired   map[string]*PeerStats // counters of closed links, by peer label
 	stopping  bool
 	drained   chan struct{} // closed once every link is gone after a drain
 	linkCount atomic.Int64
@@ -524,6 +526,8 @@ func (a *exchangeActor) Receive(ctx actor.Context) {
 		m.reply <- a.links()
 	case *queryTargets:
 		m.reply <- a.targetStatus()
+	case *queryPeers:
+		m.reply <- a.peerStats()
 	case *drain:
 		a.stopping = true
 		for _, t := range a.targets {
@@ -770,6 +774,7 @@ func (a *exchangeActor) closed(m *connection.Closed) {
 	}
 	delete(a.conns, c)
 	a.linkCount.Store(int64(len(a.conns)))
+	a.retire(c)
 	l.release()
 	if m.Rejected && !c.Dialed() {
 		a.x.refusals.add(classify(m.Reason))
