@@ -371,10 +371,12 @@ func TestRelayBackpressure(t *testing.T) {
 	if paused == 0 {
 		t.Fatal("the publisher was never told to slow down: the flood did not congest anything")
 	}
-	// A relay may still drop when a write takes longer than stallAfter
-	// (a starved machine); without backpressure most of the flood is
-	// dropped there.
-	if relayed > total/100 {
+	// A relay still drops when a write takes longer than stallAfter,
+	// which a machine busy with other work makes common (2,020 of 40,000
+	// seen with a second test suite running); without backpressure most
+	// of the flood is dropped there (about 32,000 of 40,000). The bound
+	// tells the two apart on a busy machine too.
+	if relayed > total/4 {
 		t.Fatalf("the relays dropped %d of %d reports the publisher had no way to know were too many", relayed, total)
 	}
 }
