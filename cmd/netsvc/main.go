@@ -258,6 +258,9 @@ func printCommandUsage(w io.Writer, c *command) {
 	if hs, ok := cfg.(hasSettings); ok {
 		printSettingsHelp(w, hs.boundSettings())
 	}
+	if _, ok := cfg.(*nodeFlags); ok {
+		fmt.Fprint(w, limitsHelp())
+	}
 }
 
 // oneLine keeps an error message on one line.

@@ -32,6 +32,7 @@ type nodeFlags struct {
 	logLevel     string
 
 	handshakeTimeout time.Duration // expert: how long a new connection has to say hello (0: the link's default)
+	limits           nodeLimits    // --limit NAME=VALUE
 
 	// Cluster discovery: "" for gossip means off.
 	gossip          string
@@ -98,6 +99,7 @@ func nodeCommand() *command {
 			fs.StringVar(&c.console, "console", defaultConsole, "console (HTTP) address `HOST:PORT`, or off")
 			c.bind(fs, &c.consoleToken, consoleTokenSetting, "", "`TOKEN` the console asks for; needed when it is not on loopback")
 			c.tls.register(fs, false)
+			fs.Var(limitsFlag{&c.limits}, "limit", "a bound on what peers can make the node hold, `NAME=VALUE` (repeatable; the names are listed below)")
 			fs.DurationVar(&c.handshakeTimeout, "handshake-timeout", 0, "expert: close a connection that has not said hello within this `DURATION` (0: 5s)")
 			return c
 		},
@@ -202,12 +204,14 @@ func runNode(ctx context.Context, env *cmdEnv) int {
 	xc.Retry = cfg.retry
 	xc.Tokens = cfg.token.list()
 	xc.Advertise = cfg.advertise
+	xc.Link = cfg.limits.link
 	xc.Link.HandshakeTimeout = cfg.handshakeTimeout
 	var err error
 	if xc.ServerTLS, xc.ClientTLS, err = cfg.tls.load(); err != nil {
 		return env.fail(err)
 	}
-	n, err := node.Start(ctx, node.Config{Name: cfg.name, Exchanges: []exchange.Config{xc}, Logger: log})
+	n, err := node.Start(ctx, node.Config{Name: cfg.name, Exchanges: []exchange.Config{xc}, Logger: log,
+		Limits: cfg.limits.node, Runtime: cfg.limits.runtime})
 	if err != nil {
 		return env.fail(err)
 	}
@@ -217,7 +221,8 @@ func runNode(ctx context.Context, env *cmdEnv) int {
 		fmt.Fprintf(env.stderr, "netsvc node: warning: %s\n", e.human)
 	}
 	log.Info("node started", "node", cfg.name, "process", n.Runtime().ProcessID(), "listen", n.Addr(),
-		"group", cfg.group, "connect", cfg.connect.String(), "token", cfg.token, "tls", cfg.tls.cert != "")
+		"group", cfg.group, "connect", cfg.connect.String(), "token", cfg.token, "tls", cfg.tls.cert != "",
+		"limits", limitsFlag{&cfg.limits}.String())
 
 	code := exitOK
 	stopExtras, err := startExtras(n, *cfg, env.stderr)

@@ -35,7 +35,9 @@ func startConsole(n *node.Node, cfg nodeFlags, members func() any, stderr io.Wri
 				"demo":    cfg.demo,
 			}
 		},
-		Logger: n.Runtime().Logger(),
+		Logger:             n.Runtime().Logger(),
+		GatewayMaxBody:     cfg.limits.console.GatewayMaxBody,
+		GatewayMaxInFlight: cfg.limits.console.GatewayMaxInFlight,
 	})
 	if err != nil {
 		return nil, nil, err
