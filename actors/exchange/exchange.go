@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"slices"
 	"sort"
@@ -136,6 +137,9 @@ func Start(rt *service.Runtime, cfg Config) (*Exchange, error) {
 	}
 	if cfg.Budget == nil {
 		cfg.Budget = connection.NewBudget(connection.Limits{})
+	}
+	if cfg.Role == service.RoleClient && (cfg.Listen != "" || cfg.Listener != nil) {
+		return nil, fmt.Errorf("exchange %s: a client endpoint does not listen (it links to one server); make it a server, or drop Listen", groupName(cfg.Group))
 	}
 	x := &Exchange{rt: rt, cfg: cfg, log: cfg.Logger.With("exchange", cfg.Group)}
 	ln := cfg.Listener
@@ -360,6 +364,8 @@ func (x *Exchange) check(h connection.Hello) error {
 		return fmt.Errorf("exchange group mismatch: peer is in group %s, this endpoint serves group %s", groupName(h.Group), groupName(x.cfg.Group))
 	case h.Process == x.rt.ProcessID():
 		return errors.New("connected to itself")
+	case x.cfg.Role == service.RoleClient && h.Role == service.RoleClient:
+		return errors.New("a client endpoint links only to a server, and the peer is a client")
 	}
 	return nil
 }
@@ -397,10 +403,21 @@ type target struct {
 	timer     *time.Timer
 	attempts  int
 	lastErr   string
-	rejected  bool
+	// rejected is set while the peer refuses this endpoint (token, group,
+	// version, TLS); backoff is then the delay before the next try,
+	// doubling up to maxBackoff and reset once a link is up (SPEC rule 11).
+	rejected bool
+	backoff  time.Duration
+	// redialNow asks for a dial as soon as the link the target has now
+	// closes, without the retry delay: gossip saw the peer alive again.
+	redialNow bool
 	waitFor   service.ProcessID // linked to this process over another link (duplicate rule)
 	wanted    bool
 }
+
+// maxBackoff caps the delay between tries of a peer that refuses this
+// endpoint: fixing the peer's configuration heals it within a minute.
+const maxBackoff = time.Minute
 
 type (
 	accepted struct {
@@ -587,8 +604,13 @@ func (a *exchangeActor) dialTarget(addr string) {
 		t = &target{addr: addr}
 		a.targets[addr] = t
 	}
-	t.wanted, t.rejected = true, false
-	if t.conn == nil && !t.dialling {
+	t.wanted = true
+	switch {
+	case t.conn != nil:
+		// Up, or closing (a peer declared dead, now alive again): once
+		// this one is gone, dial at once rather than after the delay.
+		t.redialNow = true
+	case !t.dialling:
 		a.dial(t)
 	}
 }
@@ -625,8 +647,8 @@ func (a *exchangeActor) dialed(m *dialResult) {
 		return
 	}
 	if m.err != nil && m.permanent {
-		t.lastErr, t.rejected = m.err.Error(), true
-		a.x.log.Error("cannot link to peer; not retrying", "peer", t.addr, "reason", m.err)
+		t.lastErr = m.err.Error()
+		a.refused(t, m.err.Error())
 		a.notify(LinkEvent{Refused: true, Link: service.LinkInfo{ExchangeGroup: a.x.cfg.Group, LocalRole: a.x.cfg.Role, PeerAddress: t.addr}, Reason: m.err.Error()})
 		return
 	}
@@ -672,15 +694,36 @@ func (a *exchangeActor) nextFallback(t *target) bool {
 	return true
 }
 
+// refused records that the peer refused this endpoint: retrying cannot
+// help until someone changes a configuration, so the delay doubles, from
+// the retry delay up to maxBackoff (SPEC rule 11).
+func (a *exchangeActor) refused(t *target, reason string) {
+	t.rejected = true
+	t.backoff = min(max(2*t.backoff, a.x.cfg.Retry), maxBackoff)
+	a.x.log.Error("peer refused this node; retrying later", "peer", t.addr, "retry", t.backoff, "reason", reason)
+	a.retryLater(t)
+}
+
+// retryLater dials t again after the retry delay ±20 % (a refused
+// target after its backoff), so peers that lost a server together do not
+// all dial at the same moment.
 func (a *exchangeActor) retryLater(t *target) {
-	if !t.wanted || a.stopping || t.rejected {
+	if !t.wanted || a.stopping {
 		return
+	}
+	delay := jitter(a.x.cfg.Retry)
+	if t.rejected {
+		delay = jitter(t.backoff)
 	}
 	root, self := a.ctx.ActorSystem().Root, a.ctx.Self()
 	if t.timer != nil {
 		t.timer.Stop()
 	}
-	t.timer = time.AfterFunc(a.x.cfg.Retry, func() { root.Send(self, &retryTick{t: t}) })
+	t.timer = time.AfterFunc(delay, func() { root.Send(self, &retryTick{t: t}) })
+}
+
+func jitter(d time.Duration) time.Duration {
+	return time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
 }
 
 // handshaked activates a link whose hello was accepted, unless the
@@ -712,8 +755,9 @@ func (a *exchangeActor) handshaked(c *connection.Conn) {
 	}
 	c.Activate()
 	a.byPeer[peer] = c
-	if l.target != nil {
-		l.target.lastErr, l.target.attempts, l.target.waitFor, l.target.refusals = "", 0, 0, 0
+	if t := l.target; t != nil {
+		t.lastErr, t.attempts, t.waitFor, t.refusals = "", 0, 0, 0
+		t.rejected, t.backoff = false, 0
 	}
 	info := c.Info()
 	a.x.log.Info("link up", "link", c.ID(), "peer", info.PeerNode, "process", info.PeerProcess, "remote", info.PeerAddress, "role", info.PeerRole)
@@ -796,6 +840,8 @@ func (a *exchangeActor) closed(m *connection.Closed) {
 	}
 	t.conn = nil
 	t.lastErr = m.Reason
+	redialNow := t.redialNow
+	t.redialNow = false
 	duplicate := strings.Contains(m.Reason, connection.DuplicateLink)
 	if duplicate {
 		// The peer kept its own link to us: wait for it rather than
@@ -808,11 +854,12 @@ func (a *exchangeActor) closed(m *connection.Closed) {
 		a.x.log.Error("server refused this client; trying the next", "server", c.Info().PeerAddress, "reason", m.Reason)
 		a.dial(t)
 	case m.Rejected:
-		t.rejected = true
-		a.x.log.Error("peer refused this node; not retrying", "peer", t.addr, "reason", m.Reason)
+		a.refused(t, m.Reason)
 		a.notify(LinkEvent{Refused: true, Link: c.Info(), Reason: m.Reason})
 	case t.waitFor != 0 && a.byPeer[t.waitFor] != nil:
 		// Linked over another connection: dial again only when it goes.
+	case redialNow && t.wanted:
+		a.dial(t)
 	default:
 		if !duplicate {
 			t.waitFor = 0

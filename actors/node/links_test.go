@@ -2,6 +2,7 @@ package node_test
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"net"
 	"strings"
@@ -9,6 +10,8 @@ import (
 	"time"
 
 	"github.com/netsvc-go/netsvc/actors/connection"
+	"github.com/netsvc-go/netsvc/actors/exchange"
+	"github.com/netsvc-go/netsvc/actors/node"
 	"github.com/netsvc-go/netsvc/service"
 )
 
@@ -348,4 +351,123 @@ func TestDuplicateLinkAnnouncementsDropped(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestRefusedDialBacksOff checks SPEC rule 11 for a dial the peer
+// refuses (here a wrong token): the dialler tries again, but each delay
+// doubles, from the retry delay up to a minute, rather than hammering the
+// peer every retry delay or giving up for good.
+func TestRefusedDialBacksOff(t *testing.T) {
+	xc := serverX("", listen(t))
+	xc.Tokens = []string{"right"}
+	x := startNode(t, "x", xc)
+	cc := clientX("", x.Addr())
+	cc.Tokens = []string{"wrong"}
+	c := startNode(t, "c", cc)
+	waitFor(t, waitLong, func() error {
+		if ts := c.x("").Targets(); len(ts) != 1 || ts[0].State != "rejected" {
+			return fmt.Errorf("targets %+v; want rejected", ts)
+		}
+		return nil
+	})
+	first := c.x("").Targets()[0].Attempts
+	// 15 retry delays: a fixed delay would try about 15 times more; a
+	// doubling one 1, 2, 4, 8 delays on: at most 4 (5 with jitter).
+	window := time.NewTimer(15 * retry)
+	defer window.Stop()
+	<-window.C // the observation window itself, not a synchronisation
+	got := c.x("").Targets()[0].Attempts - first
+	if got < 1 || got > 5 {
+		t.Fatalf("%d more attempts in %v with a %v retry delay; want a few, each delay twice the last", got, 15*retry, retry)
+	}
+}
+
+// TestRefusedDialHealsWhenFixed checks that a client refused by a
+// server (a token it does not know) links by itself once the server is
+// fixed, without a restart (SPEC rule 11).
+func TestRefusedDialHealsWhenFixed(t *testing.T) {
+	ln := listen(t)
+	addr := ln.Addr().String()
+	xc := serverX("", ln)
+	xc.Tokens = []string{"old"}
+	x := startNode(t, "x", xc)
+	startMath(t, x, "math")
+	cc := clientX("", addr)
+	cc.Tokens = []string{"new"}
+	c := startNode(t, "c", cc)
+	waitFor(t, waitLong, func() error {
+		if ts := c.x("").Targets(); len(ts) != 1 || ts[0].State != "rejected" {
+			return fmt.Errorf("targets %+v; want rejected", ts)
+		}
+		return nil
+	})
+	x.stop(t)
+	ln2, err := net.Listen("tcp", addr) // the fixed server, on the same address
+	if err != nil {
+		t.Fatalf("listen again on %s: %v", addr, err)
+	}
+	t.Cleanup(func() { ln2.Close() })
+	fixed := serverX("", ln2)
+	fixed.Tokens = []string{"new", "old"}
+	y := startNode(t, "y", fixed)
+	startMath(t, y, "math")
+	visible(t, c, "math", 1)
+	mustMultiply(t, c, service.Name("math"))
+}
+
+// TestClientLinksOnlyToServers checks SPEC rule 11's last words: a
+// client endpoint cannot be given a listener, and one that dials a
+// client refuses it.
+func TestClientLinksOnlyToServers(t *testing.T) {
+	cc := clientX("", "127.0.0.1:1")
+	cc.Listen = "127.0.0.1:0"
+	if _, err := node.Start(context.Background(), node.Config{Name: "c", Exchanges: []exchange.Config{cc}}); err == nil ||
+		!strings.Contains(err.Error(), "a client endpoint does not listen") {
+		t.Fatalf("a client endpoint with Listen: %v", err)
+	}
+	ln := listen(t)
+	c := startNode(t, "c", clientX("", ln.Addr().String()))
+	nc, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fake := &rawPeer{t: t, c: nc, r: bufio.NewReader(nc), pid: service.NewProcessID()}
+	t.Cleanup(func() { nc.Close() })
+	_, err = connection.Handshake(nc, connection.HandshakeConfig{Local: fake.fill(connection.Hello{Role: service.RoleClient})})
+	if err == nil || !strings.Contains(err.Error(), "links only to a server") {
+		t.Fatalf("a client answering a client's dial: %v", err)
+	}
+	if l := activeLinks(c, 0); len(l) != 0 {
+		t.Fatalf("the client linked to a client: %+v", l)
+	}
+}
+
+// TestRedialAtOnceWhenAliveAgain is the half-second blip that cost five
+// seconds: gossip declares a peer dead (the link is closed at once), then
+// sees it alive again while the link is still closing. The link comes
+// back at once, not after the retry delay (issue: 5 s of invisibility).
+func TestRedialAtOnceWhenAliveAgain(t *testing.T) {
+	b := startNode(t, "b", serverX("", listen(t)))
+	startMath(t, b, "math")
+	ac := serverX("", listen(t), b.Addr())
+	ac.Retry = 5 * time.Second // long: the test fails if the retry delay is waited for
+	a := startNode(t, "a", ac)
+	linkedTo(t, a, b)
+	visible(t, a, "math", 1)
+
+	x := a.x("")
+	x.Undial(b.Addr()) // what the mesh does for a member declared dead
+	x.Forget(b.pid(), "cluster member b dead")
+	x.Dial(b.Addr()) // ... and for one alive again, moments later
+	start := time.Now()
+	waitFor(t, 4*time.Second, func() error {
+		if l := activeLinks(a, b.pid()); len(l) != 1 || time.Since(l[0].Since) > time.Since(start) {
+			return fmt.Errorf("no new link to b yet: %+v", a.Links())
+		}
+		if len(a.rt().Lookup("math")) != 1 {
+			return fmt.Errorf("math not back yet")
+		}
+		return nil
+	})
+	t.Logf("linked again %v after the peer was seen alive", time.Since(start).Round(time.Millisecond))
 }
