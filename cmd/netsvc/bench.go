@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"text/tabwriter"
 	"time"
-
-	"github.com/netsvc-go/netsvc/actors/bench"
 )
 
 type benchFlags struct {
@@ -49,7 +47,7 @@ func runBench(ctx context.Context, env *cmdEnv) int {
 	if cfg.duration <= 0 || cfg.size <= 0 || cfg.inflight <= 0 {
 		return env.usageError("--duration, --size and --inflight must be positive")
 	}
-	r, err := bench.Run(ctx, bench.Options{Mode: cfg.mode, Duration: cfg.duration, Size: cfg.size, InFlight: cfg.inflight})
+	r, err := benchRun(ctx, benchOptions{Mode: cfg.mode, Duration: cfg.duration, Size: cfg.size, InFlight: cfg.inflight})
 	if err != nil {
 		return env.fail(err)
 	}

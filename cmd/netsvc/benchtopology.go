@@ -1,8 +1,9 @@
-// Package bench measures netsvc in the topology of the peer benchmarks
-// (../shared/bench): a caller or publisher in a client process linked to
+package main
+
+// The topology of "netsvc bench", that of the peer benchmarks in
+// cmd/peerbench: a caller or publisher in a client process linked to
 // server B, the service or subscriber in a client process linked to
 // server A, A and B linked — three TCP hops each way, all in one process.
-package bench
 
 import (
 	"context"
@@ -17,16 +18,16 @@ import (
 	"github.com/netsvc-go/netsvc/service"
 )
 
-// Options select a run.
-type Options struct {
+// benchOptions select a run.
+type benchOptions struct {
 	Mode     string        // rr, rrpar or pub
 	Duration time.Duration // measuring time
 	Size     int           // payload bytes (100)
 	InFlight int           // requests in flight for rrpar (64)
 }
 
-// Result has the keys of the peer benchmark's JSON.
-type Result struct {
+// benchResult has the keys of the peer benchmark's JSON.
+type benchResult struct {
 	Peer         string  `json:"peer"`
 	Mode         string  `json:"mode"`
 	Payload      int     `json:"payload"`
@@ -41,16 +42,16 @@ type Result struct {
 	Dropped      uint64  `json:"dropped,omitempty"`
 }
 
-// Topology is the four processes of a run.
-type Topology struct {
+// benchTopology is the four processes of a run.
+type benchTopology struct {
 	A, B, Service, Caller *node.Node
 }
 
-// StartTopology starts servers A and B (B dials A), a client process of
+// startBenchTopology starts servers A and B (B dials A), a client process of
 // A that will host the service or subscriber, and a client process of B
 // for the caller or publisher.
-func StartTopology(ctx context.Context) (*Topology, error) {
-	t := &Topology{}
+func startBenchTopology(ctx context.Context) (*benchTopology, error) {
+	t := &benchTopology{}
 	var err error
 	if t.A, err = node.Start(ctx, node.Config{Name: "A", Exchanges: []exchange.Config{node.Server("", "127.0.0.1:0")}}); err != nil {
 		return nil, err
@@ -70,8 +71,8 @@ func StartTopology(ctx context.Context) (*Topology, error) {
 	return t, nil
 }
 
-// WaitVisible waits until rt sees a service of that name.
-func WaitVisible(rt *service.Runtime, name string, timeout time.Duration) error {
+// benchWaitVisible waits until rt sees a service of that name.
+func benchWaitVisible(rt *service.Runtime, name string, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for len(rt.Lookup(name)) == 0 {
 		if time.Now().After(deadline) {
@@ -83,7 +84,7 @@ func WaitVisible(rt *service.Runtime, name string, timeout time.Duration) error 
 }
 
 // Stop stops the four processes.
-func (t *Topology) Stop() {
+func (t *benchTopology) Stop() {
 	ctx := context.Background()
 	for _, n := range []*node.Node{t.Caller, t.Service, t.B, t.A} {
 		if n != nil {
@@ -93,7 +94,7 @@ func (t *Topology) Stop() {
 }
 
 // Dropped sums the reports every link of the topology dropped.
-func (t *Topology) Dropped() uint64 {
+func (t *benchTopology) Dropped() uint64 {
 	var d uint64
 	for _, n := range []*node.Node{t.Caller, t.Service, t.B, t.A} {
 		for _, l := range n.Links() {
@@ -103,8 +104,8 @@ func (t *Topology) Dropped() uint64 {
 	return d
 }
 
-// Run runs one benchmark.
-func Run(ctx context.Context, o Options) (Result, error) {
+// benchRun runs one benchmark.
+func benchRun(ctx context.Context, o benchOptions) (benchResult, error) {
 	if o.Size <= 0 {
 		o.Size = 100
 	}
@@ -114,7 +115,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	if o.Duration <= 0 {
 		o.Duration = 5 * time.Second
 	}
-	r := Result{Peer: "netsvc", Mode: o.Mode, Payload: o.Size, Seconds: o.Duration.Seconds()}
+	r := benchResult{Peer: "netsvc", Mode: o.Mode, Payload: o.Size, Seconds: o.Duration.Seconds()}
 	switch o.Mode {
 	case "rr", "rrpar":
 		n := 1
@@ -122,31 +123,31 @@ func Run(ctx context.Context, o Options) (Result, error) {
 			n = o.InFlight
 			r.InFlight = n
 		}
-		return r, runRequests(ctx, o, n, &r)
+		return r, benchRequests(ctx, o, n, &r)
 	case "pub":
-		return r, runPublish(ctx, o, &r)
+		return r, benchPublish(ctx, o, &r)
 	}
 	return r, fmt.Errorf("bench: unknown mode %q (rr, rrpar, pub)", o.Mode)
 }
 
-func echoService() service.Service {
+func benchEcho() service.Service {
 	return service.SetupFunc(func(a *service.Agent) error {
 		a.Export("echo", func(b []byte) []byte { return b })
 		return nil
 	})
 }
 
-func runRequests(ctx context.Context, o Options, n int, r *Result) error {
-	t, err := StartTopology(ctx)
+func benchRequests(ctx context.Context, o benchOptions, n int, r *benchResult) error {
+	t, err := startBenchTopology(ctx)
 	if err != nil {
 		return err
 	}
 	defer t.Stop()
-	if _, err := t.Service.Runtime().Start(ctx, "echo", echoService()); err != nil {
+	if _, err := t.Service.Runtime().Start(ctx, "echo", benchEcho()); err != nil {
 		return err
 	}
 	rt := t.Caller.Runtime()
-	if err := WaitVisible(rt, "echo", 10*time.Second); err != nil {
+	if err := benchWaitVisible(rt, "echo", 10*time.Second); err != nil {
 		return err
 	}
 	payload := make([]byte, o.Size)
@@ -195,11 +196,11 @@ func runRequests(ctx context.Context, o Options, n int, r *Result) error {
 	return nil
 }
 
-// runPublish publishes 100-byte reports from the caller side as fast as
+// benchPublish publishes 100-byte reports from the caller side as fast as
 // the publisher's actor can for the duration, and counts what the
 // subscriber on the service side receives.
-func runPublish(ctx context.Context, o Options, r *Result) error {
-	t, err := StartTopology(ctx)
+func benchPublish(ctx context.Context, o benchOptions, r *benchResult) error {
+	t, err := startBenchTopology(ctx)
 	if err != nil {
 		return err
 	}
@@ -247,7 +248,7 @@ func runPublish(ctx context.Context, o Options, r *Result) error {
 	if _, err := t.Caller.Runtime().Start(ctx, "publisher", pub); err != nil {
 		return err
 	}
-	if err := WaitVisible(t.Service.Runtime(), "publisher", 10*time.Second); err != nil {
+	if err := benchWaitVisible(t.Service.Runtime(), "publisher", 10*time.Second); err != nil {
 		return err
 	}
 	sub := service.SetupFunc(func(a *service.Agent) error {
@@ -286,4 +287,4 @@ func runPublish(ctx context.Context, o Options, r *Result) error {
 	return nil
 }
 
-var debugHook func(*Topology)
+var debugHook func(*benchTopology)

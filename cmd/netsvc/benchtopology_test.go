@@ -1,4 +1,4 @@
-package bench
+package main
 
 import (
 	"context"
@@ -8,12 +8,12 @@ import (
 	"time"
 )
 
-func TestRunModes(t *testing.T) {
+func TestBenchRunModes(t *testing.T) {
 	if os.Getenv("NETSVC_BENCH") == "" {
 		t.Skip("set NETSVC_BENCH=1")
 	}
 	for _, m := range []string{"rr", "rrpar", "pub"} {
-		r, err := Run(context.Background(), Options{Mode: m, Duration: 3 * time.Second})
+		r, err := benchRun(context.Background(), benchOptions{Mode: m, Duration: 3 * time.Second})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -22,12 +22,12 @@ func TestRunModes(t *testing.T) {
 	}
 }
 
-func TestProfileMode(t *testing.T) {
+func TestBenchProfileMode(t *testing.T) {
 	m := os.Getenv("NETSVC_BENCH_MODE")
 	if m == "" {
 		t.Skip("set NETSVC_BENCH_MODE")
 	}
-	r, err := Run(context.Background(), Options{Mode: m, Duration: 3 * time.Second})
+	r, err := benchRun(context.Background(), benchOptions{Mode: m, Duration: 3 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
