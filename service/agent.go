@@ -46,9 +46,10 @@ type agentRef struct {
 	pid      *actor.PID
 	// interests is the agent's latest snapshot for the console.
 	interests atomic.Pointer[agentInterests]
-	// queued counts the bytes of envelopes in the mailbox; dropped and
-	// refused what the queue limit turned away.
-	queued           atomic.Int64
+	// mb is the service actor's mailbox, which counts the bytes waiting
+	// in it; dropped counts the envelopes its limit dropped, refused the
+	// requests its limit refused.
+	mb               *serviceMailbox
 	dropped, refused atomic.Uint64
 	done             chan struct{} // closed once the actor has stopped
 }
@@ -107,10 +108,8 @@ func (a *Agent) Receive(ctx actor.Context) {
 	a.ctx = ctx
 	switch m := ctx.Message().(type) {
 	case *Envelope:
-		a.ref.queued.Add(-int64(m.Size()))
 		a.handleEnvelope(m)
 	case *EncodedBatch:
-		a.ref.queued.Add(-int64(len(m.Data)))
 		a.handleEncoded(m)
 	case *callDone:
 		a.finishCall(m)

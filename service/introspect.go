@@ -125,6 +125,23 @@ type Stats struct {
 	Bindings      int             `json:"bindings"`       // visible bindings, local and remote
 	Processes     int             `json:"processes"`      // other processes reachable
 	Pending       int             `json:"pending"`        // requests waiting for answers
+	// Services are the per-service counters, in the order the services
+	// started.
+	Services []ServiceStats `json:"services"`
+}
+
+// ServiceStats are one local service's counters.
+type ServiceStats struct {
+	Name    string  `json:"name"` // "" for an anonymous service
+	Address Address `json:"address"`
+	// QueuedBytes is what waits in the service's mailbox (bounded by
+	// ServiceQueueLimit).
+	QueuedBytes int64 `json:"queued_bytes"`
+	// Dropped counts reports and one-way messages dropped for want of
+	// room in the mailbox.
+	Dropped uint64 `json:"dropped"`
+	// Refused counts requests turned away over the queue limit.
+	Refused uint64 `json:"refused"`
 }
 
 // Stats returns the runtime's counters.
@@ -138,6 +155,16 @@ func (rt *Runtime) Stats() Stats {
 	})
 	rt.ix.mu.RLock()
 	s.LocalServices, s.Bindings, s.Processes = len(rt.ix.locals), len(rt.ix.byAddr), len(rt.ix.procs)
+	refs := make([]*agentRef, 0, len(rt.ix.locals))
+	for _, r := range rt.ix.locals {
+		refs = append(refs, r)
+	}
 	rt.ix.mu.RUnlock()
+	sort.Slice(refs, func(i, j int) bool { return refs[i].id < refs[j].id })
+	s.Services = make([]ServiceStats, len(refs))
+	for i, r := range refs {
+		s.Services[i] = ServiceStats{Name: r.name, Address: r.addr, QueuedBytes: r.mb.queuedBytes(),
+			Dropped: r.dropped.Load(), Refused: r.refused.Load()}
+	}
 	return s
 }

@@ -42,8 +42,13 @@ type Config struct {
 	// StopTimeout bounds how long Close and StopService wait for actors.
 	StopTimeout time.Duration
 	// ServiceQueueLimit bounds the bytes waiting in one service's
-	// mailbox: past it, reports and one-way messages to the service are
-	// dropped (counted) and requests refused with CodeOverloaded.
+	// mailbox, so a slow service cannot make its process run out of
+	// memory (SPEC rule 25). A report or one-way message that would go
+	// over it makes room by dropping the oldest reports and messages
+	// waiting, so a subscriber that catches up gets the latest state (it
+	// is dropped itself only when that would not make room); drops are
+	// counted (Stats.ServiceDrops, Stats.Services). A request over it is
+	// refused with CodeOverloaded. Default DefaultServiceQueueLimit.
 	ServiceQueueLimit int
 	// ProcessID fixes the process id; random when zero. For tests.
 	ProcessID ProcessID
@@ -239,10 +244,12 @@ func (rt *Runtime) start(ctx context.Context, parent *actor.PID, parentCtx actor
 	}
 	ref.id = rt.nextLocal.Add(1)
 	ref.addr = Address{Process: rt.pid, ID: ref.id}
+	ref.mb = newServiceMailbox(rt, ref)
 	ready := make(chan error, 1)
 	a := &Agent{rt: rt, ref: ref, svc: svc, ready: ready}
 	actorName := fmt.Sprintf("%s#%d", displayName(name), ref.id)
-	props := rt.trackedProps(KindService, name, func() actor.Actor { return a }, ref.detail)
+	props := rt.trackedProps(KindService, name, func() actor.Actor { return a }, ref.detail,
+		func() actor.Mailbox { return ref.mb })
 	// ref.pid is set by the agent itself as it starts (Agent.started),
 	// before anyone else can see the ref; writing it here too would race.
 	var pid *actor.PID
@@ -287,7 +294,7 @@ func displayName(name string) string {
 // detail is what the console shows of a service's actor: how far behind
 // it is and what its queue limit turned away.
 func (ref *agentRef) detail() map[string]any {
-	return map[string]any{"address": ref.addr.String(), "queued_bytes": ref.queued.Load(),
+	return map[string]any{"address": ref.addr.String(), "queued_bytes": ref.mb.queuedBytes(),
 		"dropped": ref.dropped.Load(), "refused": ref.refused.Load()}
 }
 
@@ -373,7 +380,7 @@ func (rt *Runtime) route(e *Envelope, from Link) *Failure {
 	link := rt.ix.routeTo(e.To.Process)
 	if link == nil || link == from {
 		f := runtimeFailuref(CodeNoSuchService, "no route to process %s", e.To.Process)
-		rt.undeliverable(e, f)
+		rt.undeliverable(e, f, false)
 		return f
 	}
 	if err := link.Send(e); err != nil {
@@ -381,7 +388,7 @@ func (rt *Runtime) route(e *Envelope, from Link) *Failure {
 		if e.Kind == KindReport && f.Code == CodeOverloaded {
 			return f // queued or dropped by the link, which counts it
 		}
-		rt.undeliverable(e, f)
+		rt.undeliverable(e, f, false)
 		return f
 	}
 	return nil
@@ -394,45 +401,45 @@ func (rt *Runtime) deliverLocal(e *Envelope) {
 	}
 	ref := rt.ix.local(e.To.ID)
 	if ref == nil || (e.Kind == KindRequest && ref.hidden.Load()) {
-		rt.undeliverable(e, runtimeFailuref(CodeNoSuchService, "no service at %s", e.To))
+		rt.undeliverable(e, runtimeFailuref(CodeNoSuchService, "no service at %s", e.To), false)
 		return
 	}
 	if f := rt.post(ref, e); f != nil {
-		rt.undeliverable(e, f)
+		rt.undeliverable(e, f, true)
 	}
 }
 
-// post puts an envelope in a local service's mailbox, unless the service
-// is so far behind that what waits for it is over the queue limit: then a
-// report or one-way message is dropped (and counted), a request refused
-// with CodeOverloaded. That bounds the memory a slow service can make its
-// process hold, whoever sends to it (SPEC rule 25).
+// post puts an envelope in a local service's mailbox, within its queue
+// limit (SPEC rule 25; see serviceMailbox): a report or one-way message
+// is queued, older ones dropped to make room, or dropped itself (all
+// counted); a request over the limit is refused with CodeOverloaded.
+// That bounds the memory a slow service can make its process hold,
+// whoever sends to it.
 func (rt *Runtime) post(ref *agentRef, e *Envelope) *Failure {
-	n := int64(e.Size())
-	if e.Kind != KindSubscribe && e.Kind != KindUnsubscribe && ref.queued.Load()+n > int64(rt.cfg.ServiceQueueLimit) {
-		switch e.Kind {
-		case KindReport, KindMessage:
-			ref.dropped.Add(1)
-			rt.stats.droppedAtService.Add(1)
-			return nil
-		}
-		ref.refused.Add(1)
-		return runtimeFailuref(CodeOverloaded, "%s is %d bytes behind, over its queue limit of %d", displayName(ref.name), ref.queued.Load(), rt.cfg.ServiceQueueLimit)
+	class := classLimited
+	switch e.Kind {
+	case KindReport, KindMessage:
+		class = classDroppable
+	case KindSubscribe, KindUnsubscribe:
+		class = classFree
 	}
-	ref.queued.Add(n)
-	rt.sys.Root.Send(ref.pid, e)
+	if q, ok := ref.mb.offer(e, int64(e.Size()), class); !ok {
+		ref.refused.Add(1)
+		return runtimeFailuref(CodeOverloaded, "%s is %d bytes behind, over its queue limit of %d", displayName(ref.name), q, rt.cfg.ServiceQueueLimit)
+	}
 	return nil
 }
 
 // undeliverable answers a request that cannot go on with a failure, and
-// counts anything else as dropped.
-func (rt *Runtime) undeliverable(e *Envelope, f *Failure) {
+// counts anything else as dropped. notRun marks the failure as one the
+// caller may retry elsewhere: the request provably reached no handler.
+func (rt *Runtime) undeliverable(e *Envelope, f *Failure, notRun bool) {
 	rt.stats.countFailure(f.Code)
 	if e.Kind != KindRequest {
 		rt.stats.undelivered.Add(1)
 		return
 	}
-	rt.route(&Envelope{Kind: KindFailure, To: e.From, From: e.To, Conv: e.Conv, ContentType: ContentCBOR, Data: encodeFailure(f)}, nil)
+	rt.route(&Envelope{Kind: KindFailure, To: e.From, From: e.To, Conv: e.Conv, ContentType: ContentCBOR, Data: encodeFailure(f), NotRun: notRun}, nil)
 }
 
 // --- calls from outside any service ---

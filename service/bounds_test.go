@@ -1,0 +1,152 @@
+package service_test
+
+import (
+	"fmt"
+	"sync"
+	"testing"
+
+	"github.com/netsvc-go/netsvc/service"
+)
+
+// Tests of the bounds a slow or hostile peer meets (SPEC rule 25).
+
+// serviceStats returns the counters of the local service at addr.
+func serviceStats(t testing.TB, rt *service.Runtime, addr service.Address) service.ServiceStats {
+	t.Helper()
+	for _, s := range rt.Stats().Services {
+		if s.Address == addr {
+			return s
+		}
+	}
+	t.Fatalf("no stats for %s", addr)
+	return service.ServiceStats{}
+}
+
+// startGated starts a service whose "block" method blocks until release
+// is called (at the latest when the test ends); blocked receives once it
+// has started.
+func startGated(t testing.TB, rt *service.Runtime, name string, setup func(a *service.Agent)) (addr service.Address, release func(), blocked chan string) {
+	gate, blocked := make(chan struct{}), make(chan string, 10)
+	var once sync.Once
+	release = func() { once.Do(func() { close(gate) }) }
+	addr = start(t, rt, name, func(a *service.Agent) error {
+		a.Export("block", func(r *service.Request) {
+			blocked <- r.Method()
+			<-gate
+		})
+		if setup != nil {
+			setup(a)
+		}
+		return nil
+	})
+	t.Cleanup(release) // runs before the runtime's Close
+	return addr, release, blocked
+}
+
+// Rule 25: a request that does not fit in the service's queue is
+// refused with CodeOverloaded; over a link its failure says it never
+// reached a handler (NotRun), so the caller may try elsewhere.
+func TestServiceQueueRefusesRequestsOverLimit(t *testing.T) {
+	const limit = 2048
+	rt := newRuntime(t, service.Config{ProcessID: here, ServiceQueueLimit: limit})
+	ctx := testCtx(t)
+	addr, release, blocked := startGated(t, rt, "slow", func(a *service.Agent) {
+		a.Export("size", func(b []byte) int { return len(b) })
+	})
+	first := callAsync(ctx, rt, addr, "block")
+	recv(t, blocked, "the handler to block")
+	big := make([]byte, 1200)
+	queued := callAsync(ctx, rt, addr, "size", big) // fits
+	waitFor(t, waitTimeout, "the request to queue", func() bool { return serviceStats(t, rt, addr).QueuedBytes > 1200 })
+
+	_, err := rt.Call(ctx, addr, "size", big)
+	wantFailure(t, err, service.CodeOverloaded)
+
+	la := newFakeLink("A", procA)
+	rt.LearnRoute(procA, la)
+	args, _ := service.EncodeArgs(big)
+	rt.Deliver(&service.Envelope{Kind: service.KindRequest, To: addr, From: service.Address{Process: procA, ID: 5}, Conv: 90,
+		Subject: "size", ContentType: args.ContentType, Data: args.Data}, la)
+	fe := recv(t, la.sent, "the failure")
+	f := decode[service.Failure](t, service.Payload{ContentType: fe.ContentType, Data: fe.Data})
+	if fe.Kind != service.KindFailure || fe.Conv != 90 || f.Code != service.CodeOverloaded || !fe.NotRun {
+		t.Fatalf("failure envelope %+v: %+v; want CodeOverloaded, NotRun", fe, f)
+	}
+
+	release()
+	if err := recv(t, first, "the blocked call"); err != nil {
+		t.Fatal(err)
+	}
+	if err := recv(t, queued, "the queued call"); err != nil {
+		t.Fatal(err)
+	}
+	if s := serviceStats(t, rt, addr); s.Refused != 2 || s.Dropped != 0 || s.Name != "slow" {
+		t.Fatalf("service stats %+v; want 2 refused", s)
+	}
+}
+
+// fakeFrames encodes reports for a fake EncodedBatch: a length byte, then
+// the report's data.
+func fakeFrames(sizes ...int) []byte {
+	var b []byte
+	for _, n := range sizes {
+		b = append(b, byte(n))
+		b = append(b, make([]byte, n)...)
+	}
+	return b
+}
+
+func fakeDecode(b []byte, e *service.Envelope) ([]byte, error) {
+	n := int(b[0])
+	if len(b) < 1+n {
+		return nil, fmt.Errorf("short frame")
+	}
+	*e = service.Envelope{Kind: service.KindReport, From: service.Address{Process: procA, ID: 1}, Subject: "s", Pattern: "s",
+		ContentType: service.ContentCBOR, Data: b[1 : 1+n]}
+	return b[1+n:], nil
+}
+
+// Rule 25 for batches from links: a Droppable batch is one more
+// droppable message (older ones make room for it, or it is dropped
+// whole, every envelope counted); a batch that may hold requests and
+// does not fit is handed back (false).
+func TestServiceQueueDroppableBatches(t *testing.T) {
+	const limit = 1024
+	rt := newRuntime(t, service.Config{ProcessID: here, ServiceQueueLimit: limit})
+	addr, release, blocked := startGated(t, rt, "sink", nil)
+	done := callAsync(testCtx(t), rt, addr, "block")
+	recv(t, blocked, "the handler to block")
+	deliver := func(droppable bool, sizes ...int) bool {
+		return rt.DeliverEncoded(addr.ID, &service.EncodedBatch{Data: fakeFrames(sizes...), Decode: fakeDecode, Droppable: droppable})
+	}
+	check := func(what string, queued int64, dropped uint64) {
+		t.Helper()
+		if s := serviceStats(t, rt, addr); s.QueuedBytes != queued || s.Dropped != dropped {
+			t.Fatalf("%s: queued %d, dropped %d; want %d, %d", what, s.QueuedBytes, s.Dropped, queued, dropped)
+		}
+	}
+	if !deliver(true, 150, 150, 150) || !deliver(true, 150, 150, 150) {
+		t.Fatal("batches that fit were refused")
+	}
+	check("two batches", 906, 0)
+	if !deliver(true, 200, 200) {
+		t.Fatal("a droppable batch was refused")
+	}
+	check("a third batch, the first dropped to make room", 855, 3)
+	if !deliver(true, 219, 219, 219, 219, 219) {
+		t.Fatal("a droppable batch larger than the limit was refused")
+	}
+	check("a batch that cannot fit, dropped whole", 855, 8)
+	if deliver(false, 200, 200) {
+		t.Fatal("a batch that may hold requests was taken over the limit")
+	}
+	check("a batch handed back", 855, 8)
+	if s := rt.Stats(); s.ServiceDrops != 8 {
+		t.Fatalf("Stats().ServiceDrops = %d, want 8", s.ServiceDrops)
+	}
+	release()
+	if err := recv(t, done, "the blocked call"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, waitTimeout, "the queue to drain", func() bool { return serviceStats(t, rt, addr).QueuedBytes == 0 })
+}
