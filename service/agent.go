@@ -264,7 +264,10 @@ func (a *Agent) handleEncoded(b *EncodedBatch) {
 	// batch (to let go of its memory), not after each envelope.
 	defer func() { a.inbound = Envelope{} }()
 	rest := b.Data
-	for len(rest) > 0 {
+	for first := true; len(rest) > 0; first = false {
+		if !first {
+			a.ref.mb.begin() // for the watchdog, each envelope is a message of its own
+		}
 		e := &a.inbound
 		var err error
 		if rest, err = b.Decode(rest, e); err != nil {

@@ -1,14 +1,74 @@
 package service_test
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/netsvc-go/netsvc/service"
 )
 
-// Tests of the bounds a slow or hostile peer meets (SPEC rule 25).
+// Tests of the bounds a slow or hostile peer meets (SPEC rules 25, 36)
+// and of the watch on handlers that run too long.
+
+// logSink keeps log records for tests to look at.
+type logSink struct {
+	mu   sync.Mutex
+	recs []logRecord
+}
+
+type logRecord struct {
+	Level slog.Level
+	Msg   string
+	Attrs map[string]string
+}
+
+func (s *logSink) logger() *slog.Logger { return slog.New(&sinkHandler{sink: s}) }
+
+// find returns the records at level whose message contains text.
+func (s *logSink) find(level slog.Level, text string) []logRecord {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []logRecord
+	for _, r := range s.recs {
+		if r.Level == level && strings.Contains(r.Msg, text) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+type sinkHandler struct {
+	sink  *logSink
+	attrs []slog.Attr
+}
+
+func (h *sinkHandler) Enabled(context.Context, slog.Level) bool { return true }
+
+func (h *sinkHandler) Handle(_ context.Context, r slog.Record) error {
+	rec := logRecord{Level: r.Level, Msg: r.Message, Attrs: map[string]string{}}
+	for _, a := range h.attrs {
+		rec.Attrs[a.Key] = a.Value.String()
+	}
+	r.Attrs(func(a slog.Attr) bool {
+		rec.Attrs[a.Key] = a.Value.String()
+		return true
+	})
+	h.sink.mu.Lock()
+	h.sink.recs = append(h.sink.recs, rec)
+	h.sink.mu.Unlock()
+	return nil
+}
+
+func (h *sinkHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	return &sinkHandler{sink: h.sink, attrs: append(append([]slog.Attr{}, h.attrs...), as...)}
+}
+
+func (h *sinkHandler) WithGroup(string) slog.Handler { return h }
 
 // serviceStats returns the counters of the local service at addr.
 func serviceStats(t testing.TB, rt *service.Runtime, addr service.Address) service.ServiceStats {
@@ -20,6 +80,18 @@ func serviceStats(t testing.TB, rt *service.Runtime, addr service.Address) servi
 	}
 	t.Fatalf("no stats for %s", addr)
 	return service.ServiceStats{}
+}
+
+// treeDetail returns the tree's detail of the service actor at addr.
+func treeDetail(t testing.TB, rt *service.Runtime, addr service.Address) map[string]any {
+	t.Helper()
+	for _, a := range rt.Tree().Snapshot() {
+		if a.Kind == service.KindService && a.Detail["address"] == addr.String() {
+			return a.Detail
+		}
+	}
+	t.Fatalf("no service actor for %s in the tree", addr)
+	return nil
 }
 
 // startGated starts a service whose "block" method blocks until release
@@ -150,3 +222,61 @@ func TestServiceQueueDroppableBatches(t *testing.T) {
 	}
 	waitFor(t, waitTimeout, "the queue to drain", func() bool { return serviceStats(t, rt, addr).QueuedBytes == 0 })
 }
+
+// A handler that runs past SlowHandler is logged once at Warn (service,
+// address, method, for how long), shows as stuck in the tree and the
+// stats, and is logged again at Info when it finishes.
+func TestSlowHandlerFlagged(t *testing.T) {
+	const slow = 100 * time.Millisecond
+	var logs logSink
+	rt := newRuntime(t, service.Config{Logger: logs.logger(), SlowHandler: slow})
+	addr, release, blocked := startGated(t, rt, "busy", nil)
+	done := callAsync(testCtx(t), rt, addr, "block")
+	recv(t, blocked, "the handler to block")
+
+	waitFor(t, waitTimeout, "the warning", func() bool { return len(logs.find(slog.LevelWarn, "running for")) > 0 })
+	w := logs.find(slog.LevelWarn, "running for")[0]
+	if w.Attrs["service"] != "busy" || w.Attrs["address"] != addr.String() || w.Attrs["method"] != "block" || w.Attrs["busy_for"] == "" {
+		t.Fatalf("warning %+v", w)
+	}
+	if d := treeDetail(t, rt, addr); d["stuck"] != true || d["busy_for_s"].(float64) < slow.Seconds() {
+		t.Fatalf("tree detail %v; want stuck, busy for %v or more", d, slow)
+	}
+	if s := serviceStats(t, rt, addr); !s.Stuck || s.BusySeconds < slow.Seconds() {
+		t.Fatalf("service stats %+v; want stuck", s)
+	}
+	// Still busy three thresholds on: still one warning.
+	waitFor(t, waitTimeout, "more time", func() bool { return serviceStats(t, rt, addr).BusySeconds > 3*slow.Seconds() })
+	if n := len(logs.find(slog.LevelWarn, "running for")); n != 1 {
+		t.Fatalf("%d warnings for one episode", n)
+	}
+	if n := len(logs.find(slog.LevelInfo, "finished after")); n != 0 {
+		t.Fatal("finished before it was released")
+	}
+
+	release()
+	if err := recv(t, done, "the blocked call"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, waitTimeout, "the finished line", func() bool { return len(logs.find(slog.LevelInfo, "finished after")) == 1 })
+	if f := logs.find(slog.LevelInfo, "finished after")[0]; f.Attrs["service"] != "busy" || f.Attrs["method"] != "block" {
+		t.Fatalf("finished line %+v", f)
+	}
+	if s := serviceStats(t, rt, addr); s.Stuck || s.BusySeconds != 0 {
+		t.Fatalf("service stats after release %+v", s)
+	}
+	if d := treeDetail(t, rt, addr); d["stuck"] != nil || d["busy_for_s"] != nil {
+		t.Fatalf("tree detail after release %v", d)
+	}
+	// Fast handlers are not flagged.
+	for i := 0; i < 20; i++ {
+		if _, err := rt.Call(testCtx(t), addr, execMethodMissing); err == nil {
+			t.Fatal("a missing method answered")
+		}
+	}
+	if n := len(logs.find(slog.LevelWarn, "running for")); n != 1 {
+		t.Fatalf("%d warnings after fast calls", n)
+	}
+}
+
+const execMethodMissing = "no.such.method"

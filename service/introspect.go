@@ -142,6 +142,11 @@ type ServiceStats struct {
 	Dropped uint64 `json:"dropped"`
 	// Refused counts requests turned away over the queue limit.
 	Refused uint64 `json:"refused"`
+	// BusySeconds is how long the running handler has run, once that is
+	// past SlowHandler; 0 otherwise.
+	BusySeconds float64 `json:"busy_seconds"`
+	// Stuck says a handler has been running past SlowHandler.
+	Stuck bool `json:"stuck"`
 }
 
 // Stats returns the runtime's counters.
@@ -163,8 +168,9 @@ func (rt *Runtime) Stats() Stats {
 	sort.Slice(refs, func(i, j int) bool { return refs[i].id < refs[j].id })
 	s.Services = make([]ServiceStats, len(refs))
 	for i, r := range refs {
+		busy, stuck := r.mb.busy()
 		s.Services[i] = ServiceStats{Name: r.name, Address: r.addr, QueuedBytes: r.mb.queuedBytes(),
-			Dropped: r.dropped.Load(), Refused: r.refused.Load()}
+			Dropped: r.dropped.Load(), Refused: r.refused.Load(), BusySeconds: busy.Seconds(), Stuck: stuck}
 	}
 	return s
 }

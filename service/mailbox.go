@@ -4,6 +4,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 )
@@ -20,6 +21,9 @@ import (
 //     subscriber that recovers gets the latest state; it is dropped
 //     itself only when dropping everything droppable before it would not
 //     make room. A request over the bound is refused.
+//   - what the watchdog needs to see a handler that runs too long: which
+//     message is running (a sequence number) and, for a request, which
+//     method.
 //
 // Posting and taking a message allocate nothing: the queue is a ring of
 // slots that grows by doubling; a dropped message leaves an empty slot
@@ -50,6 +54,16 @@ type serviceMailbox struct {
 	invoker      actor.MessageInvoker
 	dispatcher   actor.Dispatcher
 	process      func() // processMessages, bound once: a method value per schedule would allocate
+
+	// What runs now, for the watchdog. seq is the consumer's own.
+	seq     uint64
+	cur     atomic.Uint64 // sequence number of the message running, 0 when idle
+	method  atomic.Pointer[method]
+	episode atomic.Pointer[slowEpisode]
+	// The watchdog's own notes.
+	wSeq     uint64    // the message it saw running last time
+	wSince   time.Time // when it first saw it
+	wFlagged uint64    // the last message it reported as slow
 }
 
 // msgClass says what the queue limit does to a message.
@@ -332,6 +346,7 @@ func (m *serviceMailbox) schedule() {
 func (m *serviceMailbox) processMessages() {
 	for {
 		m.run()
+		m.idle()
 		m.status.Store(mailboxIdle)
 		// Anything posted after the loop ended?
 		if m.sysMessages.Load() <= 0 && (m.suspended.Load() || m.userMessages.Load() <= 0) {
@@ -366,6 +381,7 @@ func (m *serviceMailbox) run() {
 				case *actor.ResumeMailbox:
 					m.suspended.Store(false)
 				default:
+					m.begin()
 					m.invoker.InvokeSystemMessage(msg)
 				}
 				continue
@@ -377,6 +393,151 @@ func (m *serviceMailbox) run() {
 		if msg = m.pop(); msg == nil {
 			return
 		}
+		m.begin()
 		m.invoker.InvokeUserMessage(msg)
 	}
+}
+
+// --- slow handlers ---
+
+// slowEpisode is a handler the watchdog found running past
+// Config.SlowHandler.
+type slowEpisode struct {
+	seq    uint64
+	since  time.Time // when the watchdog first saw it running
+	method string    // "" unless it serves a request
+}
+
+// begin marks the start of the next message (or of the next envelope of
+// a batch): what ran before has finished.
+func (m *serviceMailbox) begin() {
+	m.seq++
+	m.cur.Store(m.seq)
+	if ep := m.episode.Load(); ep != nil {
+		m.finishEpisode(ep)
+	}
+}
+
+// idle marks the mailbox as having nothing running.
+func (m *serviceMailbox) idle() {
+	m.cur.Store(0)
+	if ep := m.episode.Load(); ep != nil {
+		m.finishEpisode(ep)
+	}
+}
+
+// finishEpisode logs that a slow handler finished, once, whoever notices
+// first: the mailbox as it moves on, or the watchdog.
+func (m *serviceMailbox) finishEpisode(ep *slowEpisode) {
+	if !m.episode.CompareAndSwap(ep, nil) {
+		return
+	}
+	d := roundDuration(time.Since(ep.since))
+	m.rt.log.Info("slow handler finished after "+d.String(), "service", displayName(m.ref.name),
+		"address", m.ref.addr.String(), "method", ep.method, "busy_for", d)
+}
+
+// watch is the watchdog's look at the mailbox, every tick: a message
+// seen running since longer than threshold is reported, once.
+func (m *serviceMailbox) watch(now time.Time, threshold time.Duration) {
+	cur := m.cur.Load()
+	if ep := m.episode.Load(); ep != nil && ep.seq != cur {
+		m.finishEpisode(ep) // the mailbox moved on without noticing
+	}
+	if cur == 0 || cur != m.wSeq {
+		m.wSeq, m.wSince = cur, now
+		return
+	}
+	if cur == m.wFlagged || now.Sub(m.wSince) < threshold {
+		return
+	}
+	m.wFlagged = cur
+	name := ""
+	if mt := m.method.Load(); mt != nil {
+		name = mt.name
+	}
+	if m.cur.Load() != cur {
+		return // it finished meanwhile; the method may be another's
+	}
+	ep := &slowEpisode{seq: cur, since: m.wSince, method: name}
+	m.episode.Store(ep)
+	d := roundDuration(now.Sub(m.wSince))
+	m.rt.log.Warn("service handler running for "+d.String(), "service", displayName(m.ref.name),
+		"address", m.ref.addr.String(), "method", name, "busy_for", d)
+	if m.cur.Load() != cur {
+		m.finishEpisode(ep) // finished as we flagged it: the mailbox may have missed the flag
+	}
+}
+
+// busy returns how long the current handler has run, when it is past
+// the slow threshold.
+func (m *serviceMailbox) busy() (time.Duration, bool) {
+	ep := m.episode.Load()
+	if ep == nil {
+		return 0, false
+	}
+	return time.Since(ep.since), true
+}
+
+// roundDuration keeps logs readable: whole seconds past ten, else
+// milliseconds.
+func roundDuration(d time.Duration) time.Duration {
+	if d >= 10*time.Second {
+		return d.Round(time.Second)
+	}
+	return d.Round(time.Millisecond)
+}
+
+// watchdog is a runtime's one goroutine that looks for services whose
+// handler runs longer than Config.SlowHandler.
+type watchdog struct {
+	rt        *Runtime
+	threshold time.Duration
+	stop      chan struct{}
+	done      chan struct{}
+}
+
+func startWatchdog(rt *Runtime, threshold time.Duration) *watchdog {
+	w := &watchdog{rt: rt, threshold: threshold, stop: make(chan struct{}), done: make(chan struct{})}
+	go w.run()
+	return w
+}
+
+// tick is a tenth of the threshold, within [1 ms, 1 s]: a handler is
+// reported at most a tick or two late, and an idle process wakes up at
+// most once a second.
+func (w *watchdog) tick() time.Duration {
+	return min(max(w.threshold/10, time.Millisecond), time.Second)
+}
+
+func (w *watchdog) run() {
+	defer close(w.done)
+	t := time.NewTicker(w.tick())
+	defer t.Stop()
+	var refs []*agentRef
+	for {
+		select {
+		case <-w.stop:
+			return
+		case <-t.C:
+		}
+		ix := w.rt.ix
+		ix.mu.RLock()
+		for _, r := range ix.locals {
+			refs = append(refs, r)
+		}
+		ix.mu.RUnlock()
+		now := time.Now()
+		for _, r := range refs {
+			r.mb.watch(now, w.threshold)
+		}
+		clear(refs)
+		refs = refs[:0]
+	}
+}
+
+// close stops the watchdog and waits for it.
+func (w *watchdog) close() {
+	close(w.stop)
+	<-w.done
 }

@@ -349,6 +349,7 @@ func TestServiceMailboxAllocationFree(t *testing.T) {
 	m.pop()
 	allocs := testing.AllocsPerRun(1000, func() {
 		m.offer(e, int64(e.Size()), classDroppable)
+		m.begin()
 		m.pop()
 	})
 	if allocs != 0 {

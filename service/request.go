@@ -237,7 +237,9 @@ func (a *Agent) serve(e *Envelope) {
 		return
 	}
 	a.req = Request{agent: a, env: e}
+	a.ref.mb.method.Store(m) // for the watchdog
 	out, panicked := a.invoke(m)
+	a.ref.mb.method.Store(nil)
 	delayed := a.req.delayed
 	a.req = Request{}
 	if panicked != nil {

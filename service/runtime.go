@@ -23,6 +23,11 @@ const (
 	// DefaultServiceQueueLimit is 64 MiB: room for a burst of large
 	// payloads, a bound on a service that stopped keeping up.
 	DefaultServiceQueueLimit = 64 << 20
+	// DefaultSlowHandler is 10 s: far longer than a handler should take
+	// (they run one at a time, so a slow one holds up its service), yet
+	// soon enough that a wedged service is noticed before its callers'
+	// 30 s CallTimeout all fire.
+	DefaultSlowHandler = 10 * time.Second
 )
 
 // Config configures a Runtime. The zero value works.
@@ -50,6 +55,14 @@ type Config struct {
 	// counted (Stats.ServiceDrops, Stats.Services). A request over it is
 	// refused with CodeOverloaded. Default DefaultServiceQueueLimit.
 	ServiceQueueLimit int
+	// SlowHandler is how long a handler may run before its service is
+	// reported busy: a Warn log naming the service, the method and for
+	// how long, once per episode, an Info log when it finishes, and
+	// "stuck" in the console (Tree, Stats.Services). Handlers run one at
+	// a time, so one blocked forever wedges its service while it stays
+	// advertised; this makes that visible. Default DefaultSlowHandler; a
+	// negative value turns the watch off.
+	SlowHandler time.Duration
 	// ProcessID fixes the process id; random when zero. For tests.
 	ProcessID ProcessID
 }
@@ -79,6 +92,7 @@ type Runtime struct {
 	closing   atomic.Bool
 	closeOnce sync.Once
 	stats     runtimeStats
+	watchdog  *watchdog // nil when SlowHandler is negative
 }
 
 // runtimeStats are counters the console and metrics read.
@@ -111,6 +125,9 @@ func NewRuntime(cfg Config) (*Runtime, error) {
 	}
 	if cfg.ServiceQueueLimit <= 0 {
 		cfg.ServiceQueueLimit = DefaultServiceQueueLimit
+	}
+	if cfg.SlowHandler == 0 {
+		cfg.SlowHandler = DefaultSlowHandler
 	}
 	if cfg.Node == "" {
 		cfg.Node, _ = os.Hostname()
@@ -150,6 +167,9 @@ func NewRuntime(cfg Config) (*Runtime, error) {
 		Configure(actor.WithSupervisor(resumeStrategy(rt))), "services")
 	if err != nil {
 		return nil, fmt.Errorf("start services: %w", err)
+	}
+	if cfg.SlowHandler > 0 {
+		rt.watchdog = startWatchdog(rt, cfg.SlowHandler)
 	}
 	return rt, nil
 }
@@ -292,10 +312,16 @@ func displayName(name string) string {
 }
 
 // detail is what the console shows of a service's actor: how far behind
-// it is and what its queue limit turned away.
+// it is, what its limits turned away, and whether a handler has been
+// running past Config.SlowHandler (busy_for_s, stuck).
 func (ref *agentRef) detail() map[string]any {
-	return map[string]any{"address": ref.addr.String(), "queued_bytes": ref.mb.queuedBytes(),
+	d := map[string]any{"address": ref.addr.String(), "queued_bytes": ref.mb.queuedBytes(),
 		"dropped": ref.dropped.Load(), "refused": ref.refused.Load()}
+	if busy, stuck := ref.mb.busy(); stuck {
+		d["busy_for_s"] = busy.Seconds()
+		d["stuck"] = true
+	}
+	return d
 }
 
 // StopService stops a local service: it is withdrawn everywhere and its
@@ -338,6 +364,9 @@ func (rt *Runtime) Close(ctx context.Context) error {
 		}
 		rt.sys.Root.Stop(rt.registry)
 		rt.sys.Shutdown()
+		if rt.watchdog != nil {
+			rt.watchdog.close()
+		}
 	})
 	return err
 }
