@@ -124,6 +124,8 @@ func (a *Agent) Receive(ctx actor.Context) {
 	case *actor.Stopping:
 		a.stop()
 	case *actor.Stopped:
+		// Nothing runs in the service now: give back what it held.
+		a.releaseSubscribers()
 		close(a.ref.done)
 	}
 }

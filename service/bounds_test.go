@@ -280,3 +280,76 @@ func TestSlowHandlerFlagged(t *testing.T) {
 }
 
 const execMethodMissing = "no.such.method"
+
+// Rule 36: the subscription patterns publishers hold for another
+// process are bounded per process and in all; one over is ignored, logged
+// (once a minute per publisher) and counted; a slot comes back when its
+// pattern goes, however it goes. Local subscribers are not limited.
+func TestSubscriptionLimits(t *testing.T) {
+	var logs logSink
+	rt := newRuntime(t, service.Config{ProcessID: here, Logger: logs.logger(), MaxSubscriptionsPerProcess: 3, MaxSubscriptions: 5})
+	la, lb := newFakeLink("A", procA), newFakeLink("B", procB)
+	for _, l := range []*fakeLink{la, lb} {
+		rt.Import(l, service.Change{Kind: service.Available, Process: true,
+			Binding: service.Binding{Address: service.Address{Process: l.peer}, Node: "n" + l.id}})
+	}
+	rt.Sync()
+	pub := startProbe(t, rt, "pub", nil)
+	subA, subB := service.Address{Process: procA, ID: 1}, service.Address{Process: procB, ID: 1}
+	subscribe := func(l *fakeLink, from service.Address, kind service.Kind, patterns ...string) {
+		for _, p := range patterns {
+			rt.Deliver(&service.Envelope{Kind: kind, To: pub.Addr, From: from, Subject: p}, l)
+		}
+	}
+	held := func() map[service.Address]int {
+		out := map[service.Address]int{}
+		pub.Do(func(a *service.Agent) {
+			for s, ps := range a.Subscribers() {
+				out[s] = len(ps)
+			}
+		})
+		return out
+	}
+	subscribe(la, subA, service.KindSubscribe, "a.1", "a.2", "a.3", "a.4", "a.1")
+	subscribe(lb, subB, service.KindSubscribe, "b.1", "b.2", "b.3")
+	// A local subscriber with more patterns than either bound.
+	local := startProbe(t, rt, "local", nil)
+	local.Do(func(a *service.Agent) {
+		for i := 0; i < 7; i++ {
+			if _, err := a.Subscribe(pub.Addr, fmt.Sprintf("l.%d", i), func(service.Report) {}); err != nil {
+				t.Error(err)
+			}
+		}
+	})
+	waitFor(t, waitTimeout, "the local subscriptions", func() bool { return held()[local.Addr] == 7 })
+	if h := held(); h[subA] != 3 || h[subB] != 2 {
+		t.Fatalf("patterns held %v; want 3 for A (its bound), 2 for B (the node's)", h)
+	}
+	if s := rt.Stats(); s.Subscriptions != 5 || s.SubscriptionsRefused != 2 {
+		t.Fatalf("stats: %d held, %d refused; want 5, 2", s.Subscriptions, s.SubscriptionsRefused)
+	}
+	if w := logs.find(slog.LevelWarn, "ignoring subscriptions"); len(w) != 1 || w[0].Attrs["refused"] != "1" || w[0].Attrs["reason"] == "" {
+		t.Fatalf("want one rate-limited warning with a count and a reason, got %+v", w)
+	}
+
+	// Unsubscribing gives a slot back: B may take it.
+	subscribe(la, subA, service.KindUnsubscribe, "a.2")
+	subscribe(lb, subB, service.KindSubscribe, "b.3")
+	if h := held(); h[subA] != 2 || h[subB] != 3 {
+		t.Fatalf("after an unsubscribe, held %v", h)
+	}
+	if s := rt.Stats(); s.Subscriptions != 5 || s.SubscriptionsRefused != 2 {
+		t.Fatalf("stats after an unsubscribe: %+v", s)
+	}
+	// A going away gives its slots back.
+	rt.LinkDown(la)
+	waitFor(t, waitTimeout, "A's patterns to go", func() bool { return held()[subA] == 0 })
+	if s := rt.Stats(); s.Subscriptions != 3 {
+		t.Fatalf("%d held after A went, want 3", s.Subscriptions)
+	}
+	// The publisher stopping gives back the rest.
+	stop(t, rt, pub.Addr)
+	if s := rt.Stats(); s.Subscriptions != 0 {
+		t.Fatalf("%d held after the publisher stopped, want 0", s.Subscriptions)
+	}
+}

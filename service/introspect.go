@@ -125,6 +125,12 @@ type Stats struct {
 	Bindings      int             `json:"bindings"`       // visible bindings, local and remote
 	Processes     int             `json:"processes"`      // other processes reachable
 	Pending       int             `json:"pending"`        // requests waiting for answers
+	// Subscriptions is how many subscription patterns this process's
+	// publishers hold for other processes (MaxSubscriptions bounds it).
+	Subscriptions int `json:"subscriptions"`
+	// SubscriptionsRefused counts subscriptions from other processes
+	// ignored over MaxSubscriptionsPerProcess or MaxSubscriptions.
+	SubscriptionsRefused uint64 `json:"subscriptions_refused"`
 	// Services are the per-service counters, in the order the services
 	// started.
 	Services []ServiceStats `json:"services"`
@@ -153,7 +159,8 @@ type ServiceStats struct {
 func (rt *Runtime) Stats() Stats {
 	s := Stats{Requests: rt.stats.requests.Load(), LateReplies: rt.stats.lateReplies.Load(),
 		Undelivered: rt.stats.undelivered.Load(), ServiceDrops: rt.stats.droppedAtService.Load(),
-		Failures: map[Code]uint64{}, Pending: rt.pending.len()}
+		Failures: map[Code]uint64{}, Pending: rt.pending.len(),
+		Subscriptions: rt.subs.held(), SubscriptionsRefused: rt.stats.subsRefused.Load()}
 	rt.stats.failures.Range(func(k, v any) bool {
 		s.Failures[k.(Code)] = v.(*atomic.Uint64).Load()
 		return true

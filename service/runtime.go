@@ -28,6 +28,13 @@ const (
 	// soon enough that a wedged service is noticed before its callers'
 	// 30 s CallTimeout all fire.
 	DefaultSlowHandler = 10 * time.Second
+	// DefaultMaxSubscriptionsPerProcess is 10,000 patterns: far more than
+	// one program subscribes to, so only a runaway peer meets it.
+	DefaultMaxSubscriptionsPerProcess = 10_000
+	// DefaultMaxSubscriptions is 100,000 patterns: ten processes at their
+	// bound; each costs a publisher a few hundred bytes and every publish
+	// a pattern match.
+	DefaultMaxSubscriptions = 100_000
 )
 
 // Config configures a Runtime. The zero value works.
@@ -63,6 +70,18 @@ type Config struct {
 	// advertised; this makes that visible. Default DefaultSlowHandler; a
 	// negative value turns the watch off.
 	SlowHandler time.Duration
+	// MaxSubscriptionsPerProcess bounds the subscription patterns this
+	// process's publishers hold, all together, for one other process:
+	// each is memory, a registry watch and work on every publish, and a
+	// peer must not grow them without bound (SPEC rule 36). A remote
+	// subscription past it is ignored, logged and counted
+	// (Stats.SubscriptionsRefused); subscribers in this process are not
+	// limited. Default DefaultMaxSubscriptionsPerProcess.
+	MaxSubscriptionsPerProcess int
+	// MaxSubscriptions bounds the patterns held for all other processes
+	// together, so many peers cannot do what one may not. Default
+	// DefaultMaxSubscriptions.
+	MaxSubscriptions int
 	// ProcessID fixes the process id; random when zero. For tests.
 	ProcessID ProcessID
 }
@@ -93,6 +112,7 @@ type Runtime struct {
 	closeOnce sync.Once
 	stats     runtimeStats
 	watchdog  *watchdog // nil when SlowHandler is negative
+	subs      subscriptionSlots
 }
 
 // runtimeStats are counters the console and metrics read.
@@ -102,6 +122,7 @@ type runtimeStats struct {
 	lateReplies      atomic.Uint64 // answers that arrived after the caller gave up
 	undelivered      atomic.Uint64 // envelopes with nowhere to go
 	droppedAtService atomic.Uint64 // reports and messages a slow service had no room for
+	subsRefused      atomic.Uint64 // remote subscriptions over MaxSubscriptions(PerProcess)
 }
 
 func (s *runtimeStats) countFailure(c Code) {
@@ -129,6 +150,12 @@ func NewRuntime(cfg Config) (*Runtime, error) {
 	if cfg.SlowHandler == 0 {
 		cfg.SlowHandler = DefaultSlowHandler
 	}
+	if cfg.MaxSubscriptionsPerProcess <= 0 {
+		cfg.MaxSubscriptionsPerProcess = DefaultMaxSubscriptionsPerProcess
+	}
+	if cfg.MaxSubscriptions <= 0 {
+		cfg.MaxSubscriptions = DefaultMaxSubscriptions
+	}
 	if cfg.Node == "" {
 		cfg.Node, _ = os.Hostname()
 	}
@@ -141,6 +168,7 @@ func NewRuntime(cfg Config) (*Runtime, error) {
 		pid = NewProcessID()
 	}
 	rt := &Runtime{cfg: cfg, pid: pid, node: cfg.Node, log: log, ix: newIndex(), started: time.Now()}
+	rt.subs.init(cfg.MaxSubscriptionsPerProcess, cfg.MaxSubscriptions)
 	// protoactor logs through slog too; keep it at warnings so a busy
 	// node is not drowned in dead-letter and lifecycle lines.
 	rt.sys = actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
