@@ -48,9 +48,10 @@ type agentRef struct {
 	interests atomic.Pointer[agentInterests]
 	// mb is the service actor's mailbox, which counts the bytes waiting
 	// in it; dropped counts the envelopes its limit dropped, refused the
-	// requests its limit refused.
+	// requests the limits turned away (queue, delayed requests).
 	mb               *serviceMailbox
 	dropped, refused atomic.Uint64
+	delayed          atomic.Int64  // requests delayed and not answered yet
 	done             chan struct{} // closed once the actor has stopped
 }
 
@@ -74,6 +75,7 @@ type Agent struct {
 	watchTargets map[uint64]string
 	timers       map[uint64]*Timer
 	delayed      map[uint64]Address // conversation → caller, for delayed replies
+	delayedLog   rateLog            // refusals over MaxDelayed, for the log
 	req          Request            // reused for every request: handlers run one at a time
 	scratch      Envelope           // reused for envelopes a link encodes at once
 	inbound      Envelope           // reused for envelopes decoded from a batch
@@ -125,6 +127,7 @@ func (a *Agent) Receive(ctx actor.Context) {
 		a.stop()
 	case *actor.Stopped:
 		// Nothing runs in the service now: give back what it held.
+		a.releaseDelayed()
 		a.releaseSubscribers()
 		close(a.ref.done)
 	}

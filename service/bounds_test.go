@@ -353,3 +353,99 @@ func TestSubscriptionLimits(t *testing.T) {
 		t.Fatalf("%d held after the publisher stopped, want 0", s.Subscriptions)
 	}
 }
+
+// Rule 36: requests a service delayed and has not answered are bounded
+// per service and per process; at a bound, a request fails with
+// CodeOverloaded (NotRun) before its handler runs, and is counted; an
+// answer gives the place back. Services holding no delayed request go
+// on serving at the process's bound.
+func TestDelayedLimits(t *testing.T) {
+	rt := newRuntime(t, service.Config{ProcessID: here, MaxDelayed: 2, MaxDelayedTotal: 3})
+	ctx := testCtx(t)
+	type delaying struct {
+		addr service.Address
+		ran  chan struct{}
+	}
+	startDelaying := func(name string) delaying {
+		d := delaying{ran: make(chan struct{}, 10)}
+		var waiting []service.Delayed
+		d.addr = start(t, rt, name, func(a *service.Agent) error {
+			a.Export("wait", func(r *service.Request) {
+				d.ran <- struct{}{}
+				waiting = append(waiting, r.Delay())
+			})
+			// Not a request: at its bound, the service refuses every
+			// request, the one that would let it answer too.
+			a.HandleMessages(service.AllServices, "release", func(service.Message) {
+				for _, w := range waiting {
+					_ = w.Reply("done")
+				}
+				waiting = nil
+			})
+			return nil
+		})
+		return d
+	}
+	sender := startProbe(t, rt, "", nil)
+	release := func(to service.Address) {
+		sender.Do(func(a *service.Agent) {
+			if err := a.SendMessage(to, "release", "", nil, 0); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	d1, d2 := startDelaying("d1"), startDelaying("d2")
+	w1, w2 := callAsync(ctx, rt, d1.addr, "wait"), callAsync(ctx, rt, d1.addr, "wait")
+	waitFor(t, waitTimeout, "two delayed", func() bool { return rt.Stats().Delayed == 2 })
+
+	// d1 is at its bound.
+	_, err := rt.Call(ctx, d1.addr, "wait")
+	wantFailure(t, err, service.CodeOverloaded)
+	la := newFakeLink("A", procA)
+	rt.LearnRoute(procA, la)
+	rt.Deliver(&service.Envelope{Kind: service.KindRequest, To: d1.addr, From: service.Address{Process: procA, ID: 5}, Conv: 91,
+		Subject: "wait", ContentType: service.ContentCBOR, Data: []byte{0x80}}, la)
+	fe := recv(t, la.sent, "the failure")
+	if f := decode[service.Failure](t, service.Payload{ContentType: fe.ContentType, Data: fe.Data}); f.Code != service.CodeOverloaded || !fe.NotRun {
+		t.Fatalf("failure envelope %+v: %+v; want CodeOverloaded, NotRun", fe, f)
+	}
+	// The process is at its bound once d2 delays one.
+	w3 := callAsync(ctx, rt, d2.addr, "wait")
+	waitFor(t, waitTimeout, "three delayed", func() bool { return rt.Stats().Delayed == 3 })
+	_, err = rt.Call(ctx, d2.addr, "wait")
+	wantFailure(t, err, service.CodeOverloaded)
+	math := startMath(t, rt)
+	if v, err := service.CallFor[int](ctx, rt, math, "multiply", 6, 7); err != nil || v != 42 {
+		t.Fatalf("a service that delays nothing, at the process's bound: %v, %v", v, err)
+	}
+	if n := len(d1.ran) + len(d2.ran); n != 3 {
+		t.Fatalf("handlers ran %d times, want 3: the refused requests must not reach them", n)
+	}
+	s := rt.Stats()
+	if s.DelayedRefused != 3 || serviceStats(t, rt, d1.addr).Refused != 2 || serviceStats(t, rt, d1.addr).Delayed != 2 {
+		t.Fatalf("stats %+v, d1 %+v; want 3 refused, 2 by d1, which holds 2", s, serviceStats(t, rt, d1.addr))
+	}
+
+	// Answers give the places back.
+	release(d1.addr)
+	for _, w := range []<-chan error{w1, w2} {
+		if err := recv(t, w, "a delayed answer"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := rt.Stats().Delayed; n != 1 {
+		t.Fatalf("%d delayed after the answers, want 1", n)
+	}
+	w4 := callAsync(ctx, rt, d1.addr, "wait")
+	waitFor(t, waitTimeout, "d1 to delay again", func() bool { return rt.Stats().Delayed == 2 })
+	// A service stopping gives back what it held; its callers are failed.
+	stop(t, rt, d2.addr)
+	wantFailure(t, recv(t, w3, "d2's delayed call"), service.CodeWithdrawn)
+	release(d1.addr)
+	if err := recv(t, w4, "a delayed answer"); err != nil {
+		t.Fatal(err)
+	}
+	if n := rt.Stats().Delayed; n != 0 {
+		t.Fatalf("%d delayed at the end, want 0", n)
+	}
+}

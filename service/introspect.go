@@ -131,6 +131,12 @@ type Stats struct {
 	// SubscriptionsRefused counts subscriptions from other processes
 	// ignored over MaxSubscriptionsPerProcess or MaxSubscriptions.
 	SubscriptionsRefused uint64 `json:"subscriptions_refused"`
+	// Delayed is how many requests services delayed and have not
+	// answered yet (MaxDelayedTotal bounds it).
+	Delayed int64 `json:"delayed"`
+	// DelayedRefused counts requests refused because their service or
+	// the process held too many delayed requests.
+	DelayedRefused uint64 `json:"delayed_refused"`
 	// Services are the per-service counters, in the order the services
 	// started.
 	Services []ServiceStats `json:"services"`
@@ -146,8 +152,11 @@ type ServiceStats struct {
 	// Dropped counts reports and one-way messages dropped for want of
 	// room in the mailbox.
 	Dropped uint64 `json:"dropped"`
-	// Refused counts requests turned away over the queue limit.
+	// Refused counts requests turned away: over the queue limit, or over
+	// MaxDelayed / MaxDelayedTotal.
 	Refused uint64 `json:"refused"`
+	// Delayed is how many delayed requests the service has not answered.
+	Delayed int64 `json:"delayed"`
 	// BusySeconds is how long the running handler has run, once that is
 	// past SlowHandler; 0 otherwise.
 	BusySeconds float64 `json:"busy_seconds"`
@@ -160,7 +169,8 @@ func (rt *Runtime) Stats() Stats {
 	s := Stats{Requests: rt.stats.requests.Load(), LateReplies: rt.stats.lateReplies.Load(),
 		Undelivered: rt.stats.undelivered.Load(), ServiceDrops: rt.stats.droppedAtService.Load(),
 		Failures: map[Code]uint64{}, Pending: rt.pending.len(),
-		Subscriptions: rt.subs.held(), SubscriptionsRefused: rt.stats.subsRefused.Load()}
+		Subscriptions: rt.subs.held(), SubscriptionsRefused: rt.stats.subsRefused.Load(),
+		Delayed: rt.delayed.Load(), DelayedRefused: rt.stats.delayedRefused.Load()}
 	rt.stats.failures.Range(func(k, v any) bool {
 		s.Failures[k.(Code)] = v.(*atomic.Uint64).Load()
 		return true
@@ -177,7 +187,8 @@ func (rt *Runtime) Stats() Stats {
 	for i, r := range refs {
 		busy, stuck := r.mb.busy()
 		s.Services[i] = ServiceStats{Name: r.name, Address: r.addr, QueuedBytes: r.mb.queuedBytes(),
-			Dropped: r.dropped.Load(), Refused: r.refused.Load(), BusySeconds: busy.Seconds(), Stuck: stuck}
+			Dropped: r.dropped.Load(), Refused: r.refused.Load(), Delayed: r.delayed.Load(),
+			BusySeconds: busy.Seconds(), Stuck: stuck}
 	}
 	return s
 }

@@ -35,6 +35,12 @@ const (
 	// bound; each costs a publisher a few hundred bytes and every publish
 	// a pattern match.
 	DefaultMaxSubscriptions = 100_000
+	// DefaultMaxDelayed is 65,536 delayed requests per service: a long
+	// poll per client of a busy server, with room to spare.
+	DefaultMaxDelayed = 65_536
+	// DefaultMaxDelayedTotal is 1,048,576 delayed requests in a process:
+	// sixteen services at their bound, a few tens of MiB of state.
+	DefaultMaxDelayedTotal = 1 << 20
 )
 
 // Config configures a Runtime. The zero value works.
@@ -82,6 +88,18 @@ type Config struct {
 	// together, so many peers cannot do what one may not. Default
 	// DefaultMaxSubscriptions.
 	MaxSubscriptions int
+	// MaxDelayed bounds the requests one service has put off with
+	// Request.Delay and not answered yet: each keeps its caller waiting
+	// and its state here (SPEC rule 36). At the bound, requests to the
+	// service fail with CodeOverloaded before their handler runs, until
+	// it answers some. Default DefaultMaxDelayed.
+	MaxDelayed int
+	// MaxDelayedTotal bounds delayed requests of all services together:
+	// at the bound, requests to services that hold delayed requests fail
+	// the same way, while services holding none go on serving (each may
+	// delay one, so the total may pass the bound by one per service).
+	// Default DefaultMaxDelayedTotal.
+	MaxDelayedTotal int
 	// ProcessID fixes the process id; random when zero. For tests.
 	ProcessID ProcessID
 }
@@ -113,6 +131,7 @@ type Runtime struct {
 	stats     runtimeStats
 	watchdog  *watchdog // nil when SlowHandler is negative
 	subs      subscriptionSlots
+	delayed   atomic.Int64 // delayed requests of all services, not answered yet
 }
 
 // runtimeStats are counters the console and metrics read.
@@ -123,6 +142,7 @@ type runtimeStats struct {
 	undelivered      atomic.Uint64 // envelopes with nowhere to go
 	droppedAtService atomic.Uint64 // reports and messages a slow service had no room for
 	subsRefused      atomic.Uint64 // remote subscriptions over MaxSubscriptions(PerProcess)
+	delayedRefused   atomic.Uint64 // requests refused over MaxDelayed(Total)
 }
 
 func (s *runtimeStats) countFailure(c Code) {
@@ -155,6 +175,12 @@ func NewRuntime(cfg Config) (*Runtime, error) {
 	}
 	if cfg.MaxSubscriptions <= 0 {
 		cfg.MaxSubscriptions = DefaultMaxSubscriptions
+	}
+	if cfg.MaxDelayed <= 0 {
+		cfg.MaxDelayed = DefaultMaxDelayed
+	}
+	if cfg.MaxDelayedTotal <= 0 {
+		cfg.MaxDelayedTotal = DefaultMaxDelayedTotal
 	}
 	if cfg.Node == "" {
 		cfg.Node, _ = os.Hostname()
@@ -344,7 +370,7 @@ func displayName(name string) string {
 // running past Config.SlowHandler (busy_for_s, stuck).
 func (ref *agentRef) detail() map[string]any {
 	d := map[string]any{"address": ref.addr.String(), "queued_bytes": ref.mb.queuedBytes(),
-		"dropped": ref.dropped.Load(), "refused": ref.refused.Load()}
+		"dropped": ref.dropped.Load(), "refused": ref.refused.Load(), "delayed": ref.delayed.Load()}
 	if busy, stuck := ref.mb.busy(); stuck {
 		d["busy_for_s"] = busy.Seconds()
 		d["stuck"] = true
