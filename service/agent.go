@@ -46,10 +46,12 @@ type agentRef struct {
 	pid      *actor.PID
 	// interests is the agent's latest snapshot for the console.
 	interests atomic.Pointer[agentInterests]
-	// queued counts the bytes of envelopes in the mailbox; dropped and
-	// refused what the queue limit turned away.
-	queued           atomic.Int64
+	// mb is the service actor's mailbox, which counts the bytes waiting
+	// in it; dropped counts the envelopes its limit dropped, refused the
+	// requests the limits turned away (queue, delayed requests).
+	mb               *serviceMailbox
 	dropped, refused atomic.Uint64
+	delayed          atomic.Int64  // requests delayed and not answered yet
 	done             chan struct{} // closed once the actor has stopped
 }
 
@@ -73,6 +75,7 @@ type Agent struct {
 	watchTargets map[uint64]string
 	timers       map[uint64]*Timer
 	delayed      map[uint64]Address // conversation → caller, for delayed replies
+	delayedLog   rateLog            // refusals over MaxDelayed, for the log
 	req          Request            // reused for every request: handlers run one at a time
 	scratch      Envelope           // reused for envelopes a link encodes at once
 	inbound      Envelope           // reused for envelopes decoded from a batch
@@ -107,10 +110,8 @@ func (a *Agent) Receive(ctx actor.Context) {
 	a.ctx = ctx
 	switch m := ctx.Message().(type) {
 	case *Envelope:
-		a.ref.queued.Add(-int64(m.Size()))
 		a.handleEnvelope(m)
 	case *EncodedBatch:
-		a.ref.queued.Add(-int64(len(m.Data)))
 		a.handleEncoded(m)
 	case *callDone:
 		a.finishCall(m)
@@ -125,6 +126,9 @@ func (a *Agent) Receive(ctx actor.Context) {
 	case *actor.Stopping:
 		a.stop()
 	case *actor.Stopped:
+		// Nothing runs in the service now: give back what it held.
+		a.releaseDelayed()
+		a.releaseSubscribers()
 		close(a.ref.done)
 	}
 }
@@ -265,7 +269,10 @@ func (a *Agent) handleEncoded(b *EncodedBatch) {
 	// batch (to let go of its memory), not after each envelope.
 	defer func() { a.inbound = Envelope{} }()
 	rest := b.Data
-	for len(rest) > 0 {
+	for first := true; len(rest) > 0; first = false {
+		if !first {
+			a.ref.mb.begin() // for the watchdog, each envelope is a message of its own
+		}
 		e := &a.inbound
 		var err error
 		if rest, err = b.Decode(rest, e); err != nil {

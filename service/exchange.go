@@ -133,6 +133,10 @@ func (rt *Runtime) DeliverBatch(es []*Envelope, from Link) {
 type EncodedBatch struct {
 	Data   []byte
 	Decode func(b []byte, e *Envelope) (rest []byte, err error)
+	// Droppable says every envelope in the batch is a report or a one-way
+	// message, so the service's queue limit may drop the batch whole,
+	// like a report, rather than refuse it (SPEC rule 25).
+	Droppable bool
 }
 
 // DeliverEncoded hands an encoded batch to the local service with that
@@ -141,21 +145,22 @@ type EncodedBatch struct {
 // failures. Batches hold requests, reports, subscriptions and messages,
 // never responses.
 //
-// It also reports false when the service is over its queue limit: one
-// by one, the envelopes then meet the limit's rules (reports dropped,
-// requests refused).
+// It also reports false when the service is over its queue limit and
+// the batch is not Droppable: one by one, the envelopes then meet the
+// limit's rules (reports dropped, requests refused). A Droppable batch
+// is always taken: queued, older reports dropped to make room, or
+// dropped whole (and counted) when that would not make room.
 func (rt *Runtime) DeliverEncoded(id uint64, b *EncodedBatch) bool {
 	ref := rt.ix.local(id)
 	if ref == nil || ref.hidden.Load() {
 		return false
 	}
-	n := int64(len(b.Data))
-	if ref.queued.Load()+n > int64(rt.cfg.ServiceQueueLimit) {
-		return false
+	class := classLimited
+	if b.Droppable {
+		class = classDroppable
 	}
-	ref.queued.Add(n)
-	rt.sys.Root.Send(ref.pid, b)
-	return true
+	_, ok := ref.mb.offer(b, int64(len(b.Data)), class)
+	return ok
 }
 
 // LearnRoute records that process p was heard from over link, so replies

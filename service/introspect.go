@@ -125,19 +125,70 @@ type Stats struct {
 	Bindings      int             `json:"bindings"`       // visible bindings, local and remote
 	Processes     int             `json:"processes"`      // other processes reachable
 	Pending       int             `json:"pending"`        // requests waiting for answers
+	// Subscriptions is how many subscription patterns this process's
+	// publishers hold for other processes (MaxSubscriptions bounds it).
+	Subscriptions int `json:"subscriptions"`
+	// SubscriptionsRefused counts subscriptions from other processes
+	// ignored over MaxSubscriptionsPerProcess or MaxSubscriptions.
+	SubscriptionsRefused uint64 `json:"subscriptions_refused"`
+	// Delayed is how many requests services delayed and have not
+	// answered yet (MaxDelayedTotal bounds it).
+	Delayed int64 `json:"delayed"`
+	// DelayedRefused counts requests refused because their service or
+	// the process held too many delayed requests.
+	DelayedRefused uint64 `json:"delayed_refused"`
+	// Services are the per-service counters, in the order the services
+	// started.
+	Services []ServiceStats `json:"services"`
+}
+
+// ServiceStats are one local service's counters.
+type ServiceStats struct {
+	Name    string  `json:"name"` // "" for an anonymous service
+	Address Address `json:"address"`
+	// QueuedBytes is what waits in the service's mailbox (bounded by
+	// ServiceQueueLimit).
+	QueuedBytes int64 `json:"queued_bytes"`
+	// Dropped counts reports and one-way messages dropped for want of
+	// room in the mailbox.
+	Dropped uint64 `json:"dropped"`
+	// Refused counts requests turned away: over the queue limit, or over
+	// MaxDelayed / MaxDelayedTotal.
+	Refused uint64 `json:"refused"`
+	// Delayed is how many delayed requests the service has not answered.
+	Delayed int64 `json:"delayed"`
+	// BusySeconds is how long the running handler has run, once that is
+	// past SlowHandler; 0 otherwise.
+	BusySeconds float64 `json:"busy_seconds"`
+	// Stuck says a handler has been running past SlowHandler.
+	Stuck bool `json:"stuck"`
 }
 
 // Stats returns the runtime's counters.
 func (rt *Runtime) Stats() Stats {
 	s := Stats{Requests: rt.stats.requests.Load(), LateReplies: rt.stats.lateReplies.Load(),
 		Undelivered: rt.stats.undelivered.Load(), ServiceDrops: rt.stats.droppedAtService.Load(),
-		Failures: map[Code]uint64{}, Pending: rt.pending.len()}
+		Failures: map[Code]uint64{}, Pending: rt.pending.len(),
+		Subscriptions: rt.subs.held(), SubscriptionsRefused: rt.stats.subsRefused.Load(),
+		Delayed: rt.delayed.Load(), DelayedRefused: rt.stats.delayedRefused.Load()}
 	rt.stats.failures.Range(func(k, v any) bool {
 		s.Failures[k.(Code)] = v.(*atomic.Uint64).Load()
 		return true
 	})
 	rt.ix.mu.RLock()
 	s.LocalServices, s.Bindings, s.Processes = len(rt.ix.locals), len(rt.ix.byAddr), len(rt.ix.procs)
+	refs := make([]*agentRef, 0, len(rt.ix.locals))
+	for _, r := range rt.ix.locals {
+		refs = append(refs, r)
+	}
 	rt.ix.mu.RUnlock()
+	sort.Slice(refs, func(i, j int) bool { return refs[i].id < refs[j].id })
+	s.Services = make([]ServiceStats, len(refs))
+	for i, r := range refs {
+		busy, stuck := r.mb.busy()
+		s.Services[i] = ServiceStats{Name: r.name, Address: r.addr, QueuedBytes: r.mb.queuedBytes(),
+			Dropped: r.dropped.Load(), Refused: r.refused.Load(), Delayed: r.delayed.Load(),
+			BusySeconds: busy.Seconds(), Stuck: stuck}
+	}
 	return s
 }

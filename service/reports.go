@@ -54,6 +54,7 @@ type publisherState struct {
 	order          []*subscriberPatterns // in the order they first subscribed
 	kept           map[string]*kept
 	onSubscription func(SubscriptionEvent)
+	refusedLog     rateLog // subscriptions over the limits, for the log
 }
 
 // OnSubscription sets a callback for subscribers coming and going on
@@ -214,17 +215,32 @@ func (a *Agent) Subscribers() map[Address][]string {
 	return out
 }
 
-// subscribed handles a subscriber's request for a pattern.
+// subscribed handles a subscriber's request for a pattern. A pattern
+// held for another process takes one of the process's subscription
+// slots (SPEC rule 36); past the bounds it is ignored, logged and
+// counted.
 func (a *Agent) subscribed(e *Envelope) {
+	if a.stopping {
+		return // withdrawn: its subscribers are let go as it stops
+	}
 	pt, err := CompilePattern(e.Subject)
 	if err != nil {
 		a.log.Debug("ignoring bad subscription", "subscriber", e.From, "error", err)
 		return
 	}
+	s := a.pub.subscribers[e.From]
+	if s != nil && slices.ContainsFunc(s.patterns, func(p Pattern) bool { return p.text == pt.text }) {
+		return // a repeated subscription is not recorded again, nor replayed
+	}
+	if e.From.Process != a.rt.pid {
+		if why := a.rt.subs.take(e.From.Process); why != "" {
+			a.refuseSubscription(e, why)
+			return
+		}
+	}
 	if a.pub.subscribers == nil {
 		a.pub.subscribers = map[Address]*subscriberPatterns{}
 	}
-	s := a.pub.subscribers[e.From]
 	if s == nil {
 		s = &subscriberPatterns{addr: e.From}
 		a.pub.subscribers[e.From] = s
@@ -238,15 +254,39 @@ func (a *Agent) subscribed(e *Envelope) {
 		})
 		s.watch = w.id
 	}
-	if slices.ContainsFunc(s.patterns, func(p Pattern) bool { return p.text == pt.text }) {
-		return // a repeated subscription is not recorded again, nor replayed
-	}
 	s.patterns = append(s.patterns, pt)
 	a.publishInterests()
 	// Replay first: what the publisher sends from its subscription
 	// handler is newer than the kept reports and must arrive after them.
 	a.replay(e.From, pt)
 	a.notifySubscription(SubscriptionEvent{Subscriber: e.From, Pattern: pt.text, Subscribed: true})
+}
+
+// refuseSubscription counts a subscription over the bounds and logs it,
+// at most once a minute per publisher.
+func (a *Agent) refuseSubscription(e *Envelope, why string) {
+	a.rt.stats.subsRefused.Add(1)
+	if n, ok := a.pub.refusedLog.hit(time.Now(), time.Minute); ok {
+		a.log.Warn("ignoring subscriptions over the limit", "subscriber", e.From.String(), "pattern", e.Subject,
+			"reason", why, "refused", n)
+	}
+}
+
+// releaseSlots gives back the subscription slots of n patterns held for
+// sub.
+func (a *Agent) releaseSlots(sub Address, n int) {
+	if sub.Process != a.rt.pid {
+		a.rt.subs.give(sub.Process, n)
+	}
+}
+
+// releaseSubscribers lets every subscriber go as the publisher stops,
+// giving back their slots.
+func (a *Agent) releaseSubscribers() {
+	for _, s := range a.pub.order {
+		a.releaseSlots(s.addr, len(s.patterns))
+	}
+	a.pub.subscribers, a.pub.order = nil, nil
 }
 
 // replay sends a new subscription the kept reports it matches, before
@@ -280,6 +320,7 @@ func (a *Agent) unsubscribed(e *Envelope) {
 		return
 	}
 	s.patterns = slices.Delete(s.patterns, i, i+1)
+	a.releaseSlots(e.From, 1)
 	a.publishInterests()
 	a.notifySubscription(SubscriptionEvent{Subscriber: e.From, Pattern: e.Subject})
 	if len(s.patterns) == 0 {
@@ -301,6 +342,7 @@ func (a *Agent) dropSubscriber(sub Address) {
 
 func (a *Agent) removeSubscriber(sub Address) {
 	s := a.pub.subscribers[sub]
+	a.releaseSlots(sub, len(s.patterns))
 	delete(a.pub.subscribers, sub)
 	a.pub.order = slices.DeleteFunc(a.pub.order, func(x *subscriberPatterns) bool { return x == s })
 	(&Watch{agent: a, id: s.watch}).Cancel()

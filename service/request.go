@@ -42,9 +42,15 @@ func (r *Request) Agent() *Agent { return r.agent }
 // Delay turns off the automatic answer: the handler's return values are
 // ignored and the service answers later, from any of its handlers, with
 // the returned Delayed (or Agent.Reply with the conversation id).
+//
+// A service holds at most Config.MaxDelayed requests delayed and not
+// answered (see also Config.MaxDelayedTotal): at that bound every new
+// request to it fails with CodeOverloaded before its handler runs, so
+// answers must then come from other handlers (timers, reports, messages,
+// reply callbacks).
 func (r *Request) Delay() Delayed {
 	r.delayed = true
-	r.agent.delayed[r.env.Conv] = r.env.From
+	r.agent.addDelayed(r.env.Conv, r.env.From)
 	return Delayed{agent: r.agent, conv: r.env.Conv}
 }
 
@@ -78,11 +84,10 @@ func (d Delayed) Fail(f *Failure) error { return d.agent.FailRequest(d.conv, f) 
 
 // Reply answers a delayed request by conversation id.
 func (a *Agent) Reply(conv uint64, v any) error {
-	to, ok := a.delayed[conv]
+	to, ok := a.takeDelayed(conv)
 	if !ok {
 		return fmt.Errorf("no delayed request with conversation %d", conv)
 	}
-	delete(a.delayed, conv)
 	e := &Envelope{Kind: KindRequest, To: a.ref.addr, From: to, Conv: conv}
 	a.answer(e, v)
 	return nil
@@ -92,11 +97,10 @@ func (a *Agent) Reply(conv uint64, v any) error {
 // handler returns, its origin defaults to the service's name; a nil
 // failure answers with CodeResponseAborted.
 func (a *Agent) FailRequest(conv uint64, f *Failure) error {
-	to, ok := a.delayed[conv]
+	to, ok := a.takeDelayed(conv)
 	if !ok {
 		return fmt.Errorf("no delayed request with conversation %d", conv)
 	}
-	delete(a.delayed, conv)
 	if f == nil {
 		f = &Failure{Code: CodeResponseAborted, Details: "the service aborted the response"}
 	}
@@ -106,7 +110,59 @@ func (a *Agent) FailRequest(conv uint64, f *Failure) error {
 
 // Abandon forgets a delayed request without answering; the caller's
 // deadline ends it.
-func (a *Agent) Abandon(conv uint64) { delete(a.delayed, conv) }
+func (a *Agent) Abandon(conv uint64) { a.takeDelayed(conv) }
+
+// addDelayed records a delayed request's caller, counted against the
+// service's and the process's bounds.
+func (a *Agent) addDelayed(conv uint64, from Address) {
+	if _, again := a.delayed[conv]; !again {
+		a.ref.delayed.Add(1)
+		a.rt.delayed.Add(1)
+	}
+	a.delayed[conv] = from
+}
+
+// takeDelayed forgets a delayed request, giving back its place.
+func (a *Agent) takeDelayed(conv uint64) (Address, bool) {
+	to, ok := a.delayed[conv]
+	if ok {
+		delete(a.delayed, conv)
+		a.ref.delayed.Add(-1)
+		a.rt.delayed.Add(-1)
+	}
+	return to, ok
+}
+
+// releaseDelayed gives back the places of every delayed request of a
+// stopped service; their callers are failed by the withdrawal.
+func (a *Agent) releaseDelayed() {
+	a.rt.delayed.Add(-int64(len(a.delayed)))
+	a.ref.delayed.Store(0)
+	clear(a.delayed)
+}
+
+// delayedFull refuses a request while the service holds as many delayed
+// requests as Config.MaxDelayed allows, or holds some while the process
+// is at Config.MaxDelayedTotal: its handler could delay one more (SPEC
+// rule 36). A service holding none goes on serving at the process's
+// bound, so services that never delay are not stopped by those that do.
+func (a *Agent) delayedFull(e *Envelope) *Failure {
+	n, total := len(a.delayed), a.rt.delayed.Load()
+	if n < a.rt.cfg.MaxDelayed && (n == 0 || total < int64(a.rt.cfg.MaxDelayedTotal)) {
+		return nil
+	}
+	a.ref.refused.Add(1)
+	a.rt.stats.delayedRefused.Add(1)
+	reason := fmt.Sprintf("%s holds %d delayed requests, its limit (MaxDelayed)", displayName(a.ref.name), n)
+	if n < a.rt.cfg.MaxDelayed {
+		reason = fmt.Sprintf("this process holds %d delayed requests, its limit (MaxDelayedTotal)", total)
+	}
+	if count, ok := a.delayedLog.hit(time.Now(), time.Minute); ok {
+		a.log.Warn("refusing requests: too many delayed requests outstanding", "reason", reason,
+			"method", e.Subject, "caller", e.From.String(), "refused", count)
+	}
+	return runtimeFailuref(CodeOverloaded, "%s", reason)
+}
 
 // method is an exported method, with reusable storage for its arguments:
 // handlers run one at a time, so decoding needs no allocation per call.
@@ -232,17 +288,24 @@ func (a *Agent) serve(e *Envelope) {
 		a.fail(e, runtimeFailuref(CodeNoSuchMethod, "%s has no method %q", displayName(a.ref.name), e.Subject))
 		return
 	}
+	if f := a.delayedFull(e); f != nil {
+		e.NotRun = true // refused before its handler: the caller may try elsewhere
+		a.fail(e, f)
+		return
+	}
 	if f := m.decode(e); f != nil {
 		a.fail(e, f)
 		return
 	}
 	a.req = Request{agent: a, env: e}
+	a.ref.mb.method.Store(m) // for the watchdog
 	out, panicked := a.invoke(m)
+	a.ref.mb.method.Store(nil)
 	delayed := a.req.delayed
 	a.req = Request{}
 	if panicked != nil {
 		if delayed {
-			delete(a.delayed, e.Conv)
+			a.takeDelayed(e.Conv)
 		}
 		a.fail(e, panicked)
 		return

@@ -23,6 +23,24 @@ const (
 	// DefaultServiceQueueLimit is 64 MiB: room for a burst of large
 	// payloads, a bound on a service that stopped keeping up.
 	DefaultServiceQueueLimit = 64 << 20
+	// DefaultSlowHandler is 10 s: far longer than a handler should take
+	// (they run one at a time, so a slow one holds up its service), yet
+	// soon enough that a wedged service is noticed before its callers'
+	// 30 s CallTimeout all fire.
+	DefaultSlowHandler = 10 * time.Second
+	// DefaultMaxSubscriptionsPerProcess is 10,000 patterns: far more than
+	// one program subscribes to, so only a runaway peer meets it.
+	DefaultMaxSubscriptionsPerProcess = 10_000
+	// DefaultMaxSubscriptions is 100,000 patterns: ten processes at their
+	// bound; each costs a publisher a few hundred bytes and every publish
+	// a pattern match.
+	DefaultMaxSubscriptions = 100_000
+	// DefaultMaxDelayed is 65,536 delayed requests per service: a long
+	// poll per client of a busy server, with room to spare.
+	DefaultMaxDelayed = 65_536
+	// DefaultMaxDelayedTotal is 1,048,576 delayed requests in a process:
+	// sixteen services at their bound, a few tens of MiB of state.
+	DefaultMaxDelayedTotal = 1 << 20
 )
 
 // Config configures a Runtime. The zero value works.
@@ -42,9 +60,46 @@ type Config struct {
 	// StopTimeout bounds how long Close and StopService wait for actors.
 	StopTimeout time.Duration
 	// ServiceQueueLimit bounds the bytes waiting in one service's
-	// mailbox: past it, reports and one-way messages to the service are
-	// dropped (counted) and requests refused with CodeOverloaded.
+	// mailbox, so a slow service cannot make its process run out of
+	// memory (SPEC rule 25). A report or one-way message that would go
+	// over it makes room by dropping the oldest reports and messages
+	// waiting, so a subscriber that catches up gets the latest state (it
+	// is dropped itself only when that would not make room); drops are
+	// counted (Stats.ServiceDrops, Stats.Services). A request over it is
+	// refused with CodeOverloaded. Default DefaultServiceQueueLimit.
 	ServiceQueueLimit int
+	// SlowHandler is how long a handler may run before its service is
+	// reported busy: a Warn log naming the service, the method and for
+	// how long, once per episode, an Info log when it finishes, and
+	// "stuck" in the console (Tree, Stats.Services). Handlers run one at
+	// a time, so one blocked forever wedges its service while it stays
+	// advertised; this makes that visible. Default DefaultSlowHandler; a
+	// negative value turns the watch off.
+	SlowHandler time.Duration
+	// MaxSubscriptionsPerProcess bounds the subscription patterns this
+	// process's publishers hold, all together, for one other process:
+	// each is memory, a registry watch and work on every publish, and a
+	// peer must not grow them without bound (SPEC rule 36). A remote
+	// subscription past it is ignored, logged and counted
+	// (Stats.SubscriptionsRefused); subscribers in this process are not
+	// limited. Default DefaultMaxSubscriptionsPerProcess.
+	MaxSubscriptionsPerProcess int
+	// MaxSubscriptions bounds the patterns held for all other processes
+	// together, so many peers cannot do what one may not. Default
+	// DefaultMaxSubscriptions.
+	MaxSubscriptions int
+	// MaxDelayed bounds the requests one service has put off with
+	// Request.Delay and not answered yet: each keeps its caller waiting
+	// and its state here (SPEC rule 36). At the bound, requests to the
+	// service fail with CodeOverloaded before their handler runs, until
+	// it answers some. Default DefaultMaxDelayed.
+	MaxDelayed int
+	// MaxDelayedTotal bounds delayed requests of all services together:
+	// at the bound, requests to services that hold delayed requests fail
+	// the same way, while services holding none go on serving (each may
+	// delay one, so the total may pass the bound by one per service).
+	// Default DefaultMaxDelayedTotal.
+	MaxDelayedTotal int
 	// ProcessID fixes the process id; random when zero. For tests.
 	ProcessID ProcessID
 }
@@ -74,6 +129,9 @@ type Runtime struct {
 	closing   atomic.Bool
 	closeOnce sync.Once
 	stats     runtimeStats
+	watchdog  *watchdog // nil when SlowHandler is negative
+	subs      subscriptionSlots
+	delayed   atomic.Int64 // delayed requests of all services, not answered yet
 }
 
 // runtimeStats are counters the console and metrics read.
@@ -83,6 +141,8 @@ type runtimeStats struct {
 	lateReplies      atomic.Uint64 // answers that arrived after the caller gave up
 	undelivered      atomic.Uint64 // envelopes with nowhere to go
 	droppedAtService atomic.Uint64 // reports and messages a slow service had no room for
+	subsRefused      atomic.Uint64 // remote subscriptions over MaxSubscriptions(PerProcess)
+	delayedRefused   atomic.Uint64 // requests refused over MaxDelayed(Total)
 }
 
 func (s *runtimeStats) countFailure(c Code) {
@@ -107,6 +167,21 @@ func NewRuntime(cfg Config) (*Runtime, error) {
 	if cfg.ServiceQueueLimit <= 0 {
 		cfg.ServiceQueueLimit = DefaultServiceQueueLimit
 	}
+	if cfg.SlowHandler == 0 {
+		cfg.SlowHandler = DefaultSlowHandler
+	}
+	if cfg.MaxSubscriptionsPerProcess <= 0 {
+		cfg.MaxSubscriptionsPerProcess = DefaultMaxSubscriptionsPerProcess
+	}
+	if cfg.MaxSubscriptions <= 0 {
+		cfg.MaxSubscriptions = DefaultMaxSubscriptions
+	}
+	if cfg.MaxDelayed <= 0 {
+		cfg.MaxDelayed = DefaultMaxDelayed
+	}
+	if cfg.MaxDelayedTotal <= 0 {
+		cfg.MaxDelayedTotal = DefaultMaxDelayedTotal
+	}
 	if cfg.Node == "" {
 		cfg.Node, _ = os.Hostname()
 	}
@@ -119,6 +194,7 @@ func NewRuntime(cfg Config) (*Runtime, error) {
 		pid = NewProcessID()
 	}
 	rt := &Runtime{cfg: cfg, pid: pid, node: cfg.Node, log: log, ix: newIndex(), started: time.Now()}
+	rt.subs.init(cfg.MaxSubscriptionsPerProcess, cfg.MaxSubscriptions)
 	// protoactor logs through slog too; keep it at warnings so a busy
 	// node is not drowned in dead-letter and lifecycle lines.
 	rt.sys = actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
@@ -145,6 +221,9 @@ func NewRuntime(cfg Config) (*Runtime, error) {
 		Configure(actor.WithSupervisor(resumeStrategy(rt))), "services")
 	if err != nil {
 		return nil, fmt.Errorf("start services: %w", err)
+	}
+	if cfg.SlowHandler > 0 {
+		rt.watchdog = startWatchdog(rt, cfg.SlowHandler)
 	}
 	return rt, nil
 }
@@ -239,10 +318,12 @@ func (rt *Runtime) start(ctx context.Context, parent *actor.PID, parentCtx actor
 	}
 	ref.id = rt.nextLocal.Add(1)
 	ref.addr = Address{Process: rt.pid, ID: ref.id}
+	ref.mb = newServiceMailbox(rt, ref)
 	ready := make(chan error, 1)
 	a := &Agent{rt: rt, ref: ref, svc: svc, ready: ready}
 	actorName := fmt.Sprintf("%s#%d", displayName(name), ref.id)
-	props := rt.trackedProps(KindService, name, func() actor.Actor { return a }, ref.detail)
+	props := rt.trackedProps(KindService, name, func() actor.Actor { return a }, ref.detail,
+		func() actor.Mailbox { return ref.mb })
 	// ref.pid is set by the agent itself as it starts (Agent.started),
 	// before anyone else can see the ref; writing it here too would race.
 	var pid *actor.PID
@@ -285,10 +366,16 @@ func displayName(name string) string {
 }
 
 // detail is what the console shows of a service's actor: how far behind
-// it is and what its queue limit turned away.
+// it is, what its limits turned away, and whether a handler has been
+// running past Config.SlowHandler (busy_for_s, stuck).
 func (ref *agentRef) detail() map[string]any {
-	return map[string]any{"address": ref.addr.String(), "queued_bytes": ref.queued.Load(),
-		"dropped": ref.dropped.Load(), "refused": ref.refused.Load()}
+	d := map[string]any{"address": ref.addr.String(), "queued_bytes": ref.mb.queuedBytes(),
+		"dropped": ref.dropped.Load(), "refused": ref.refused.Load(), "delayed": ref.delayed.Load()}
+	if busy, stuck := ref.mb.busy(); stuck {
+		d["busy_for_s"] = busy.Seconds()
+		d["stuck"] = true
+	}
+	return d
 }
 
 // StopService stops a local service: it is withdrawn everywhere and its
@@ -331,6 +418,9 @@ func (rt *Runtime) Close(ctx context.Context) error {
 		}
 		rt.sys.Root.Stop(rt.registry)
 		rt.sys.Shutdown()
+		if rt.watchdog != nil {
+			rt.watchdog.close()
+		}
 	})
 	return err
 }
@@ -373,7 +463,7 @@ func (rt *Runtime) route(e *Envelope, from Link) *Failure {
 	link := rt.ix.routeTo(e.To.Process)
 	if link == nil || link == from {
 		f := runtimeFailuref(CodeNoSuchService, "no route to process %s", e.To.Process)
-		rt.undeliverable(e, f)
+		rt.undeliverable(e, f, false)
 		return f
 	}
 	if err := link.Send(e); err != nil {
@@ -381,7 +471,7 @@ func (rt *Runtime) route(e *Envelope, from Link) *Failure {
 		if e.Kind == KindReport && f.Code == CodeOverloaded {
 			return f // queued or dropped by the link, which counts it
 		}
-		rt.undeliverable(e, f)
+		rt.undeliverable(e, f, false)
 		return f
 	}
 	return nil
@@ -394,45 +484,45 @@ func (rt *Runtime) deliverLocal(e *Envelope) {
 	}
 	ref := rt.ix.local(e.To.ID)
 	if ref == nil || (e.Kind == KindRequest && ref.hidden.Load()) {
-		rt.undeliverable(e, runtimeFailuref(CodeNoSuchService, "no service at %s", e.To))
+		rt.undeliverable(e, runtimeFailuref(CodeNoSuchService, "no service at %s", e.To), false)
 		return
 	}
 	if f := rt.post(ref, e); f != nil {
-		rt.undeliverable(e, f)
+		rt.undeliverable(e, f, true)
 	}
 }
 
-// post puts an envelope in a local service's mailbox, unless the service
-// is so far behind that what waits for it is over the queue limit: then a
-// report or one-way message is dropped (and counted), a request refused
-// with CodeOverloaded. That bounds the memory a slow service can make its
-// process hold, whoever sends to it (SPEC rule 25).
+// post puts an envelope in a local service's mailbox, within its queue
+// limit (SPEC rule 25; see serviceMailbox): a report or one-way message
+// is queued, older ones dropped to make room, or dropped itself (all
+// counted); a request over the limit is refused with CodeOverloaded.
+// That bounds the memory a slow service can make its process hold,
+// whoever sends to it.
 func (rt *Runtime) post(ref *agentRef, e *Envelope) *Failure {
-	n := int64(e.Size())
-	if e.Kind != KindSubscribe && e.Kind != KindUnsubscribe && ref.queued.Load()+n > int64(rt.cfg.ServiceQueueLimit) {
-		switch e.Kind {
-		case KindReport, KindMessage:
-			ref.dropped.Add(1)
-			rt.stats.droppedAtService.Add(1)
-			return nil
-		}
-		ref.refused.Add(1)
-		return runtimeFailuref(CodeOverloaded, "%s is %d bytes behind, over its queue limit of %d", displayName(ref.name), ref.queued.Load(), rt.cfg.ServiceQueueLimit)
+	class := classLimited
+	switch e.Kind {
+	case KindReport, KindMessage:
+		class = classDroppable
+	case KindSubscribe, KindUnsubscribe:
+		class = classFree
 	}
-	ref.queued.Add(n)
-	rt.sys.Root.Send(ref.pid, e)
+	if q, ok := ref.mb.offer(e, int64(e.Size()), class); !ok {
+		ref.refused.Add(1)
+		return runtimeFailuref(CodeOverloaded, "%s is %d bytes behind, over its queue limit of %d", displayName(ref.name), q, rt.cfg.ServiceQueueLimit)
+	}
 	return nil
 }
 
 // undeliverable answers a request that cannot go on with a failure, and
-// counts anything else as dropped.
-func (rt *Runtime) undeliverable(e *Envelope, f *Failure) {
+// counts anything else as dropped. notRun marks the failure as one the
+// caller may retry elsewhere: the request provably reached no handler.
+func (rt *Runtime) undeliverable(e *Envelope, f *Failure, notRun bool) {
 	rt.stats.countFailure(f.Code)
 	if e.Kind != KindRequest {
 		rt.stats.undelivered.Add(1)
 		return
 	}
-	rt.route(&Envelope{Kind: KindFailure, To: e.From, From: e.To, Conv: e.Conv, ContentType: ContentCBOR, Data: encodeFailure(f)}, nil)
+	rt.route(&Envelope{Kind: KindFailure, To: e.From, From: e.To, Conv: e.Conv, ContentType: ContentCBOR, Data: encodeFailure(f), NotRun: notRun}, nil)
 }
 
 // --- calls from outside any service ---

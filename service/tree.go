@@ -74,22 +74,28 @@ func (t *Tree) Snapshot() []ActorInfo {
 // detail, when not nil, is called by the console for actor-specific facts
 // and must be safe to call from any goroutine.
 func (rt *Runtime) Props(kind, name string, producer actor.Producer, detail func() map[string]any) *actor.Props {
-	return rt.trackedProps(kind, name, producer, detail)
+	return rt.trackedProps(kind, name, producer, detail, nil)
 }
 
 func (rt *Runtime) props(kind, name string, producer actor.Producer) *actor.Props {
-	return rt.trackedProps(kind, name, producer, nil)
+	return rt.trackedProps(kind, name, producer, nil, nil)
 }
 
-func (rt *Runtime) trackedProps(kind, name string, producer actor.Producer, detail func() map[string]any) *actor.Props {
+// trackedProps builds tracked props; mailbox, when not nil, makes the
+// actor's mailbox (services have their own, see serviceMailbox), else
+// it is protoactor's unbounded one.
+func (rt *Runtime) trackedProps(kind, name string, producer actor.Producer, detail func() map[string]any, mailbox actor.MailboxProducer) *actor.Props {
 	rec := &actorRecord{kind: kind, name: name}
 	if detail != nil {
 		rec.detail.Store(detail)
 	}
+	if mailbox == nil {
+		mailbox = actor.Unbounded()
+	}
 	return actor.PropsFromProducer(func() actor.Actor {
 		return &trackedActor{tree: rt.tree, rec: rec, inner: producer()}
 	}, actor.WithMailbox(func() actor.Mailbox {
-		mb := actor.Unbounded()()
+		mb := mailbox()
 		rec.mailbox = mb
 		return mb
 	}), actor.WithDispatcher(rt.dispatcher))
