@@ -80,9 +80,11 @@ type frameReader struct {
 	// to (0 until a wait begins).
 	holdUntil int64
 
-	// The run of frames for one local service: rd.buf[encStart:encEnd].
+	// The run of frames for one local service: rd.buf[encStart:encEnd];
+	// encDroppable while all of them are reports or one-way messages.
 	encTo            uint64
 	encStart, encEnd int
+	encDroppable     bool
 
 	// Responses for this process, delivered together after each read.
 	local []*service.Envelope
@@ -506,8 +508,9 @@ func (rd *frameReader) envelope(off int, frame, body []byte) error {
 		}
 		if to.ID != rd.encTo || off != rd.encEnd || rd.encEnd == rd.encStart {
 			rd.flushEncoded()
-			rd.encTo, rd.encStart = to.ID, off
+			rd.encTo, rd.encStart, rd.encDroppable = to.ID, off, true
 		}
+		rd.encDroppable = rd.encDroppable && (kind == service.KindReport || kind == service.KindMessage)
 		rd.encEnd = off + len(frame)
 		return nil
 	}
@@ -616,7 +619,7 @@ func (rd *frameReader) flushEncoded() {
 	data := rd.alloc(len(span))
 	copy(data, span)
 	c := rd.c
-	if c.rt.DeliverEncoded(rd.encTo, &service.EncodedBatch{Data: data, Decode: DecodeFrame}) {
+	if c.rt.DeliverEncoded(rd.encTo, &service.EncodedBatch{Data: data, Decode: DecodeFrame, Droppable: rd.encDroppable}) {
 		return
 	}
 	// No such service: deliver one by one, so requests are answered.

@@ -7,10 +7,12 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/netsvc-go/netsvc/actors/exchange"
+	"github.com/netsvc-go/netsvc/actors/node"
 	"github.com/netsvc-go/netsvc/service"
 )
 
@@ -300,6 +302,9 @@ func TestMetrics(t *testing.T) {
 		`netsvc_link_refusals_total\{group="",reason="token"\} 0`,
 		`netsvc_node_budget_used\{resource="bindings"\} [1-9]`,
 		`netsvc_node_budget_limit\{resource="queued_bytes"\} 2.68435456e\+08`,
+		`netsvc_service_dropped_total\{service="math"\} 0`,
+		`netsvc_service_refused_total\{service="math"\} 0`,
+		`netsvc_services_stuck 0`,
 		`netsvc_links\{group="",state="active"\} 1`,
 		`netsvc_requests_total [1-9]`,
 		`netsvc_failures_total\{code="46",description="no such service"\} 1`,
@@ -320,6 +325,72 @@ func TestMetrics(t *testing.T) {
 	if t.Failed() {
 		t.Log(body)
 	}
+}
+
+// TestMetricsShowServiceDropsAndStuckHandlers is the run whose 6.7 M
+// drops at a subscriber's service queue no metric showed: a subscriber
+// that stops keeping up has its drops counted under its name, and a
+// handler running past the slow-handler threshold shows as stuck.
+func TestMetricsShowServiceDropsAndStuckHandlers(t *testing.T) {
+	ctx := context.Background()
+	n, err := node.Start(ctx, node.Config{Name: "n", Runtime: service.Config{ServiceQueueLimit: 64 << 10, SlowHandler: 50 * time.Millisecond}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { stopNode(n) })
+	rt := n.Runtime()
+	gate := make(chan struct{})
+	var once sync.Once
+	release := func() { once.Do(func() { close(gate) }) }
+	t.Cleanup(release)
+	if _, err := rt.Start(ctx, "feed", service.SetupFunc(func(a *service.Agent) error {
+		a.Export("flood", func(n int) int {
+			for i := range n {
+				_ = a.Publish("tick", i)
+			}
+			return n
+		})
+		return nil
+	})); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rt.Start(ctx, "slow", service.SetupFunc(func(a *service.Agent) error {
+		_, err := a.Subscribe(service.Name("feed"), "tick", func(service.Report) { <-gate })
+		return err
+	})); err != nil {
+		t.Fatal(err)
+	}
+	c := startConsole(t, Config{Node: n})
+	value := func(re string) float64 {
+		m := regexp.MustCompile(`\n` + re + ` (\S+)`).FindStringSubmatch("\n" + string(get(t, c.URL()+"metrics").body))
+		if m == nil {
+			return -1
+		}
+		v, _ := strconv.ParseFloat(m[1], 64)
+		return v
+	}
+	waitFor(t, 10*time.Second, func() error {
+		if _, err := rt.Call(ctx, service.Name("feed"), "flood", 5000); err != nil {
+			return err
+		}
+		if v := value(`netsvc_service_dropped_total\{service="slow"\}`); v <= 0 {
+			return fmt.Errorf("slow's drops read %v", v)
+		}
+		if v := value(`netsvc_services_stuck`); v != 1 {
+			return fmt.Errorf("%v services stuck, want slow", v)
+		}
+		if v := value(`netsvc_service_busy_seconds\{service="slow"\}`); v <= 0 {
+			return fmt.Errorf("slow busy for %v s", v)
+		}
+		return nil
+	})
+	release()
+	waitFor(t, 10*time.Second, func() error {
+		if v := value(`netsvc_services_stuck`); v != 0 {
+			return fmt.Errorf("%v services still stuck once released", v)
+		}
+		return nil
+	})
 }
 
 // TestMetricsSurviveReconnects checks that link counters, labelled by

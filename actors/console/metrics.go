@@ -45,6 +45,22 @@ var (
 		"The node's limits, by resource (see netsvc_node_budget_used).", []string{"resource"}, nil)
 	descLinks = prometheus.NewDesc("netsvc_links",
 		"Links of an exchange group, by state.", []string{"group", "state"}, nil)
+	descServiceDropped = prometheus.NewDesc("netsvc_service_dropped_total",
+		"Reports and one-way messages a service of this process had no room for (oldest first), by service name.", []string{"service"}, nil)
+	descServiceRefused = prometheus.NewDesc("netsvc_service_refused_total",
+		"Requests a service of this process refused as overloaded (queue or delayed-request bounds), by service name.", []string{"service"}, nil)
+	descServiceQueued = prometheus.NewDesc("netsvc_service_queued_bytes",
+		"Bytes waiting for the services of this process, by service name.", []string{"service"}, nil)
+	descServiceBusy = prometheus.NewDesc("netsvc_service_busy_seconds",
+		"How long the longest-running handler of a service has run, once past the slow-handler threshold (0 otherwise), by service name.", []string{"service"}, nil)
+	descServicesStuck = prometheus.NewDesc("netsvc_services_stuck",
+		"Services whose current handler has run past the slow-handler threshold.", nil, nil)
+	descSubscriptions = prometheus.NewDesc("netsvc_remote_subscriptions",
+		"Subscription patterns this process's publishers hold for other processes.", nil, nil)
+	descSubsRefused = prometheus.NewDesc("netsvc_remote_subscriptions_refused_total",
+		"Subscriptions from other processes ignored for the node's bounds.", nil, nil)
+	descDelayed = prometheus.NewDesc("netsvc_delayed_requests",
+		"Requests services delayed and have not answered yet.", nil, nil)
 	descRequests = prometheus.NewDesc("netsvc_requests_total",
 		"Requests this process sent.", nil, nil)
 	descFailures = prometheus.NewDesc("netsvc_failures_total",
@@ -87,6 +103,8 @@ func (col collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descLinkMessages, descLinkBytes, descLinkDrops, descLinkRefused, descLinkQueued,
 		descLinkUp, descLinkAnnRefused, descRefusals, descBudget, descBudgetLimit, descLinks, descRequests, descFailures, descLate, descUndelivered, descBindings, descLocal,
 		descProcesses, descPending, descMembers, descActors, descMailbox, descStreams, descUptime, descInfo,
+		descServiceDropped, descServiceRefused, descServiceQueued, descServiceBusy,
+		descServicesStuck, descSubscriptions, descSubsRefused, descDelayed,
 		descGatewayRejected, descAuthFailures} {
 		ch <- d
 	}
@@ -156,6 +174,43 @@ func (col collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descProcesses, float64(st.Processes))
 	gauge(descPending, float64(st.Pending))
 	gauge(descMembers, float64(c.memberCount()))
+	gauge(descSubscriptions, float64(st.Subscriptions))
+	counter(descSubsRefused, float64(st.SubscriptionsRefused))
+	gauge(descDelayed, float64(st.Delayed))
+	// Per service name (several services may share one; their figures
+	// add up): a label value of this process's own.
+	type perName struct {
+		dropped, refused uint64
+		queued           int64
+		busy             float64
+	}
+	byName := map[string]*perName{}
+	stuck := 0
+	for _, s := range st.Services {
+		name := s.Name
+		if name == "" {
+			name = "anonymous"
+		}
+		p := byName[name]
+		if p == nil {
+			p = &perName{}
+			byName[name] = p
+		}
+		p.dropped += s.Dropped
+		p.refused += s.Refused
+		p.queued += s.QueuedBytes
+		p.busy = max(p.busy, s.BusySeconds)
+		if s.Stuck {
+			stuck++
+		}
+	}
+	for name, p := range byName {
+		counter(descServiceDropped, float64(p.dropped), name)
+		counter(descServiceRefused, float64(p.refused), name)
+		gauge(descServiceQueued, float64(p.queued), name)
+		gauge(descServiceBusy, p.busy, name)
+	}
+	gauge(descServicesStuck, float64(stuck))
 
 	actors, mailbox := map[string]int{}, map[string]int{}
 	for _, a := range rt.Tree().Snapshot() {

@@ -336,3 +336,81 @@ func TestLargePayloadsCross(t *testing.T) {
 		t.Fatalf("a payload over the limit: %v, want payload too large", err)
 	}
 }
+
+// TestSlowSubscriberOverLinkKeepsNewest checks SPEC rule 25 at a
+// service queue fed by a link: reports for a subscriber that fell behind
+// are dropped oldest first (whole batches of them, as they came off the
+// wire), counted, and once it catches up it has the latest report.
+func TestSlowSubscriberOverLinkKeepsNewest(t *testing.T) {
+	x := startNode(t, "x", serverX("", listen(t)))
+	startService(t, x, "feed", func(a *service.Agent) error {
+		a.Export("flood", func(n int) int {
+			for i := 1; i <= n; i++ {
+				_ = a.Publish("tick", i)
+			}
+			return n
+		})
+		return nil
+	})
+	sub := startNodeWith(t, "sub", service.Config{ServiceQueueLimit: 32 << 10}, clientX("", x.Addr()))
+	visible(t, sub, "feed", 1)
+	gate := make(chan struct{})
+	var once sync.Once
+	release := func() { once.Do(func() { close(gate) }) }
+	t.Cleanup(release)
+	got := make(chan int, 100000)
+	startService(t, sub, "slow", func(a *service.Agent) error {
+		_, err := a.Subscribe(service.Name("feed"), "tick", func(r service.Report) {
+			<-gate
+			var n int
+			_ = r.Decode(&n)
+			got <- n
+		})
+		return err
+	})
+	waitFor(t, waitLong, func() error {
+		if ss := x.rt().Interests().Subscribers; len(ss) != 1 {
+			return fmt.Errorf("feed has %d subscribers", len(ss))
+		}
+		return nil
+	})
+	const total = 20000
+	if _, err := x.rt().Call(ctxFor(t, waitLong), service.Name("feed"), "flood", total); err != nil {
+		t.Fatal(err)
+	}
+	dropped := func() uint64 { return sub.rt().Stats().ServiceDrops }
+	waitFor(t, waitLong, func() error {
+		if dropped() == 0 {
+			return errors.New("nothing dropped at the slow service yet")
+		}
+		return nil
+	})
+	release()
+	last, n := 0, 0
+	waitFor(t, waitLong, func() error {
+		for {
+			select {
+			case v := <-got:
+				if v <= last {
+					t.Fatalf("report %d after %d: out of order", v, last)
+				}
+				last, n = v, n+1
+				continue
+			default:
+			}
+			break
+		}
+		if last != total {
+			return fmt.Errorf("the newest report seen is %d, want %d", last, total)
+		}
+		var onLinks uint64 // a busy machine may congest the link too
+		for _, l := range x.Links() {
+			onLinks += l.Dropped
+		}
+		if uint64(n)+dropped()+onLinks != total {
+			return fmt.Errorf("%d received + %d dropped at the service + %d on the link != %d published", n, dropped(), onLinks, total)
+		}
+		return nil
+	})
+	t.Logf("%d of %d reports received, %d dropped at the slow service, the last the newest", n, total, dropped())
+}
