@@ -158,6 +158,11 @@ func (rt *Runtime) DeliverEncoded(id uint64, b *EncodedBatch) bool {
 	class := classLimited
 	if b.Droppable {
 		class = classDroppable
+		if len(b.Data) > rt.cfg.ServiceQueueLimit {
+			// It could never fit, and dropping it whole would lose the
+			// newest reports: one by one, the oldest make room instead.
+			return false
+		}
 	}
 	_, ok := ref.mb.offer(b, int64(len(b.Data)), class)
 	return ok

@@ -417,12 +417,14 @@ func TestTLSReload(t *testing.T) {
 				why = append(why, tg.State+": "+tg.LastErr)
 				if tg.State == "rejected" {
 					// c looks at its files at most once a second: a dial
-					// before that fails to verify x and is not retried.
+					// before that fails to verify x, and the next try
+					// waits a growing delay; this one is at once.
 					c.x("").Dial(tg.Address)
 				}
 			}
 			return fmt.Errorf("c has not linked to x again (links %+v, targets %v)", now, why)
 		})
+		visible(t, c, "math", 1) // up is not synced yet
 		mustMultiply(t, c, service.Name("math"))
 	})
 }
