@@ -7,6 +7,7 @@ import (
 
 	"github.com/netsvc-go/netsvc/actors/connection"
 	"github.com/netsvc-go/netsvc/actors/exchange"
+	"github.com/netsvc-go/netsvc/actors/registry"
 	"github.com/netsvc-go/netsvc/service"
 )
 
@@ -78,7 +79,7 @@ func (m *Mesh) MemberUp(mb Member) {
 		m.log.Debug("ignoring a member at this node's own exchange address", "member", mb.Name, "exchange", mb.Meta.Exchange)
 		return
 	}
-	p, err := service.ParseProcessID(mb.Meta.Process)
+	p, err := registry.ParseProcessID(mb.Meta.Process)
 	if err != nil {
 		m.log.Warn("ignoring member with a bad process id", "member", mb.Name, "error", err)
 		return
@@ -133,7 +134,7 @@ func (m *Mesh) memberDown(mb Member, reason string) {
 	if addr != "" {
 		m.x.Undial(addr)
 	}
-	if p, err := service.ParseProcessID(mb.Meta.Process); err == nil {
+	if p, err := registry.ParseProcessID(mb.Meta.Process); err == nil {
 		m.x.Forget(p, "cluster member "+mb.Name+" "+reason)
 	}
 	m.log.Debug("cluster member down", "member", mb.Name, "reason", reason)

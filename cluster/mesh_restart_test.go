@@ -9,6 +9,7 @@ import (
 
 	"github.com/netsvc-go/netsvc/actors/exchange"
 	"github.com/netsvc-go/netsvc/actors/node"
+	"github.com/netsvc-go/netsvc/actors/registry"
 	"github.com/netsvc-go/netsvc/cluster"
 	"github.com/netsvc-go/netsvc/service"
 )
@@ -24,7 +25,7 @@ import (
 func TestMeshRestartUpBeforeOldDown(t *testing.T) {
 	ctx := context.Background()
 	a, err := node.Start(ctx, node.Config{Name: "a", Runtime: service.Config{ProcessID: 1}, Exchanges: []exchange.Config{
-		{Role: service.RoleServer, Listen: "127.0.0.1:0", Retry: 100 * time.Millisecond}}})
+		{Role: registry.RoleServer, Listen: "127.0.0.1:0", Retry: 100 * time.Millisecond}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +64,7 @@ func TestMeshRestartUpBeforeOldDown(t *testing.T) {
 	m.MemberDown(old, cluster.ReasonDead)
 
 	b, err := node.Start(ctx, node.Config{Name: "b", Runtime: service.Config{ProcessID: 3}, Exchanges: []exchange.Config{
-		{Role: service.RoleServer, Listen: addr, Retry: 100 * time.Millisecond}}})
+		{Role: registry.RoleServer, Listen: addr, Retry: 100 * time.Millisecond}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +85,7 @@ func TestMeshRestartUpBeforeOldDown(t *testing.T) {
 func TestMeshIgnoresItsEarlierRun(t *testing.T) {
 	ctx := context.Background()
 	a, err := node.Start(ctx, node.Config{Name: "a", Runtime: service.Config{ProcessID: 1}, Exchanges: []exchange.Config{
-		{Role: service.RoleServer, Listen: "127.0.0.1:0", Retry: 100 * time.Millisecond}}})
+		{Role: registry.RoleServer, Listen: "127.0.0.1:0", Retry: 100 * time.Millisecond}}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/netsvc-go/netsvc/actors/exchange"
 	"github.com/netsvc-go/netsvc/actors/node"
+	"github.com/netsvc-go/netsvc/actors/registry"
 	"github.com/netsvc-go/netsvc/cluster"
 	"github.com/netsvc-go/netsvc/service"
 )
@@ -26,7 +27,7 @@ func startMeshNode(t *testing.T, name, group string, seeds ...string) *meshNode 
 	t.Helper()
 	ctx := context.Background()
 	n, err := node.Start(ctx, node.Config{Name: name, Exchanges: []exchange.Config{
-		{Group: group, Role: service.RoleServer, Listen: "127.0.0.1:0", Retry: 200 * time.Millisecond}}})
+		{Group: group, Role: registry.RoleServer, Listen: "127.0.0.1:0", Retry: 200 * time.Millisecond}}})
 	if err != nil {
 		t.Fatal(err)
 	}

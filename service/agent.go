@@ -3,10 +3,9 @@ package service
 import (
 	"context"
 	"fmt"
+	"github.com/netsvc-go/netsvc/actors/registry"
 	"log/slog"
 	"runtime/debug"
-	"slices"
-	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -35,26 +34,6 @@ type Stopper interface {
 	Stopping(a *Agent)
 }
 
-// agentRef is what the registry and the router know of a local agent.
-type agentRef struct {
-	id       uint64
-	addr     Address
-	name     string
-	audience string
-	groups   []string // the agent's until it is registered, then the registry's
-	hidden   atomic.Bool
-	pid      *actor.PID
-	// interests is the agent's latest snapshot for the console.
-	interests atomic.Pointer[agentInterests]
-	// mb is the service actor's mailbox, which counts the bytes waiting
-	// in it; dropped counts the envelopes its limit dropped, refused the
-	// requests the limits turned away (queue, delayed requests).
-	mb               *serviceMailbox
-	dropped, refused atomic.Uint64
-	delayed          atomic.Int64  // requests delayed and not answered yet
-	done             chan struct{} // closed once the actor has stopped
-}
-
 // Agent is a running service: the handle its Setup and handlers use to
 // export methods, call other services, publish and subscribe, watch the
 // registry, set timers and stop. Its methods must be called only from
@@ -62,7 +41,9 @@ type agentRef struct {
 // callbacks), never from other goroutines.
 type Agent struct {
 	rt    *Runtime
-	ref   *agentRef
+	k     *registry.Kernel
+	cfg   registry.Config
+	ref   *registry.Local
 	svc   Service
 	ctx   actor.Context
 	log   *slog.Logger
@@ -77,8 +58,8 @@ type Agent struct {
 	delayed      map[uint64]Address // conversation → caller, for delayed replies
 	delayedLog   rateLog            // refusals over MaxDelayed, for the log
 	req          Request            // reused for every request: handlers run one at a time
-	scratch      Envelope           // reused for envelopes a link encodes at once
-	inbound      Envelope           // reused for envelopes decoded from a batch
+	scratch      registry.Envelope  // reused for envelopes a link encodes at once
+	inbound      registry.Envelope  // reused for envelopes decoded from a batch
 	pub          publisherState
 	sub          subscriberState
 	msgs         []messageHandler
@@ -87,13 +68,13 @@ type Agent struct {
 }
 
 // Name returns the service's name ("" for anonymous services).
-func (a *Agent) Name() string { return a.ref.name }
+func (a *Agent) Name() string { return a.ref.Name() }
 
 // Address returns the service's unique address.
-func (a *Agent) Address() Address { return a.ref.addr }
+func (a *Agent) Address() Address { return a.ref.Addr() }
 
 // Audience returns the service's audience.
-func (a *Agent) Audience() string { return a.ref.audience }
+func (a *Agent) Audience() string { return a.ref.Audience() }
 
 // Runtime returns the runtime the service runs in.
 func (a *Agent) Runtime() *Runtime { return a.rt }
@@ -101,23 +82,24 @@ func (a *Agent) Runtime() *Runtime { return a.rt }
 // Logger returns a logger that names the service.
 func (a *Agent) Logger() *slog.Logger { return a.log }
 
-// ActorContext returns the protoactor context of the service's actor, for
-// what the Agent does not cover. Valid only inside handlers.
-func (a *Agent) ActorContext() actor.Context { return a.ctx }
+// agentActor is the actor of a service: its message loop, kept off the
+// Agent so a service's handle shows only what a service uses.
+type agentActor struct{ a *Agent }
 
 // Receive is the service actor's message loop.
-func (a *Agent) Receive(ctx actor.Context) {
+func (aa agentActor) Receive(ctx actor.Context) {
+	a := aa.a
 	a.ctx = ctx
 	switch m := ctx.Message().(type) {
-	case *Envelope:
+	case *registry.Envelope:
 		a.handleEnvelope(m)
-	case *EncodedBatch:
+	case *registry.EncodedBatch:
 		a.handleEncoded(m)
-	case *callDone:
+	case *registry.CallDone:
 		a.finishCall(m)
-	case *watchEvent:
-		if fn := a.watches[m.id]; fn != nil {
-			a.guard("watch handler", func() { fn(m.ev) })
+	case *registry.WatchEvent:
+		if fn := a.watches[m.ID]; fn != nil {
+			a.guard("watch handler", func() { fn(m.Event) })
 		}
 	case *timerFired:
 		a.fireTimer(m)
@@ -129,13 +111,14 @@ func (a *Agent) Receive(ctx actor.Context) {
 		// Nothing runs in the service now: give back what it held.
 		a.releaseDelayed()
 		a.releaseSubscribers()
-		close(a.ref.done)
+		a.ref.Stopped()
 	}
 }
 
 func (a *Agent) started() {
-	a.ref.pid = a.ctx.Self()
-	a.log = a.rt.log.With("service", displayName(a.ref.name), "address", a.ref.addr.String())
+	a.ref.Started(a.ctx.Self())
+	a.cfg = a.k.Config()
+	a.log = a.k.Logger().With("service", registry.DisplayName(a.ref.Name()), "address", a.ref.Addr().String())
 	a.methods = map[string]*method{}
 	a.watches = map[uint64]func(RegistryEvent){}
 	a.timers = map[uint64]*Timer{}
@@ -152,7 +135,7 @@ func (a *Agent) started() {
 	if done == nil {
 		done = make(chan error, 1) // a child service: nobody waits
 	}
-	a.rt.sys.Root.Send(a.rt.registry, &regAddLocal{ref: a.ref, done: done})
+	a.k.Register(a.ref, done)
 }
 
 func (a *Agent) safeSetup() (err error) {
@@ -161,15 +144,15 @@ func (a *Agent) safeSetup() (err error) {
 		a.inSetup = false
 		if r := recover(); r != nil {
 			a.log.Error("service setup panicked", "panic", r, "stack", string(debug.Stack()))
-			err = fmt.Errorf("start service %q: setup panicked: %v", a.ref.name, r)
+			err = fmt.Errorf("start service %q: setup panicked: %v", a.ref.Name(), r)
 		}
 	}()
 	if err := a.svc.Setup(a); err != nil {
-		return fmt.Errorf("start service %q: %w", a.ref.name, err)
+		return fmt.Errorf("start service %q: %w", a.ref.Name(), err)
 	}
 	for _, m := range a.methods {
 		if m.err != nil {
-			return fmt.Errorf("start service %q: %w", a.ref.name, m.err)
+			return fmt.Errorf("start service %q: %w", a.ref.Name(), m.err)
 		}
 	}
 	return nil
@@ -189,17 +172,17 @@ func (a *Agent) stop() {
 		return
 	}
 	a.stopping = true
-	a.answerStart(runtimeFailure(CodeShutdown, "service stopped during setup"))
+	a.answerStart(registry.RuntimeFailure(CodeShutdown, "service stopped during setup"))
 	done := make(chan struct{})
-	a.rt.sys.Root.Send(a.rt.registry, &regRemoveLocal{ref: a.ref, done: done})
+	a.k.Withdraw(a.ref, done)
 	for _, t := range a.timers {
 		t.t.Stop()
 	}
 	a.timers = nil
-	a.rt.pending.dropOwner(a.ref)
+	a.k.DropCalls(a.ref)
 	a.unsubscribeAll()
 	for id := range a.watches {
-		a.rt.sys.Root.Send(a.rt.registry, &regUnwatch{id: id})
+		a.k.Unwatch(id)
 	}
 	a.watches = nil
 	if s, ok := a.svc.(Stopper); ok {
@@ -209,7 +192,7 @@ func (a *Agent) stop() {
 	// were failed; the registry never waits on services, so this is safe.
 	select {
 	case <-done:
-	case <-time.After(a.rt.cfg.StopTimeout):
+	case <-time.After(a.cfg.StopTimeout):
 		a.log.Warn("registry did not confirm withdrawal")
 	}
 }
@@ -219,9 +202,7 @@ func (a *Agent) Stop() { a.ctx.Stop(a.ctx.Self()) }
 
 // Announce makes a service started Hidden visible (SPEC rule 27).
 func (a *Agent) Announce() {
-	if a.ref.hidden.Load() {
-		a.rt.sys.Root.Send(a.rt.registry, &regAnnounce{ref: a.ref})
-	}
+	a.k.Announce(a.ref)
 }
 
 // JoinGroup joins a service group; joining twice does nothing.
@@ -230,21 +211,19 @@ func (a *Agent) JoinGroup(g string) {
 		return
 	}
 	if a.inSetup { // not registered yet: the registration carries the groups
-		if !slices.Contains(a.ref.groups, g) {
-			a.ref.groups = append(a.ref.groups, g)
-		}
+		a.ref.SetupGroup(g, true)
 		return
 	}
-	a.rt.sys.Root.Send(a.rt.registry, &regGroup{addr: a.ref.addr, group: g, joined: true})
+	a.k.SetGroup(a.ref, g, true)
 }
 
 // LeaveGroup leaves a service group; leaving one not joined does nothing.
 func (a *Agent) LeaveGroup(g string) {
 	if a.inSetup {
-		a.ref.groups = slices.DeleteFunc(a.ref.groups, func(x string) bool { return x == g })
+		a.ref.SetupGroup(g, false)
 		return
 	}
-	a.rt.sys.Root.Send(a.rt.registry, &regGroup{addr: a.ref.addr, group: g, joined: false})
+	a.k.SetGroup(a.ref, g, false)
 }
 
 // guard runs user code, turning a panic into a logged error so the
@@ -261,17 +240,17 @@ func (a *Agent) guard(what string, fn func()) (ok bool) {
 }
 
 // handleEncoded handles a batch from a link. Every envelope is decoded
-// into the same struct: nothing keeps an *Envelope past its handling
+// into the same struct: nothing keeps an *registry.Envelope past its handling
 // (responses are encoded by the link at once; a delayed request keeps
 // only its caller's address).
-func (a *Agent) handleEncoded(b *EncodedBatch) {
+func (a *Agent) handleEncoded(b *registry.EncodedBatch) {
 	// Decode sets every field, so the envelope is cleared once, after the
 	// batch (to let go of its memory), not after each envelope.
-	defer func() { a.inbound = Envelope{} }()
+	defer func() { a.inbound = registry.Envelope{} }()
 	rest := b.Data
 	for first := true; len(rest) > 0; first = false {
 		if !first {
-			a.ref.mb.begin() // for the watchdog, each envelope is a message of its own
+			a.ref.BeginMessage() // for the slow-handler watch, each envelope is a message of its own
 		}
 		e := &a.inbound
 		var err error
@@ -279,7 +258,7 @@ func (a *Agent) handleEncoded(b *EncodedBatch) {
 			a.log.Error("dropping undecodable batch", "error", err)
 			return
 		}
-		if e.Kind == KindRequest && e.From.Process == a.rt.pid {
+		if e.Kind == registry.KindRequest && e.From.Process == a.k.ProcessID() {
 			c := *e // answered in-process: the pending call keeps the envelope's data only, but be safe
 			e = &c
 		}
@@ -287,17 +266,17 @@ func (a *Agent) handleEncoded(b *EncodedBatch) {
 	}
 }
 
-func (a *Agent) handleEnvelope(e *Envelope) {
+func (a *Agent) handleEnvelope(e *registry.Envelope) {
 	switch e.Kind {
-	case KindRequest:
+	case registry.KindRequest:
 		a.serve(e)
-	case KindReport:
+	case registry.KindReport:
 		a.receiveReport(e)
-	case KindSubscribe:
+	case registry.KindSubscribe:
 		a.subscribed(e)
-	case KindUnsubscribe:
+	case registry.KindUnsubscribe:
 		a.unsubscribed(e)
-	case KindMessage:
+	case registry.KindMessage:
 		a.receiveMessage(e)
 	}
 }
@@ -306,7 +285,7 @@ func (a *Agent) handleEnvelope(e *Envelope) {
 // shows in the console's tree and stops with the service. An empty name
 // gets a generated one.
 func (a *Agent) Spawn(name string, producer actor.Producer, opts ...actor.PropsOption) (*actor.PID, error) {
-	tracked := a.rt.props(KindActor, name, producer).Configure(opts...)
+	tracked := a.k.Props(registry.KindActor, name, producer, nil).Configure(opts...)
 	if name == "" {
 		return a.ctx.Spawn(tracked), nil
 	}
@@ -317,7 +296,7 @@ func (a *Agent) Spawn(name string, producer actor.Producer, opts ...actor.PropsO
 // when this one stops. It returns before the child's Setup has run; a
 // Setup error is logged.
 func (a *Agent) StartChild(name string, svc Service, opts ...Option) (Address, error) {
-	return a.rt.start(context.Background(), nil, a.ctx, name, svc, opts)
+	return a.rt.start(context.Background(), a.ctx, name, svc, opts)
 }
 
 // --- calls made by a service ---
@@ -327,114 +306,61 @@ func (a *Agent) StartChild(name string, svc Service, opts ...Option) (Address, e
 // that must stay responsive; a cycle of synchronous calls can only end
 // by timing out.
 func (a *Agent) Call(ctx context.Context, to Target, method string, args ...any) (Payload, error) {
-	return a.rt.call(ctx, a.ref.addr, to, method, args)
+	return a.k.CallFrom(ctx, a.ref.Addr(), to, method, args)
 }
 
 // Pending is a request this service sent and has not had answered.
 type Pending struct {
 	agent *Agent
-	pc    *pendingCall
-	fail  *Failure // set when the request could not be sent
+	pc    *registry.PendingCall
 }
 
 // Request sends a request without waiting. Use Then to run a callback,
 // inside this service, when the answer (or a failure) arrives. The
 // default deadline is the runtime's CallTimeout; Timeout changes it.
 func (a *Agent) Request(to Target, method string, args ...any) *Pending {
-	p := &Pending{agent: a, pc: &pendingCall{owner: a.ref}}
-	r, f := a.rt.resolve(to)
-	if f == nil {
-		payload, err := encodeArgs(args)
-		if err != nil {
-			f = runtimeFailure(CodeBadArguments, err.Error())
-		} else {
-			f = a.rt.send(p.pc, a.ref.addr, r, method, payload)
-		}
-	}
-	if f != nil {
-		a.rt.stats.countFailure(f.Code)
-		p.fail = f
-		// Deliver the failure like any answer: after the current handler.
-		a.ctx.Send(a.ctx.Self(), &callDone{pc: p.pc, fail: f})
-		return p
-	}
-	p.Timeout(a.rt.cfg.CallTimeout)
-	return p
+	return &Pending{agent: a, pc: a.k.Request(a.ref, to, method, args, a.cfg.CallTimeout)}
 }
 
 // Conversation returns the request's conversation id, for Cancel.
-func (p *Pending) Conversation() uint64 { return p.pc.conv }
+func (p *Pending) Conversation() uint64 { return p.pc.Conv() }
 
 // Then sets the callback for the answer; it runs inside the service.
 // err is a *Failure.
 func (p *Pending) Then(fn func(res Payload, err error)) *Pending {
-	p.pc.then = fn
+	p.pc.SetThen(fn)
 	return p
 }
 
 // Timeout sets how long to wait for the answer before failing with
 // CodeTimedOut.
 func (p *Pending) Timeout(d time.Duration) *Pending {
-	if p.fail != nil {
-		return p
-	}
-	pc, rt := p.pc, p.agent.rt
-	if pc.deadline != nil {
-		pc.deadline.Stop()
-	}
-	pc.deadline = time.AfterFunc(d, func() {
-		if rt.pending.take(pc.conv) != nil {
-			pc.finish(rt, Payload{}, runtimeFailuref(CodeTimedOut, "no answer within %v", d))
-		}
-	})
+	p.agent.k.SetTimeout(p.pc, d)
 	return p
 }
 
-func (a *Agent) finishCall(m *callDone) {
-	if m.pc.deadline != nil {
-		m.pc.deadline.Stop()
+func (a *Agent) finishCall(m *registry.CallDone) {
+	then, res, err := a.k.Finish(m)
+	if then != nil {
+		a.guard("reply callback", func() { then(res, err) })
 	}
-	if m.fail != nil {
-		a.rt.stats.countFailure(m.fail.Code)
-	}
-	if m.pc.then == nil {
-		return
-	}
-	var err error
-	if m.fail != nil {
-		err = m.fail
-	}
-	a.guard("reply callback", func() { m.pc.then(m.res, err) })
 }
 
 // Cancel ends one of this service's outstanding requests with the given
 // failure (CodeCancelled when nil), delivered to its own callback; a late
-// answer is dropped (SPEC rule 31). It reports whether the request was
-// still outstanding.
+// answer is dropped. It reports whether the request was still
+// outstanding.
 func (a *Agent) Cancel(conv uint64, f *Failure) bool {
-	pc := a.rt.pending.takeOwned(conv, a.ref)
-	if pc == nil {
-		return false
-	}
 	if f == nil {
-		f = runtimeFailure(CodeCancelled, "cancelled by the caller")
+		f = registry.RuntimeFailure(CodeCancelled, "cancelled by the caller")
 	}
-	pc.finish(a.rt, Payload{}, f)
-	return true
+	return a.k.Cancel(a.ref, conv, f)
 }
 
 // CancelAll cancels every outstanding request of this service.
 func (a *Agent) CancelAll(f *Failure) int {
 	if f == nil {
-		f = runtimeFailure(CodeCancelled, "cancelled by the caller")
+		f = registry.RuntimeFailure(CodeCancelled, "cancelled by the caller")
 	}
-	n := 0
-	a.rt.pending.failWhere(func(pc *pendingCall) bool {
-		if pc.owner == a.ref {
-			n++
-			return true
-		}
-		return false
-	}, f)
-	return n
+	return a.k.CancelAll(a.ref, f)
 }

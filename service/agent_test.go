@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/netsvc-go/netsvc/actors/registry"
 	"github.com/netsvc-go/netsvc/service"
 )
 
@@ -209,7 +210,7 @@ func TestChildrenStopWithParent(t *testing.T) {
 	if s, err := service.CallFor[string](ctx, rt, child, "hi"); err != nil || s != "hi from child" {
 		t.Fatalf("child call: %q, %v", s, err)
 	}
-	res, err := rt.ActorSystem().Root.RequestFuture(helper, "ping", waitTimeout).Result()
+	res, err := rt.Kernel().ActorSystem().Root.RequestFuture(helper, "ping", waitTimeout).Result()
 	if err != nil || res != "ping!" {
 		t.Fatalf("spawned actor: %v, %v", res, err)
 	}
@@ -218,20 +219,20 @@ func TestChildrenStopWithParent(t *testing.T) {
 	}
 
 	// The tree shows the child service and the actor under the parent.
-	kinds := map[string]service.ActorInfo{}
+	kinds := map[string]registry.ActorInfo{}
 	waitFor(t, waitTimeout, "the tree", func() bool {
 		clear(kinds)
-		for _, info := range rt.Tree().Snapshot() {
+		for _, info := range rt.Kernel().Tree().Snapshot() {
 			kinds[info.Kind+"/"+info.Name] = info
 		}
-		_, broken := kinds[service.KindService+"/broken"]
+		_, broken := kinds[registry.KindService+"/broken"]
 		return !broken
 	})
-	p, c, h := kinds[service.KindService+"/parent"], kinds[service.KindService+"/child"], kinds[service.KindActor+"/helper"]
+	p, c, h := kinds[registry.KindService+"/parent"], kinds[registry.KindService+"/child"], kinds[registry.KindActor+"/helper"]
 	if p.ID == "" || c.Parent != p.ID || h.Parent != p.ID || h.ID != helper.Id {
 		t.Fatalf("tree: parent %+v child %+v helper %+v", p, c, h)
 	}
-	if _, ok := kinds[service.KindRegistry+"/"]; !ok {
+	if _, ok := kinds[registry.KindRegistry+"/"]; !ok {
 		t.Fatalf("no registry in the tree: %v", kinds)
 	}
 
@@ -245,7 +246,7 @@ func TestChildrenStopWithParent(t *testing.T) {
 	}
 	_, err = rt.Call(ctx, child, "hi")
 	wantFailure(t, err, service.CodeNoSuchService)
-	for _, info := range rt.Tree().Snapshot() {
+	for _, info := range rt.Kernel().Tree().Snapshot() {
 		if info.Name == "helper" || info.Name == "child" || info.Name == "parent" {
 			t.Fatalf("%+v still in the tree", info)
 		}
@@ -318,7 +319,7 @@ func TestCloseFailsWaitingCallsAndLaterCalls(t *testing.T) {
 		errs <- err
 	}()
 	recv(t, entered, "parked call")
-	if rt.Closed() {
+	if rt.Kernel().Closed() {
 		t.Fatal("Closed() before Close")
 	}
 	t0 := time.Now()
@@ -336,7 +337,7 @@ func TestCloseFailsWaitingCallsAndLaterCalls(t *testing.T) {
 	if name := recv(t, stopped, "Stopping"); name != "stopper" {
 		t.Fatalf("Stopping ran for %q", name)
 	}
-	if !rt.Closed() {
+	if !rt.Kernel().Closed() {
 		t.Fatal("Closed() false after Close")
 	}
 	_, err = rt.Call(ctx, service.Name("parker"), "park")
@@ -402,26 +403,26 @@ func TestAgentStopFromHandler(t *testing.T) {
 func TestRuntimeAccessors(t *testing.T) {
 	before := time.Now()
 	rt := newRuntime(t, service.Config{Node: "n1", ProcessID: 0x1234})
-	if rt.Node() != "n1" || rt.ProcessID() != 0x1234 || rt.Logger() == nil || rt.ActorSystem() == nil {
+	if rt.Node() != "n1" || rt.ProcessID() != 0x1234 || rt.Logger() == nil || rt.Kernel().ActorSystem() == nil {
 		t.Fatalf("accessors: %q %v", rt.Node(), rt.ProcessID())
 	}
-	if rt.Started().Before(before) || rt.Started().After(time.Now()) {
-		t.Fatalf("Started() = %v", rt.Started())
+	if rt.Kernel().Started().Before(before) || rt.Kernel().Started().After(time.Now()) {
+		t.Fatalf("Started() = %v", rt.Kernel().Started())
 	}
-	if rt.MaxPayload() != service.DefaultMaxPayload {
-		t.Fatalf("MaxPayload() = %d", rt.MaxPayload())
+	if rt.Kernel().MaxPayload() != registry.DefaultMaxPayload {
+		t.Fatalf("MaxPayload() = %d", rt.Kernel().MaxPayload())
 	}
 	p := startProbe(t, rt, "acc", nil, service.Audience("grp"))
 	p.Do(func(a *service.Agent) {
 		if a.Name() != "acc" || a.Address() != p.Addr || a.Audience() != "grp" || a.Runtime() != rt ||
-			a.Logger() == nil || a.ActorContext() == nil || a.ActorContext().Self() == nil {
+			a.Logger() == nil {
 			t.Errorf("agent accessors: %q %v %q", a.Name(), a.Address(), a.Audience())
 		}
 	})
 	if p.Addr.Process != 0x1234 || p.Addr.ID == 0 {
 		t.Fatalf("address %v", p.Addr)
 	}
-	if len(rt.Processes()) != 0 {
-		t.Fatalf("Processes() = %v", rt.Processes())
+	if len(rt.Kernel().Processes()) != 0 {
+		t.Fatalf("Processes() = %v", rt.Kernel().Processes())
 	}
 }

@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"github.com/netsvc-go/netsvc/actors/registry"
 	"regexp"
 	"strings"
 	"testing"
@@ -98,13 +99,13 @@ var fuzzMethods = []any{
 
 // FuzzPayloadDecode feeds arbitrary bytes, under each content type, to
 // what reads payloads: a method's argument decoding, Payload.Value and
-// JSONValue. None may panic, and a value JSONValue returns must marshal.
+// registry.JSONValue. None may panic, and a value registry.JSONValue returns must marshal.
 func FuzzPayloadDecode(f *testing.F) {
 	for _, args := range [][]any{
 		{6, 7}, {"text", 1.5, true, uint8(3)}, {[]float64{1, 2}, map[string]any{"k": []any{1, "x"}}, []byte("b")},
 		{nil, 5, time.Unix(0, 0).UTC()}, {map[string]any{"name": "n", "Tags": []string{"a"}}}, {},
 	} {
-		p, err := EncodeArgs(args...)
+		p, err := registry.EncodeArgs(args...)
 		if err != nil {
 			f.Fatal(err)
 		}
@@ -127,56 +128,17 @@ func FuzzPayloadDecode(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte, ct uint8) {
 		p := Payload{ContentType: contentTypes[int(ct)%len(contentTypes)], Data: data}
 		for _, m := range methods {
-			m.decode(&Envelope{Kind: KindRequest, Subject: "m", ContentType: p.ContentType, Data: data})
+			m.decode(&registry.Envelope{Kind: registry.KindRequest, Subject: "m", ContentType: p.ContentType, Data: data})
 		}
 		var anything any
 		_ = p.Decode(&anything)
 		_, _ = p.Value()
-		v, err := JSONValue(p)
+		v, err := registry.JSONValue(p)
 		if err != nil {
 			return
 		}
-		if _, err := EncodeJSON(v); err != nil {
-			t.Fatalf("JSONValue of %x (%s) = %#v, which does not marshal: %v", data, p.ContentType, v, err)
-		}
-	})
-}
-
-// FuzzArgsFromJSON checks arguments read from the command line or the
-// HTTP gateway never panic, always encode, and decode back to as many
-// arguments.
-func FuzzArgsFromJSON(f *testing.F) {
-	for _, s := range []string{`[6, 7]`, `["text", {"k": 1.5}]`, ``, ` `, `[]`, `[1e400]`, `[18446744073709551615]`,
-		`[-9223372036854775809]`, `[1.0, 1e3, -0]`, `{"a": 1}`, `[[[[]]]]`, `[null, true, "\u00e9"]`, `[1] [2]`} {
-		f.Add([]byte(s))
-	}
-	f.Fuzz(func(t *testing.T, text []byte) {
-		args, err := ArgsFromJSON(text)
-		if err != nil {
-			return
-		}
-		p, err := EncodeArgs(args...)
-		if err != nil {
-			t.Fatalf("ArgsFromJSON(%q) = %#v, which does not encode: %v", text, args, err)
-		}
-		if len(args) == 1 {
-			if _, raw := args[0].(Raw); raw {
-				return
-			}
-		}
-		v, err := p.Value()
-		if err != nil && strings.Contains(err.Error(), "exceeded max nested level") {
-			return // the codec's limit against hostile payloads: a service answers "bad arguments"
-		}
-		if err != nil {
-			t.Fatalf("arguments of %q do not decode back: %v", text, err)
-		}
-		back, _ := v.([]any)
-		if len(back) != len(args) {
-			t.Fatalf("ArgsFromJSON(%q): %d arguments decode back as %#v", text, len(args), v)
-		}
-		if _, err := EncodeJSON(jsonSafe(v)); err != nil {
-			t.Fatalf("arguments of %q do not go back to JSON: %v", text, err)
+		if _, err := registry.EncodeJSON(v); err != nil {
+			t.Fatalf("registry.JSONValue of %x (%s) = %#v, which does not marshal: %v", data, p.ContentType, v, err)
 		}
 	})
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/netsvc-go/netsvc/actors/registry"
 	"github.com/netsvc-go/netsvc/service"
 )
 
@@ -20,15 +21,15 @@ import (
 type fakeLink struct {
 	id   string
 	peer service.ProcessID
-	sent chan *service.Envelope
+	sent chan *registry.Envelope
 	fail error // Send's error, when set before use
 }
 
 func newFakeLink(id string, peer service.ProcessID) *fakeLink {
-	return &fakeLink{id: id, peer: peer, sent: make(chan *service.Envelope, 100)}
+	return &fakeLink{id: id, peer: peer, sent: make(chan *registry.Envelope, 100)}
 }
 
-func (l *fakeLink) Send(e *service.Envelope) error {
+func (l *fakeLink) Send(e *registry.Envelope) error {
 	if l.fail != nil {
 		return l.fail
 	}
@@ -36,8 +37,8 @@ func (l *fakeLink) Send(e *service.Envelope) error {
 	return nil
 }
 
-func (l *fakeLink) Info() service.LinkInfo {
-	return service.LinkInfo{ID: l.id, ExchangeGroup: "eg", LocalRole: service.RoleClient, PeerRole: service.RoleServer,
+func (l *fakeLink) Info() registry.LinkInfo {
+	return registry.LinkInfo{ID: l.id, ExchangeGroup: "eg", LocalRole: registry.RoleClient, PeerRole: registry.RoleServer,
 		PeerProcess: l.peer, PeerNode: "peer-" + l.id, PeerAddress: "127.0.0.1:1"}
 }
 
@@ -46,18 +47,18 @@ func importService(rt *service.Runtime, l *fakeLink, name string, addr service.A
 	if groups == nil {
 		groups = []string{}
 	}
-	rt.Import(l, service.Change{Kind: service.Available, Binding: service.Binding{
+	rt.Kernel().Import(l, registry.Change{Kind: service.Available, Binding: service.Binding{
 		Name: name, Address: addr, Audience: "*", Groups: groups, Node: "remote", Hops: hops}})
 }
 
 // respond answers a request envelope over the link it went out on.
-func respond(t testing.TB, rt *service.Runtime, l *fakeLink, req *service.Envelope, v any) {
+func respond(t testing.TB, rt *service.Runtime, l *fakeLink, req *registry.Envelope, v any) {
 	t.Helper()
 	p, err := service.Encode(v)
 	if err != nil {
 		t.Fatal(err)
 	}
-	rt.Deliver(&service.Envelope{Kind: service.KindResponse, To: req.From, From: req.To, Conv: req.Conv,
+	rt.Kernel().Deliver(&registry.Envelope{Kind: registry.KindResponse, To: req.From, From: req.To, Conv: req.Conv,
 		ContentType: p.ContentType, Data: p.Data}, l)
 }
 
@@ -119,7 +120,7 @@ func TestNameChoiceLocalThenHopsThenEarliest(t *testing.T) {
 		res <- s
 	}()
 	req := recv(t, lb.sent, "request on link B")
-	if req.Kind != service.KindRequest || req.To != wb || req.From != (service.Address{Process: here}) || req.Subject != "id" || req.Conv == 0 {
+	if req.Kind != registry.KindRequest || req.To != wb || req.From != (service.Address{Process: here}) || req.Subject != "id" || req.Conv == 0 {
 		t.Fatalf("request envelope = %+v", req)
 	}
 	args := decode[[]any](t, service.Payload{ContentType: req.ContentType, Data: req.Data})
@@ -133,7 +134,7 @@ func TestNameChoiceLocalThenHopsThenEarliest(t *testing.T) {
 
 	// C's binding also heard of through A: losing C keeps it, via A.
 	importService(rt, la, "w", wc, 4)
-	rt.LinkDown(lc)
+	rt.Kernel().LinkDown(lc)
 	b, ok := rt.LookupAddress(wc)
 	if !ok || b.Link != "A" || b.Hops != 5 {
 		t.Fatalf("after losing C: %+v, %v", b, ok)
@@ -158,7 +159,7 @@ func TestLinkDownFailsRequestsAndWithdrawsBindings(t *testing.T) {
 	defer stopWatch()
 	importService(rt, la, "remote", r, 0, "g")
 	wantEvents(t, events, avail("remote", r), joined("remote", r, "g"))
-	rt.Import(la, service.Change{Kind: service.Joined, Binding: service.Binding{Address: r}, Group: "h"})
+	rt.Kernel().Import(la, registry.Change{Kind: service.Joined, Binding: service.Binding{Address: r}, Group: "h"})
 	wantEvents(t, events, joined("remote", r, "h"))
 	if l := rt.LookupGroup("h"); len(l) != 1 || l[0].Address != r {
 		t.Fatalf("LookupGroup(h) = %v", l)
@@ -166,7 +167,7 @@ func TestLinkDownFailsRequestsAndWithdrawsBindings(t *testing.T) {
 
 	done := callAsync(context.Background(), rt, service.Name("remote"), "m")
 	recv(t, la.sent, "request on the link")
-	rt.LinkDown(la)
+	rt.Kernel().LinkDown(la)
 	f := wantFailure(t, recv(t, done, "failed call"), service.CodeLinkLost)
 	if !strings.Contains(f.Details, "link A") || !errors.Is(f, service.ErrLinkLost) {
 		t.Fatalf("link lost failure = %+v", f)
@@ -188,7 +189,7 @@ func TestRemoteWithdrawalFailsWaitingCall(t *testing.T) {
 	waitFor(t, waitTimeout, "the import", func() bool { return len(rt.Lookup("remote")) == 1 })
 	done := callAsync(context.Background(), rt, r, "m")
 	req := recv(t, la.sent, "request")
-	rt.Import(la, service.Change{Kind: service.Withdrawn, Binding: service.Binding{Address: r}})
+	rt.Kernel().Import(la, registry.Change{Kind: service.Withdrawn, Binding: service.Binding{Address: r}})
 	f := wantFailure(t, recv(t, done, "failed call"), service.CodeWithdrawn)
 	if !strings.Contains(f.Details, "withdrawn before the response arrived") {
 		t.Fatalf("details %q", f.Details)
@@ -217,32 +218,32 @@ func TestRequestFromLinkAnsweredOverLink(t *testing.T) {
 	rt := newRuntime(t, service.Config{ProcessID: here})
 	la := newFakeLink("A", procA)
 	math := startMath(t, rt)
-	rt.LearnRoute(procA, la)
-	if rt.RouteTo(procA) != la {
+	rt.Kernel().LearnRoute(procA, la)
+	if rt.Kernel().RouteTo(procA) != la {
 		t.Fatal("RouteTo after LearnRoute")
 	}
 	caller := service.Address{Process: procA, ID: 5}
-	args, _ := service.EncodeArgs(6, 7)
-	rt.Deliver(&service.Envelope{Kind: service.KindRequest, To: math, From: caller, Conv: 77, Subject: "multiply",
+	args, _ := registry.EncodeArgs(6, 7)
+	rt.Kernel().Deliver(&registry.Envelope{Kind: registry.KindRequest, To: math, From: caller, Conv: 77, Subject: "multiply",
 		ContentType: args.ContentType, Data: args.Data}, la)
 	res := recv(t, la.sent, "response")
-	if res.Kind != service.KindResponse || res.Conv != 77 || res.To != caller || res.From != math {
+	if res.Kind != registry.KindResponse || res.Conv != 77 || res.To != caller || res.From != math {
 		t.Fatalf("response envelope = %+v", res)
 	}
 	if v := decode[int](t, service.Payload{ContentType: res.ContentType, Data: res.Data}); v != 42 {
 		t.Fatalf("response = %d", v)
 	}
 
-	rt.Deliver(&service.Envelope{Kind: service.KindRequest, To: math, From: caller, Conv: 78, Subject: "nope",
+	rt.Kernel().Deliver(&registry.Envelope{Kind: registry.KindRequest, To: math, From: caller, Conv: 78, Subject: "nope",
 		ContentType: args.ContentType, Data: args.Data}, la)
 	fe := recv(t, la.sent, "failure")
 	f := decode[service.Failure](t, service.Payload{ContentType: fe.ContentType, Data: fe.Data})
-	if fe.Kind != service.KindFailure || fe.Conv != 78 || f.Code != service.CodeNoSuchMethod {
+	if fe.Kind != registry.KindFailure || fe.Conv != 78 || f.Code != service.CodeNoSuchMethod {
 		t.Fatalf("failure envelope %+v: %+v", fe, f)
 	}
 
 	// A request for a service that is not here is answered with a failure.
-	rt.Deliver(&service.Envelope{Kind: service.KindRequest, To: service.Address{Process: here, ID: 999}, From: caller, Conv: 79,
+	rt.Kernel().Deliver(&registry.Envelope{Kind: registry.KindRequest, To: service.Address{Process: here, ID: 999}, From: caller, Conv: 79,
 		Subject: "x", ContentType: args.ContentType, Data: args.Data}, la)
 	fe = recv(t, la.sent, "failure")
 	if f := decode[service.Failure](t, service.Payload{ContentType: fe.ContentType, Data: fe.Data}); fe.Conv != 79 || f.Code != service.CodeNoSuchService {
@@ -268,18 +269,18 @@ func TestCloseFailsRemoteCalls(t *testing.T) {
 // dumps what it knows on request.
 func TestExchangeFeedAndDump(t *testing.T) {
 	rt := newRuntime(t, service.Config{ProcessID: here})
-	changes := make(chan service.Change, 100)
-	dumps := make(chan *service.Dump, 1)
-	pid := rt.ActorSystem().Root.Spawn(actor.PropsFromFunc(func(c actor.Context) {
+	changes := make(chan registry.Change, 100)
+	dumps := make(chan *registry.Dump, 1)
+	pid := rt.Kernel().ActorSystem().Root.Spawn(actor.PropsFromFunc(func(c actor.Context) {
 		switch m := c.Message().(type) {
-		case *service.Change:
+		case *registry.Change:
 			changes <- *m
-		case *service.Dump:
+		case *registry.Dump:
 			dumps <- m
 		}
 	}))
-	rt.AttachExchange(pid)
-	defer rt.DetachExchange(pid)
+	rt.Kernel().AttachExchange(pid)
+	defer rt.Kernel().DetachExchange(pid)
 
 	m := startProbe(t, rt, "m", nil, service.Audience(""), service.Groups("g"))
 	m.Do(func(a *service.Agent) { a.JoinGroup("h") })
@@ -305,7 +306,7 @@ func TestExchangeFeedAndDump(t *testing.T) {
 	kept := start(t, rt, "kept", func(a *service.Agent) error { return nil })
 	recv(t, changes, "change")
 	la := newFakeLink("A", procA)
-	rt.RequestDump(pid, la)
+	rt.Kernel().RequestDump(pid, la)
 	d := recv(t, dumps, "dump")
 	if d.Link != la || len(d.Changes) != 2 {
 		t.Fatalf("dump = %+v", d)

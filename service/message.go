@@ -1,6 +1,10 @@
 package service
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/netsvc-go/netsvc/actors/registry"
+)
 
 // Message is a one-way message between services (SPEC rule 32): no
 // answer, no subscription, just delivered to the handler the receiver
@@ -23,7 +27,7 @@ type messageHandler struct {
 // like any value; pass a Raw to send bytes with a content type of your
 // own.
 func (a *Agent) SendMessage(to Target, id, description string, content any, seq uint64) error {
-	r, f := a.rt.resolve(to)
+	dest, f := a.k.Resolve(to)
 	if f != nil {
 		return f
 	}
@@ -31,11 +35,11 @@ func (a *Agent) SendMessage(to Target, id, description string, content any, seq 
 	if err != nil {
 		return fmt.Errorf("send message %s: %w", id, err)
 	}
-	if len(p.Data) > a.rt.cfg.MaxPayload {
-		return runtimeFailuref(CodePayloadTooLarge, "message %s is %d bytes, the limit is %d", id, len(p.Data), a.rt.cfg.MaxPayload)
+	if len(p.Data) > a.cfg.MaxPayload {
+		return registry.RuntimeFailuref(CodePayloadTooLarge, "message %s is %d bytes, the limit is %d", id, len(p.Data), a.cfg.MaxPayload)
 	}
-	a.rt.route(&Envelope{Kind: KindMessage, To: r.addr, From: a.ref.addr, Conv: a.rt.nextConv.Add(1),
-		Subject: id, Pattern: description, Seq: seq, ContentType: p.ContentType, Data: p.Data}, nil)
+	a.k.Route(&registry.Envelope{Kind: registry.KindMessage, To: dest, From: a.ref.Addr(), Conv: a.k.NextConv(),
+		Subject: id, Pattern: description, Seq: seq, ContentType: p.ContentType, Data: p.Data})
 	return nil
 }
 
@@ -47,7 +51,7 @@ func (a *Agent) HandleMessages(from Target, id string, fn func(Message)) {
 	a.msgs = append(a.msgs, messageHandler{from: from, id: id, fn: fn})
 }
 
-func (a *Agent) receiveMessage(e *Envelope) {
+func (a *Agent) receiveMessage(e *registry.Envelope) {
 	m := Message{From: e.From, ID: e.Subject, Description: e.Pattern, Sequence: e.Seq,
 		Payload: Payload{ContentType: e.ContentType, Data: e.Data}}
 	var senderName string

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"testing"
 
+	"github.com/netsvc-go/netsvc/actors/registry"
 	"github.com/netsvc-go/netsvc/service"
 )
 
@@ -19,7 +20,7 @@ func TestZeroProcessIDRoundTrip(t *testing.T) {
 	if err := json.Unmarshal(b, &back); err != nil || back.P != 0 {
 		t.Fatalf("%s read back as %v, %v", b, back.P, err)
 	}
-	if _, err := service.ParseProcessID(service.ProcessID(0).String()); err == nil {
+	if _, err := registry.ParseProcessID(service.ProcessID(0).String()); err == nil {
 		t.Error("ParseProcessID accepted zero")
 	}
 }

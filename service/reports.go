@@ -2,6 +2,7 @@ package service
 
 import (
 	"fmt"
+	"github.com/netsvc-go/netsvc/actors/registry"
 	"runtime/debug"
 	"slices"
 	"time"
@@ -85,8 +86,8 @@ func (a *Agent) PublishRetained(subject string, v any, lifetime time.Duration) e
 	if err != nil {
 		return fmt.Errorf("publish %s: %w", subject, err)
 	}
-	if len(p.Data) > a.rt.cfg.MaxPayload {
-		return runtimeFailuref(CodePayloadTooLarge, "report %s is %d bytes, the limit is %d", subject, len(p.Data), a.rt.cfg.MaxPayload)
+	if len(p.Data) > a.cfg.MaxPayload {
+		return registry.RuntimeFailuref(CodePayloadTooLarge, "report %s is %d bytes, the limit is %d", subject, len(p.Data), a.cfg.MaxPayload)
 	}
 	a.keep(subject, p, lifetime)
 	var congested *Failure
@@ -122,18 +123,18 @@ func (a *Agent) keep(subject string, p Payload, lifetime time.Duration) {
 }
 
 func (a *Agent) sendReport(to Address, subject, pattern string, p Payload) *Failure {
-	if to.Process != a.rt.pid {
+	if to.Process != a.k.ProcessID() {
 		// A link encodes the envelope before Send returns, so one
 		// envelope serves every remote report of this agent.
 		e := &a.scratch
-		*e = Envelope{Kind: KindReport, To: to, From: a.ref.addr, Subject: subject, Pattern: pattern,
+		*e = registry.Envelope{Kind: registry.KindReport, To: to, From: a.ref.Addr(), Subject: subject, Pattern: pattern,
 			ContentType: p.ContentType, Data: p.Data}
-		f := a.rt.route(e, nil)
-		*e = Envelope{}
+		f := a.k.Route(e)
+		*e = registry.Envelope{}
 		return f
 	}
-	return a.rt.route(&Envelope{Kind: KindReport, To: to, From: a.ref.addr, Subject: subject, Pattern: pattern,
-		ContentType: p.ContentType, Data: p.Data}, nil)
+	return a.k.Route(&registry.Envelope{Kind: registry.KindReport, To: to, From: a.ref.Addr(), Subject: subject, Pattern: pattern,
+		ContentType: p.ContentType, Data: p.Data})
 }
 
 // SendReport sends a report to one subscriber only, bypassing the kept
@@ -143,7 +144,7 @@ func (a *Agent) sendReport(to Address, subject, pattern string, p Payload) *Fail
 func (a *Agent) SendReport(to Address, subject string, v any) error {
 	s := a.pub.subscribers[to]
 	if s == nil {
-		return fmt.Errorf("send report: %s has not subscribed to %s", to, displayName(a.ref.name))
+		return fmt.Errorf("send report: %s has not subscribed to %s", to, registry.DisplayName(a.ref.Name()))
 	}
 	p, err := Encode(v)
 	if err != nil {
@@ -219,7 +220,7 @@ func (a *Agent) Subscribers() map[Address][]string {
 // held for another process takes one of the process's subscription
 // slots (SPEC rule 36); past the bounds it is ignored, logged and
 // counted.
-func (a *Agent) subscribed(e *Envelope) {
+func (a *Agent) subscribed(e *registry.Envelope) {
 	if a.stopping {
 		return // withdrawn: its subscribers are let go as it stops
 	}
@@ -232,8 +233,8 @@ func (a *Agent) subscribed(e *Envelope) {
 	if s != nil && slices.ContainsFunc(s.patterns, func(p Pattern) bool { return p.text == pt.text }) {
 		return // a repeated subscription is not recorded again, nor replayed
 	}
-	if e.From.Process != a.rt.pid {
-		if why := a.rt.subs.take(e.From.Process); why != "" {
+	if e.From.Process != a.k.ProcessID() {
+		if why := a.k.TakeSubscription(e.From.Process); why != "" {
 			a.refuseSubscription(e, why)
 			return
 		}
@@ -264,8 +265,7 @@ func (a *Agent) subscribed(e *Envelope) {
 
 // refuseSubscription counts a subscription over the bounds and logs it,
 // at most once a minute per publisher.
-func (a *Agent) refuseSubscription(e *Envelope, why string) {
-	a.rt.stats.subsRefused.Add(1)
+func (a *Agent) refuseSubscription(e *registry.Envelope, why string) {
 	if n, ok := a.pub.refusedLog.hit(time.Now(), time.Minute); ok {
 		a.log.Warn("ignoring subscriptions over the limit", "subscriber", e.From.String(), "pattern", e.Subject,
 			"reason", why, "refused", n)
@@ -275,8 +275,8 @@ func (a *Agent) refuseSubscription(e *Envelope, why string) {
 // releaseSlots gives back the subscription slots of n patterns held for
 // sub.
 func (a *Agent) releaseSlots(sub Address, n int) {
-	if sub.Process != a.rt.pid {
-		a.rt.subs.give(sub.Process, n)
+	if sub.Process != a.k.ProcessID() {
+		a.k.GiveSubscriptions(sub.Process, n)
 	}
 }
 
@@ -310,7 +310,7 @@ func (a *Agent) replay(to Address, pt Pattern) {
 	}
 }
 
-func (a *Agent) unsubscribed(e *Envelope) {
+func (a *Agent) unsubscribed(e *registry.Envelope) {
 	s := a.pub.subscribers[e.From]
 	if s == nil {
 		return
@@ -455,7 +455,7 @@ func (s *Subscription) attach(b Binding) {
 	k := pubPattern{b.Address, s.pattern}
 	a.sub.attached[k]++
 	if a.sub.attached[k] == 1 {
-		a.rt.route(&Envelope{Kind: KindSubscribe, To: b.Address, From: a.ref.addr, Subject: s.pattern}, nil)
+		a.k.Route(&registry.Envelope{Kind: registry.KindSubscribe, To: b.Address, From: a.ref.Addr(), Subject: s.pattern})
 	}
 	if s.onPublisher != nil {
 		a.guard("publisher handler", func() { s.onPublisher(PublisherEvent{Publisher: b, Available: true}) })
@@ -476,7 +476,7 @@ func (s *Subscription) detach(b Binding, gone bool) {
 	if a.sub.attached[k] <= 0 {
 		delete(a.sub.attached, k)
 		if !gone {
-			a.rt.route(&Envelope{Kind: KindUnsubscribe, To: b.Address, From: a.ref.addr, Subject: s.pattern}, nil)
+			a.k.Route(&registry.Envelope{Kind: registry.KindUnsubscribe, To: b.Address, From: a.ref.Addr(), Subject: s.pattern})
 		}
 	}
 	if s.onPublisher != nil && !s.cancelled {
@@ -519,7 +519,7 @@ func (a *Agent) AcceptReports(t Target, subject string, fn func(Report)) {
 	a.sub.accept[acceptKey{t, subject}] = fn
 }
 
-func (a *Agent) receiveReport(e *Envelope) {
+func (a *Agent) receiveReport(e *registry.Envelope) {
 	r := Report{Publisher: e.From, Subject: e.Subject, Pattern: e.Pattern,
 		Payload: Payload{ContentType: e.ContentType, Data: e.Data}}
 	delivered := false
@@ -567,7 +567,7 @@ func (a *Agent) deliverReport(fn func(Report), r Report) {
 // unsubscribeAll tells every publisher this stopping service listened to.
 func (a *Agent) unsubscribeAll() {
 	for k := range a.sub.attached {
-		a.rt.route(&Envelope{Kind: KindUnsubscribe, To: k.pub, From: a.ref.addr, Subject: k.pattern}, nil)
+		a.k.Route(&registry.Envelope{Kind: registry.KindUnsubscribe, To: k.pub, From: a.ref.Addr(), Subject: k.pattern})
 	}
 	a.sub.attached = nil
 }

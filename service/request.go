@@ -3,6 +3,7 @@ package service
 import (
 	"context"
 	"fmt"
+	"github.com/netsvc-go/netsvc/actors/registry"
 	"reflect"
 	"runtime/debug"
 	"time"
@@ -15,7 +16,7 @@ import (
 // later, keep what Delay returns.
 type Request struct {
 	agent   *Agent
-	env     *Envelope
+	env     *registry.Envelope
 	delayed bool
 }
 
@@ -88,7 +89,7 @@ func (a *Agent) Reply(conv uint64, v any) error {
 	if !ok {
 		return fmt.Errorf("no delayed request with conversation %d", conv)
 	}
-	e := &Envelope{Kind: KindRequest, To: a.ref.addr, From: to, Conv: conv}
+	e := &registry.Envelope{Kind: registry.KindRequest, To: a.ref.Addr(), From: to, Conv: conv}
 	a.answer(e, v)
 	return nil
 }
@@ -104,7 +105,7 @@ func (a *Agent) FailRequest(conv uint64, f *Failure) error {
 	if f == nil {
 		f = &Failure{Code: CodeResponseAborted, Details: "the service aborted the response"}
 	}
-	a.fail(&Envelope{To: a.ref.addr, From: to, Conv: conv}, a.handlerFailure(f))
+	a.fail(&registry.Envelope{To: a.ref.Addr(), From: to, Conv: conv}, a.handlerFailure(f))
 	return nil
 }
 
@@ -116,8 +117,7 @@ func (a *Agent) Abandon(conv uint64) { a.takeDelayed(conv) }
 // service's and the process's bounds.
 func (a *Agent) addDelayed(conv uint64, from Address) {
 	if _, again := a.delayed[conv]; !again {
-		a.ref.delayed.Add(1)
-		a.rt.delayed.Add(1)
+		a.k.Delaying(a.ref, 1)
 	}
 	a.delayed[conv] = from
 }
@@ -127,8 +127,7 @@ func (a *Agent) takeDelayed(conv uint64) (Address, bool) {
 	to, ok := a.delayed[conv]
 	if ok {
 		delete(a.delayed, conv)
-		a.ref.delayed.Add(-1)
-		a.rt.delayed.Add(-1)
+		a.k.Delaying(a.ref, -1)
 	}
 	return to, ok
 }
@@ -136,8 +135,7 @@ func (a *Agent) takeDelayed(conv uint64) (Address, bool) {
 // releaseDelayed gives back the places of every delayed request of a
 // stopped service; their callers are failed by the withdrawal.
 func (a *Agent) releaseDelayed() {
-	a.rt.delayed.Add(-int64(len(a.delayed)))
-	a.ref.delayed.Store(0)
+	a.k.Delaying(a.ref, -int64(len(a.delayed)))
 	clear(a.delayed)
 }
 
@@ -146,22 +144,21 @@ func (a *Agent) releaseDelayed() {
 // is at Config.MaxDelayedTotal: its handler could delay one more (SPEC
 // rule 36). A service holding none goes on serving at the process's
 // bound, so services that never delay are not stopped by those that do.
-func (a *Agent) delayedFull(e *Envelope) *Failure {
-	n, total := len(a.delayed), a.rt.delayed.Load()
-	if n < a.rt.cfg.MaxDelayed && (n == 0 || total < int64(a.rt.cfg.MaxDelayedTotal)) {
+func (a *Agent) delayedFull(e *registry.Envelope) *Failure {
+	n := len(a.delayed)
+	if a.k.AdmitDelayed(a.ref, n) {
 		return nil
 	}
-	a.ref.refused.Add(1)
-	a.rt.stats.delayedRefused.Add(1)
-	reason := fmt.Sprintf("%s holds %d delayed requests, its limit (MaxDelayed)", displayName(a.ref.name), n)
-	if n < a.rt.cfg.MaxDelayed {
+	total := a.k.DelayedTotal()
+	reason := fmt.Sprintf("%s holds %d delayed requests, its limit (MaxDelayed)", registry.DisplayName(a.ref.Name()), n)
+	if n < a.cfg.MaxDelayed {
 		reason = fmt.Sprintf("this process holds %d delayed requests, its limit (MaxDelayedTotal)", total)
 	}
 	if count, ok := a.delayedLog.hit(time.Now(), time.Minute); ok {
 		a.log.Warn("refusing requests: too many delayed requests outstanding", "reason", reason,
 			"method", e.Subject, "caller", e.From.String(), "refused", count)
 	}
-	return runtimeFailuref(CodeOverloaded, "%s", reason)
+	return registry.RuntimeFailuref(CodeOverloaded, "%s", reason)
 }
 
 // method is an exported method, with reusable storage for its arguments:
@@ -249,7 +246,7 @@ func newMethod(name string, fn any, req *Request) *method {
 }
 
 // decode fills the method's argument storage from a request.
-func (m *method) decode(e *Envelope) *Failure {
+func (m *method) decode(e *registry.Envelope) *Failure {
 	if e.ContentType != ContentCBOR && e.ContentType != "" {
 		switch m.raw {
 		case rawType:
@@ -259,33 +256,33 @@ func (m *method) decode(e *Envelope) *Failure {
 			m.store[0].Elem().SetBytes(e.Data)
 			return nil
 		}
-		return runtimeFailuref(CodeBadArguments, "%s takes encoded arguments, got %s", m.name, e.ContentType)
+		return registry.RuntimeFailuref(CodeBadArguments, "%s takes encoded arguments, got %s", m.name, e.ContentType)
 	}
-	n, rest, err := readArrayHeader(e.Data)
+	n, rest, err := registry.ReadArrayHeader(e.Data)
 	if err != nil {
-		return runtimeFailuref(CodeBadArguments, "%s: %v", m.name, err)
+		return registry.RuntimeFailuref(CodeBadArguments, "%s: %v", m.name, err)
 	}
 	if n != len(m.params) {
-		return runtimeFailuref(CodeBadArguments, "%s: expected %d arguments, received %d", m.name, len(m.params), n)
+		return registry.RuntimeFailuref(CodeBadArguments, "%s: expected %d arguments, received %d", m.name, len(m.params), n)
 	}
 	for i, p := range m.store {
 		// Zero first: a reused slice or map must not leak into the next call.
 		p.Elem().SetZero()
-		if rest, err = decMode.UnmarshalFirst(rest, m.ptrs[i]); err != nil {
-			return runtimeFailuref(CodeBadArguments, "%s: argument %d: %v", m.name, i+1, err)
+		if rest, err = registry.DecodeNext(rest, m.ptrs[i]); err != nil {
+			return registry.RuntimeFailuref(CodeBadArguments, "%s: argument %d: %v", m.name, i+1, err)
 		}
 	}
 	if len(rest) != 0 {
-		return runtimeFailuref(CodeBadArguments, "%s: %d bytes after the arguments", m.name, len(rest))
+		return registry.RuntimeFailuref(CodeBadArguments, "%s: %d bytes after the arguments", m.name, len(rest))
 	}
 	return nil
 }
 
 // serve runs the handler for a request and answers it.
-func (a *Agent) serve(e *Envelope) {
+func (a *Agent) serve(e *registry.Envelope) {
 	m := a.methods[e.Subject]
 	if m == nil {
-		a.fail(e, runtimeFailuref(CodeNoSuchMethod, "%s has no method %q", displayName(a.ref.name), e.Subject))
+		a.fail(e, registry.RuntimeFailuref(CodeNoSuchMethod, "%s has no method %q", registry.DisplayName(a.ref.Name()), e.Subject))
 		return
 	}
 	if f := a.delayedFull(e); f != nil {
@@ -298,9 +295,9 @@ func (a *Agent) serve(e *Envelope) {
 		return
 	}
 	a.req = Request{agent: a, env: e}
-	a.ref.mb.method.Store(m) // for the watchdog
+	a.ref.Serving(&m.name) // for the slow-handler watch
 	out, panicked := a.invoke(m)
-	a.ref.mb.method.Store(nil)
+	a.ref.Serving(nil)
 	delayed := a.req.delayed
 	a.req = Request{}
 	if panicked != nil {
@@ -333,7 +330,7 @@ func (a *Agent) invoke(m *method) (out []reflect.Value, f *Failure) {
 		if r := recover(); r != nil {
 			a.log.Error("handler panicked", "method", m.name, "panic", r, "stack", string(debug.Stack()))
 			f = &Failure{Code: CodeHandlerError, Description: CodeHandlerError.String(),
-				Origin: displayName(a.ref.name), Details: fmt.Sprintf("%s panicked: %v", m.name, r)}
+				Origin: registry.DisplayName(a.ref.Name()), Details: fmt.Sprintf("%s panicked: %v", m.name, r)}
 		}
 	}()
 	return m.fn.Call(m.in), nil
@@ -343,7 +340,7 @@ func (a *Agent) handlerFailure(err error) *Failure {
 	if f, ok := err.(*Failure); ok {
 		if f.Origin == "" {
 			c := *f
-			c.Origin = displayName(a.ref.name)
+			c.Origin = registry.DisplayName(a.ref.Name())
 			if c.Description == "" {
 				c.Description = c.Code.String()
 			}
@@ -351,28 +348,28 @@ func (a *Agent) handlerFailure(err error) *Failure {
 		}
 		return f
 	}
-	return &Failure{Code: CodeHandlerError, Description: CodeHandlerError.String(), Origin: displayName(a.ref.name), Details: err.Error()}
+	return &Failure{Code: CodeHandlerError, Description: CodeHandlerError.String(), Origin: registry.DisplayName(a.ref.Name()), Details: err.Error()}
 }
 
 // answer turns the request envelope into its response and sends it back.
-func (a *Agent) answer(e *Envelope, v any) {
+func (a *Agent) answer(e *registry.Envelope, v any) {
 	p, err := Encode(v)
 	if err != nil {
-		a.fail(e, runtimeFailuref(CodeResponseEncoding, "%v", err))
+		a.fail(e, registry.RuntimeFailuref(CodeResponseEncoding, "%v", err))
 		return
 	}
-	if len(p.Data) > a.rt.cfg.MaxPayload {
-		a.fail(e, runtimeFailuref(CodePayloadTooLarge, "result is %d bytes, the limit is %d", len(p.Data), a.rt.cfg.MaxPayload))
+	if len(p.Data) > a.cfg.MaxPayload {
+		a.fail(e, registry.RuntimeFailuref(CodePayloadTooLarge, "result is %d bytes, the limit is %d", len(p.Data), a.cfg.MaxPayload))
 		return
 	}
-	e.Kind, e.To, e.From = KindResponse, e.From, e.To
+	e.Kind, e.To, e.From = registry.KindResponse, e.From, e.To
 	e.Subject, e.ContentType, e.Data = "", p.ContentType, p.Data
-	a.rt.route(e, nil)
+	a.k.Route(e)
 }
 
-func (a *Agent) fail(e *Envelope, f *Failure) {
-	a.rt.stats.countFailure(f.Code)
-	e.Kind, e.To, e.From = KindFailure, e.From, e.To
-	e.Subject, e.ContentType, e.Data = "", ContentCBOR, encodeFailure(f)
-	a.rt.route(e, nil)
+func (a *Agent) fail(e *registry.Envelope, f *Failure) {
+	a.k.CountFailure(f.Code)
+	e.Kind, e.To, e.From = registry.KindFailure, e.From, e.To
+	e.Subject, e.ContentType, e.Data = "", ContentCBOR, registry.EncodeFailure(f)
+	a.k.Route(e)
 }

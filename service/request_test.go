@@ -402,8 +402,8 @@ func TestRuntimeFailures(t *testing.T) {
 func TestPayloadTooLarge(t *testing.T) {
 	rt := newRuntime(t, service.Config{MaxPayload: 256})
 	ctx := testCtx(t)
-	if rt.MaxPayload() != 256 {
-		t.Fatalf("MaxPayload() = %d", rt.MaxPayload())
+	if rt.Kernel().MaxPayload() != 256 {
+		t.Fatalf("MaxPayload() = %d", rt.Kernel().MaxPayload())
 	}
 	big := strings.Repeat("x", 1000)
 	var served atomic.Int32

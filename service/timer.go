@@ -24,10 +24,10 @@ func (a *Agent) startTimer(d, every time.Duration, fn func()) *Timer {
 	if a.stopping {
 		return &Timer{agent: a}
 	}
-	id := a.rt.nextWatch.Add(1)
+	id := a.k.NextID()
 	t := &Timer{agent: a, id: id, every: every, fn: fn, active: true}
 	a.timers[id] = t
-	root, pid := a.rt.sys.Root, a.ref.pid
+	root, pid := a.k.ActorSystem().Root, a.ref.PID()
 	t.t = time.AfterFunc(d, func() { root.Send(pid, &timerFired{id: id}) })
 	return t
 }

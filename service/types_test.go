@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/netsvc-go/netsvc/actors/registry"
 	"github.com/netsvc-go/netsvc/service"
 )
 
@@ -18,7 +19,7 @@ func TestAddressParseFormatRoundTrip(t *testing.T) {
 		{Process: 1, ID: 0},
 		{Process: 0x9f3ab2c1d4e5f607, ID: 12},
 		{Process: ^service.ProcessID(0), ID: ^uint64(0)},
-		{Process: service.NewProcessID(), ID: 7},
+		{Process: registry.NewProcessID(), ID: 7},
 	} {
 		s := a.String()
 		back, err := service.ParseAddress(s)
@@ -54,17 +55,17 @@ func TestAddressParseFormatRoundTrip(t *testing.T) {
 func TestProcessIDs(t *testing.T) {
 	seen := map[service.ProcessID]bool{}
 	for range 100 {
-		p := service.NewProcessID()
+		p := registry.NewProcessID()
 		if p == 0 || seen[p] {
 			t.Fatalf("NewProcessID gave %v twice or zero", p)
 		}
 		seen[p] = true
-		back, err := service.ParseProcessID(p.String())
+		back, err := registry.ParseProcessID(p.String())
 		if err != nil || back != p {
 			t.Fatalf("ParseProcessID(%q) = %v, %v", p.String(), back, err)
 		}
 	}
-	if _, err := service.ParseProcessID("0"); err == nil {
+	if _, err := registry.ParseProcessID("0"); err == nil {
 		t.Error("ParseProcessID accepted zero")
 	}
 	var p service.ProcessID
@@ -110,23 +111,23 @@ func TestNamesOfKinds(t *testing.T) {
 			t.Errorf("EventKind(%d) = %q, want %q", k, k.String(), want)
 		}
 	}
-	for k, want := range map[service.Kind]string{service.KindRequest: "request", service.KindResponse: "response",
-		service.KindFailure: "failure", service.KindReport: "report", service.KindSubscribe: "subscribe",
-		service.KindUnsubscribe: "unsubscribe", service.KindMessage: "message", service.KindCancel: "cancel", 0: "?", 99: "kind?"} {
+	for k, want := range map[registry.Kind]string{registry.KindRequest: "request", registry.KindResponse: "response",
+		registry.KindFailure: "failure", registry.KindReport: "report", registry.KindSubscribe: "subscribe",
+		registry.KindUnsubscribe: "unsubscribe", registry.KindMessage: "message", registry.KindCancel: "cancel", 0: "?", 99: "kind?"} {
 		if k.String() != want {
 			t.Errorf("Kind(%d) = %q, want %q", k, k.String(), want)
 		}
 	}
-	if service.Kind(0).Valid() || !service.KindCancel.Valid() || service.Kind(9).Valid() {
+	if registry.Kind(0).Valid() || !registry.KindCancel.Valid() || registry.Kind(9).Valid() {
 		t.Error("Kind.Valid")
 	}
-	if service.RoleServer.String() != "server" || service.RoleClient.String() != "client" || service.Role(0).String() != "unknown" {
+	if registry.RoleServer.String() != "server" || registry.RoleClient.String() != "client" || registry.Role(0).String() != "unknown" {
 		t.Error("Role.String")
 	}
 	if service.Name("x").String() != "x" || service.Group("g").String() != "group g" || service.AllServices.String() != "all services" {
 		t.Error("Target.String")
 	}
-	e := &service.Envelope{Subject: "abc", Data: make([]byte, 10), Headers: []service.Header{{Key: "k", Value: "vv"}}}
+	e := &registry.Envelope{Subject: "abc", Data: make([]byte, 10), Headers: []registry.Header{{Key: "k", Value: "vv"}}}
 	if e.Size() != 64+3+10+2+1+2 {
 		t.Errorf("Envelope.Size() = %d", e.Size())
 	}
@@ -264,14 +265,14 @@ func TestPayloadDecodeAndValue(t *testing.T) {
 		t.Fatalf("raw Value() = %#v, %v", v, err)
 	}
 
-	args, err := service.EncodeArgs(1, "a", []int{2})
+	args, err := registry.EncodeArgs(1, "a", []int{2})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if v, _ := args.Value(); !reflect.DeepEqual(v, []any{uint64(1), "a", []any{uint64(2)}}) {
 		t.Fatalf("EncodeArgs decodes to %#v", v)
 	}
-	if _, err := service.EncodeArgs(make(chan int)); err == nil || !strings.Contains(err.Error(), "argument 1") {
+	if _, err := registry.EncodeArgs(make(chan int)); err == nil || !strings.Contains(err.Error(), "argument 1") {
 		t.Fatalf("EncodeArgs of a channel: %v", err)
 	}
 	if _, err := service.Encode(func() {}); err == nil {

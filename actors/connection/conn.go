@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
-	"github.com/netsvc-go/netsvc/service"
+	"github.com/netsvc-go/netsvc/actors/registry"
 	"golang.org/x/time/rate"
 )
 
@@ -96,11 +96,11 @@ type Params struct {
 	Logger   *slog.Logger
 }
 
-// Conn is one link: the service.Link the registry routes through, owned
+// Conn is one link: the registry.Link the registry routes through, owned
 // by a connection actor. Senders call Send from any goroutine; the
 // reader goroutine decodes what arrives; the writer goroutine writes.
 type Conn struct {
-	rt     *service.Runtime
+	rt     *registry.Kernel
 	nc     net.Conn
 	p      Params
 	q      *outQueue
@@ -108,7 +108,7 @@ type Conn struct {
 	since  time.Time
 	pid    atomic.Pointer[actor.PID] // set when the actor starts
 	peer   Hello                     // set once the peer's hello is accepted, before anyone else sees the link
-	info   atomic.Pointer[service.LinkInfo]
+	info   atomic.Pointer[registry.LinkInfo]
 	state  atomic.Int32
 	lastRx atomic.Int64
 
@@ -127,7 +127,7 @@ type Conn struct {
 	// Failures returned on the hot path, made once (callers must not
 	// change them).
 	congestedOnce, fullOnce sync.Once
-	congested, full         *service.Failure
+	congested, full         *registry.Failure
 }
 
 // Link states.
@@ -189,7 +189,7 @@ type Close struct {
 
 // New wraps an established TCP (or TLS) connection. Spawn the actor from
 // Props to start it.
-func New(rt *service.Runtime, nc net.Conn, p Params) *Conn {
+func New(rt *registry.Kernel, nc net.Conn, p Params) *Conn {
 	p.Config = p.Config.withDefaults()
 	if p.Logger == nil {
 		p.Logger = rt.Logger()
@@ -205,18 +205,18 @@ func New(rt *service.Runtime, nc net.Conn, p Params) *Conn {
 	c.q.direct = directWriter(nc)
 	c.log = p.Logger.With("link", p.ID, "remote", nc.RemoteAddr().String())
 	c.lastRx.Store(time.Now().UnixNano())
-	c.setInfo(service.LinkInfo{ID: p.ID, ExchangeGroup: p.Local.Group, LocalRole: p.Local.Role, PeerAddress: nc.RemoteAddr().String()})
+	c.setInfo(registry.LinkInfo{ID: p.ID, ExchangeGroup: p.Local.Group, LocalRole: p.Local.Role, PeerAddress: nc.RemoteAddr().String()})
 	return c
 }
 
 // Props returns the props of the connection actor; it shows in the
 // runtime's tree as a "connection".
 func (c *Conn) Props() *actor.Props {
-	return c.rt.Props(service.KindConnection, c.p.ID, func() actor.Actor { return &connActor{c: c} }, c.Detail)
+	return c.rt.Props(registry.KindConnection, c.p.ID, func() actor.Actor { return &connActor{c: c} }, c.Detail)
 }
 
-// Send queues an envelope for the peer (service.Link).
-func (c *Conn) Send(e *service.Envelope) error {
+// Send queues an envelope for the peer (registry.Link).
+func (c *Conn) Send(e *registry.Envelope) error {
 	err := c.q.pushEnvelope(e)
 	if err == nil {
 		return nil
@@ -229,22 +229,22 @@ func (c *Conn) failure(err error) error {
 	case err == errDroppedOlder:
 		// Made once: a congested publisher meets this on every report.
 		c.congestedOnce.Do(func() {
-			c.congested = &service.Failure{Code: service.CodeOverloaded, Description: service.CodeOverloaded.String(), Origin: service.OriginRuntime,
+			c.congested = &registry.Failure{Code: registry.CodeOverloaded, Description: registry.CodeOverloaded.String(), Origin: registry.OriginRuntime,
 				Details: "link " + c.p.ID + " to " + c.Info().PeerNode + " is congested: older reports were dropped to queue new ones"}
 		})
 		return c.congested
 	case err == errOverloaded:
 		c.fullOnce.Do(func() {
-			c.full = &service.Failure{Code: service.CodeOverloaded, Description: service.CodeOverloaded.String(), Origin: service.OriginRuntime,
+			c.full = &registry.Failure{Code: registry.CodeOverloaded, Description: registry.CodeOverloaded.String(), Origin: registry.OriginRuntime,
 				Details: "the outbound queue of link " + c.p.ID + " to " + c.Info().PeerNode + " is full"}
 		})
 		return c.full
 	case errors.Is(err, errQueueClosed):
-		return &service.Failure{Code: service.CodeLinkLost, Description: service.CodeLinkLost.String(), Origin: service.OriginRuntime,
+		return &registry.Failure{Code: registry.CodeLinkLost, Description: registry.CodeLinkLost.String(), Origin: registry.OriginRuntime,
 			Details: "link " + c.p.ID + " to " + c.Info().PeerNode + " is closed"}
 	case errors.Is(err, errHardLimit), errors.Is(err, errOverBudget):
 		c.abort(err.Error())
-		return &service.Failure{Code: service.CodeOverloaded, Description: service.CodeOverloaded.String(), Origin: service.OriginRuntime, Details: err.Error()}
+		return &registry.Failure{Code: registry.CodeOverloaded, Description: registry.CodeOverloaded.String(), Origin: registry.OriginRuntime, Details: err.Error()}
 	}
 	return err
 }
@@ -257,10 +257,10 @@ func (c *Conn) SendFrame(frame []byte) error {
 	return nil
 }
 
-// Info describes the link (service.Link).
-func (c *Conn) Info() service.LinkInfo { return *c.info.Load() }
+// Info describes the link (registry.Link).
+func (c *Conn) Info() registry.LinkInfo { return *c.info.Load() }
 
-func (c *Conn) setInfo(i service.LinkInfo) { c.info.Store(&i) }
+func (c *Conn) setInfo(i registry.LinkInfo) { c.info.Store(&i) }
 
 // Peer returns the peer's hello; valid once the link is active.
 func (c *Conn) Peer() Hello { return c.peer }
@@ -526,12 +526,12 @@ func (c *Conn) failQueued(pending []byte, frames []frameMeta) {
 				continue
 			}
 			e, err := DecodeEnvelope(body, nil)
-			if err != nil || e.Kind != service.KindRequest {
+			if err != nil || e.Kind != registry.KindRequest {
 				continue
 			}
-			fail := &service.Failure{Code: service.CodeLinkLost, Description: service.CodeLinkLost.String(), Origin: service.OriginRuntime,
+			fail := &registry.Failure{Code: registry.CodeLinkLost, Description: registry.CodeLinkLost.String(), Origin: registry.OriginRuntime,
 				Details: "link " + c.p.ID + " to " + c.Info().PeerNode + " closed before the request was sent"}
-			c.rt.Deliver(service.FailureEnvelope(e, fail), nil)
+			c.rt.Deliver(registry.FailureEnvelope(e, fail), nil)
 		}
 	}
 }

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/netsvc-go/netsvc/service"
+	"github.com/netsvc-go/netsvc/actors/registry"
 )
 
 // split parses exactly one whole frame, failing the test otherwise.
@@ -27,29 +27,29 @@ func split(t *testing.T, frame []byte) (FrameKind, []byte) {
 }
 
 func sampleHello() Hello {
-	return Hello{Protocol: Protocol, Process: 0x0123456789abcdef, Node: "node-α", Role: service.RoleServer,
+	return Hello{Protocol: Protocol, Process: 0x0123456789abcdef, Node: "node-α", Role: registry.RoleServer,
 		Group: "backend", Listen: "127.0.0.1:11111", Nonce: [NonceSize]byte{1, 2, 3, 31: 0xff},
-		Extensions: []service.Header{{Key: "identity", Value: "billing"}}}
+		Extensions: []registry.Header{{Key: "identity", Value: "billing"}}}
 }
 
-func sampleEnvelope() *service.Envelope {
-	return &service.Envelope{
-		Kind: service.KindReport,
-		To:   service.Address{Process: 0xfedcba9876543210, ID: 1<<64 - 1},
-		From: service.Address{Process: 7, ID: 300},
+func sampleEnvelope() *registry.Envelope {
+	return &registry.Envelope{
+		Kind: registry.KindReport,
+		To:   registry.Address{Process: 0xfedcba9876543210, ID: 1<<64 - 1},
+		From: registry.Address{Process: 7, ID: 300},
 		Conv: 1<<64 - 1, Seq: 1 << 40,
 		Subject: "prices.nyse.ibm", Pattern: "prices.>", ContentType: "application/cbor",
 		Data: []byte{0, 1, 2, 0xff, 'x'},
 	}
 }
 
-func availableChange(process bool) service.Change {
-	c := service.Change{Kind: service.Available, Process: process, Binding: service.Binding{
-		Name: "math", Address: service.Address{Process: 42, ID: 9}, Audience: "*",
+func availableChange(process bool) registry.Change {
+	c := registry.Change{Kind: registry.Available, Process: process, Binding: registry.Binding{
+		Name: "math", Address: registry.Address{Process: 42, ID: 9}, Audience: "*",
 		Node: "n1", Hops: 3, Groups: []string{"web-services", "equipment"},
 	}}
 	if process {
-		c.Binding = service.Binding{Address: service.Address{Process: 42}, Node: "n1", Hops: 1, Groups: []string{}}
+		c.Binding = registry.Binding{Address: registry.Address{Process: 42}, Node: "n1", Hops: 1, Groups: []string{}}
 	}
 	return c
 }
@@ -58,8 +58,8 @@ func TestFrameRoundTrip(t *testing.T) {
 	t.Run("hello", func(t *testing.T) {
 		for _, h := range []Hello{
 			sampleHello(),
-			{Protocol: Protocol, Process: 1, Role: service.RoleClient}, // every string empty
-			{Protocol: Protocol, Process: 1<<64 - 1, Node: strings.Repeat("n", 300), Role: service.RoleClient, Group: "g"},
+			{Protocol: Protocol, Process: 1, Role: registry.RoleClient}, // every string empty
+			{Protocol: Protocol, Process: 1<<64 - 1, Node: strings.Repeat("n", 300), Role: registry.RoleClient, Group: "g"},
 		} {
 			kind, body := split(t, AppendHello(nil, h))
 			if kind != FrameHello {
@@ -77,7 +77,7 @@ func TestFrameRoundTrip(t *testing.T) {
 	t.Run("hello of another version", func(t *testing.T) {
 		// The rest of an older or newer hello may be laid out otherwise:
 		// the version alone decides, with a reason a person can act on.
-		_, body := split(t, AppendHello(nil, Hello{Protocol: 1, Process: 1, Role: service.RoleClient}))
+		_, body := split(t, AppendHello(nil, Hello{Protocol: 1, Process: 1, Role: registry.RoleClient}))
 		_, err := DecodeHello(body)
 		var ve *VersionError
 		if !errors.As(err, &ve) || ve.Peer != 1 || !strings.Contains(err.Error(), "peer speaks 1, this node 2") {
@@ -121,17 +121,17 @@ func TestFrameRoundTrip(t *testing.T) {
 		noGroups := availableChange(false)
 		noGroups.Binding.Groups = []string{}
 		noGroups.Binding.Audience = ""
-		cases := map[string]struct{ in, want service.Change }{
+		cases := map[string]struct{ in, want registry.Change }{
 			"available":                {availableChange(false), availableChange(false)},
 			"available without groups": {noGroups, noGroups},
 			"available process":        {availableChange(true), availableChange(true)},
 			"withdrawn": {
-				service.Change{Kind: service.Withdrawn, Binding: availableChange(false).Binding},
-				service.Change{Kind: service.Withdrawn, Binding: service.Binding{Address: service.Address{Process: 42, ID: 9}}},
+				registry.Change{Kind: registry.Withdrawn, Binding: availableChange(false).Binding},
+				registry.Change{Kind: registry.Withdrawn, Binding: registry.Binding{Address: registry.Address{Process: 42, ID: 9}}},
 			},
 			"withdrawn process": {
-				service.Change{Kind: service.Withdrawn, Process: true, Binding: service.Binding{Address: service.Address{Process: 42}, Node: "n1"}},
-				service.Change{Kind: service.Withdrawn, Process: true, Binding: service.Binding{Address: service.Address{Process: 42}}},
+				registry.Change{Kind: registry.Withdrawn, Process: true, Binding: registry.Binding{Address: registry.Address{Process: 42}, Node: "n1"}},
+				registry.Change{Kind: registry.Withdrawn, Process: true, Binding: registry.Binding{Address: registry.Address{Process: 42}}},
 			},
 		}
 		for name, tc := range cases {
@@ -151,8 +151,8 @@ func TestFrameRoundTrip(t *testing.T) {
 		}
 	})
 	t.Run("group", func(t *testing.T) {
-		for _, k := range []service.EventKind{service.Joined, service.Left} {
-			in := service.Change{Kind: k, Group: "equipment-agents", Binding: service.Binding{Address: service.Address{Process: 5, ID: 1 << 63}}}
+		for _, k := range []registry.EventKind{registry.Joined, registry.Left} {
+			in := registry.Change{Kind: k, Group: "equipment-agents", Binding: registry.Binding{Address: registry.Address{Process: 5, ID: 1 << 63}}}
 			kind, body := split(t, AppendGroup(nil, in))
 			if kind != FrameGroup {
 				t.Fatalf("kind %v, want group", kind)
@@ -167,12 +167,12 @@ func TestFrameRoundTrip(t *testing.T) {
 		}
 	})
 	t.Run("envelope", func(t *testing.T) {
-		empty := &service.Envelope{Kind: service.KindRequest, To: service.Address{Process: 1}, From: service.Address{Process: 2}}
+		empty := &registry.Envelope{Kind: registry.KindRequest, To: registry.Address{Process: 1}, From: registry.Address{Process: 2}}
 		extended := sampleEnvelope()
-		extended.Kind, extended.NotRun = service.KindFailure, true
-		extended.Headers = []service.Header{{Key: "traceparent", Value: "00-abc-def-01"}, {}}
-		cancel := &service.Envelope{Kind: service.KindCancel, To: service.Address{Process: 1, ID: 2}, From: service.Address{Process: 3, ID: 4}, Conv: 99}
-		for _, e := range []*service.Envelope{sampleEnvelope(), empty, extended, cancel} {
+		extended.Kind, extended.NotRun = registry.KindFailure, true
+		extended.Headers = []registry.Header{{Key: "traceparent", Value: "00-abc-def-01"}, {}}
+		cancel := &registry.Envelope{Kind: registry.KindCancel, To: registry.Address{Process: 1, ID: 2}, From: registry.Address{Process: 3, ID: 4}, Conv: 99}
+		for _, e := range []*registry.Envelope{sampleEnvelope(), empty, extended, cancel} {
 			frame := AppendEnvelope(nil, e)
 			if len(frame) != EnvelopeSize(e) {
 				t.Fatalf("EnvelopeSize = %d, the frame has %d bytes", EnvelopeSize(e), len(frame))
@@ -265,7 +265,7 @@ func TestSplitFramePartial(t *testing.T) {
 	frames := map[string][]byte{
 		"hello":    AppendHello(nil, sampleHello()),
 		"envelope": AppendEnvelope(nil, sampleEnvelope()),
-		"big":      AppendEnvelope(nil, &service.Envelope{Kind: service.KindReport, To: service.Address{Process: 1}, From: service.Address{Process: 2}, Data: make([]byte, 70000)}),
+		"big":      AppendEnvelope(nil, &registry.Envelope{Kind: registry.KindReport, To: registry.Address{Process: 1}, From: registry.Address{Process: 2}, Data: make([]byte, 70000)}),
 		"synced":   AppendSynced(nil),
 	}
 	for name, frame := range frames {
@@ -353,11 +353,11 @@ func TestDecodeTruncated(t *testing.T) {
 		truncations(t, bodyOf(t, AppendAnnounce(nil, availableChange(false))), func(b []byte) error { _, err := DecodeAnnounce(b); return err })
 	})
 	t.Run("announce withdrawn", func(t *testing.T) {
-		c := service.Change{Kind: service.Withdrawn, Binding: service.Binding{Address: service.Address{Process: 3, ID: 200}}}
+		c := registry.Change{Kind: registry.Withdrawn, Binding: registry.Binding{Address: registry.Address{Process: 3, ID: 200}}}
 		truncations(t, bodyOf(t, AppendAnnounce(nil, c)), func(b []byte) error { _, err := DecodeAnnounce(b); return err })
 	})
 	t.Run("group", func(t *testing.T) {
-		c := service.Change{Kind: service.Joined, Group: "g", Binding: service.Binding{Address: service.Address{Process: 3, ID: 200}}}
+		c := registry.Change{Kind: registry.Joined, Group: "g", Binding: registry.Binding{Address: registry.Address{Process: 3, ID: 200}}}
 		truncations(t, bodyOf(t, AppendGroup(nil, c)), func(b []byte) error { _, err := DecodeGroup(b); return err })
 	})
 	t.Run("envelope header", func(t *testing.T) {
@@ -395,12 +395,12 @@ func TestDecodeInvalid(t *testing.T) {
 			"http request":   {[]byte("GET / HTTP/1.1\r\n"), "bad magic"},
 			"short":          {[]byte("NSV"), "bad magic"},
 			"empty":          {nil, "bad magic"},
-			"no process":     {bodyOf(t, AppendHello(nil, Hello{Protocol: Protocol, Role: service.RoleServer})), "no process id"},
+			"no process":     {bodyOf(t, AppendHello(nil, Hello{Protocol: Protocol, Role: registry.RoleServer})), "no process id"},
 			"unknown role 0": {bodyOf(t, AppendHello(nil, Hello{Protocol: Protocol, Process: 1})), "unknown role"},
 			"unknown role 9": {bodyOf(t, AppendHello(nil, Hello{Protocol: Protocol, Process: 1, Role: 9})), "unknown role"},
 			"no nonce":       {hello[:len(hello)-NonceSize-1], "truncated"},
 			"extensions": {func() []byte {
-				b := bodyOf(t, AppendHello(nil, Hello{Protocol: Protocol, Process: 1, Role: service.RoleClient}))
+				b := bodyOf(t, AppendHello(nil, Hello{Protocol: Protocol, Process: 1, Role: registry.RoleClient}))
 				b[len(b)-1] = maxExtensions + 1 // the count, last when there are none
 				return b
 			}(), "extensions"},
@@ -416,7 +416,7 @@ func TestDecodeInvalid(t *testing.T) {
 		cases := map[string][]byte{
 			"unknown kind 0": mut(good, func(b []byte) { b[0] = 0 }),
 			"unknown kind 7": mut(good, func(b []byte) { b[0] = 7 }),
-			"no process":     bodyOf(t, AppendAnnounce(nil, service.Change{Kind: service.Withdrawn})),
+			"no process":     bodyOf(t, AppendAnnounce(nil, registry.Change{Kind: registry.Withdrawn})),
 			"truncated id": func() []byte {
 				b := []byte{announceWithdrawn, 0}
 				b = binary.BigEndian.AppendUint64(b, 1)
@@ -438,8 +438,8 @@ func TestDecodeInvalid(t *testing.T) {
 		}
 	})
 	t.Run("group", func(t *testing.T) {
-		cases := map[string]service.Change{
-			"empty group": {Kind: service.Joined, Binding: service.Binding{Address: service.Address{Process: 1, ID: 1}}},
+		cases := map[string]registry.Change{
+			"empty group": {Kind: registry.Joined, Binding: registry.Binding{Address: registry.Address{Process: 1, ID: 1}}},
 		}
 		for name, c := range cases {
 			if _, err := DecodeGroup(bodyOf(t, AppendGroup(nil, c))); err == nil {
@@ -449,7 +449,7 @@ func TestDecodeInvalid(t *testing.T) {
 	})
 	t.Run("envelope", func(t *testing.T) {
 		good := bodyOf(t, AppendEnvelope(nil, sampleEnvelope()))
-		for _, k := range []byte{0, byte(service.KindCancel) + 1, 255} {
+		for _, k := range []byte{0, byte(registry.KindCancel) + 1, 255} {
 			if e, err := DecodeEnvelope(mut(good, func(b []byte) { b[0] = k }), nil); err == nil {
 				t.Errorf("envelope kind %d: decoded %+v, want an error", k, e)
 			}
@@ -471,7 +471,7 @@ func TestDecodeGarbage(t *testing.T) {
 		bodyOf(t, AppendHello(nil, sampleHello())),
 		bodyOf(t, AppendAnnounce(nil, availableChange(false))),
 		bodyOf(t, AppendAnnounce(nil, availableChange(true))),
-		bodyOf(t, AppendGroup(nil, service.Change{Kind: service.Joined, Group: "g", Binding: service.Binding{Address: service.Address{Process: 1}}})),
+		bodyOf(t, AppendGroup(nil, registry.Change{Kind: registry.Joined, Group: "g", Binding: registry.Binding{Address: registry.Address{Process: 1}}})),
 		bodyOf(t, AppendEnvelope(nil, sampleEnvelope())),
 	}
 	decoders := map[string]func([]byte){
@@ -524,9 +524,9 @@ func TestDecodeGarbage(t *testing.T) {
 // a link hands over still encoded: it reads a run of frames one by one,
 // and agrees with DecodeEnvelope.
 func TestDecodeFrame(t *testing.T) {
-	es := []*service.Envelope{sampleEnvelope(),
-		{Kind: service.KindRequest, To: service.Address{Process: 1, ID: 2}, From: service.Address{Process: 3}, Conv: 4, Subject: "multiply", ContentType: "application/cbor", Data: []byte{0x82, 6, 7}},
-		{Kind: service.KindMessage, To: service.Address{Process: 1}, From: service.Address{Process: 3, ID: 1}, Seq: 9, Subject: "id", Pattern: "description"},
+	es := []*registry.Envelope{sampleEnvelope(),
+		{Kind: registry.KindRequest, To: registry.Address{Process: 1, ID: 2}, From: registry.Address{Process: 3}, Conv: 4, Subject: "multiply", ContentType: "application/cbor", Data: []byte{0x82, 6, 7}},
+		{Kind: registry.KindMessage, To: registry.Address{Process: 1}, From: registry.Address{Process: 3, ID: 1}, Seq: 9, Subject: "id", Pattern: "description"},
 	}
 	var run []byte
 	for _, e := range es {
@@ -534,7 +534,7 @@ func TestDecodeFrame(t *testing.T) {
 	}
 	rest := run
 	for i, want := range es {
-		var got service.Envelope
+		var got registry.Envelope
 		var err error
 		if rest, err = DecodeFrame(rest, &got); err != nil {
 			t.Fatalf("frame %d: %v", i, err)
@@ -551,7 +551,7 @@ func TestDecodeFrame(t *testing.T) {
 	e.Data = nil
 	frame := AppendEnvelope(nil, e)
 	for i := 0; i < len(frame); i++ {
-		var got service.Envelope
+		var got registry.Envelope
 		if _, err := DecodeFrame(frame[:i], &got); err == nil {
 			t.Fatalf("decoded %d of %d bytes", i, len(frame))
 		}
@@ -566,7 +566,7 @@ func TestDecodeFrame(t *testing.T) {
 			in[rng.IntN(len(in))] ^= byte(1 + rng.IntN(255))
 		}
 		in = in[:rng.IntN(len(in)+1)]
-		var got service.Envelope
+		var got registry.Envelope
 		var ferr error
 		func() {
 			defer func() {
@@ -595,7 +595,7 @@ func TestDecodeFrame(t *testing.T) {
 func TestEnvelopeRejectsUnknownFlags(t *testing.T) {
 	e := sampleEnvelope()
 	e.Deadline = time.Now().Add(time.Minute).UnixNano()
-	e.Headers = []service.Header{{Key: "k", Value: "v"}}
+	e.Headers = []registry.Header{{Key: "k", Value: "v"}}
 	good := AppendEnvelope(nil, e)
 	_, body := split(t, good)
 	if err := checkEnvelope(body); err != nil {
@@ -605,7 +605,7 @@ func TestEnvelopeRejectsUnknownFlags(t *testing.T) {
 		frame := append([]byte(nil), good...)
 		_, b := split(t, frame)
 		b[envFlagsOffset] |= 1 << bit
-		var got service.Envelope
+		var got registry.Envelope
 		if _, err := DecodeFrame(frame, &got); err == nil {
 			t.Errorf("DecodeFrame accepted flag bit %d", bit)
 		}
@@ -634,10 +634,10 @@ func TestEnvelopeRejectsUnknownFlags(t *testing.T) {
 // the wire as the time left and is counted again from receipt.
 func TestEnvelopeDeadlineTravelsAsTimeLeft(t *testing.T) {
 	e := sampleEnvelope()
-	e.Kind = service.KindRequest
+	e.Kind = registry.KindRequest
 	e.Deadline = time.Now().Add(300 * time.Millisecond).UnixNano()
 	frame := AppendEnvelope(nil, e)
-	var got service.Envelope
+	var got registry.Envelope
 	if _, err := DecodeFrame(frame, &got); err != nil {
 		t.Fatal(err)
 	}

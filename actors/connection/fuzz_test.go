@@ -6,7 +6,7 @@ import (
 	"reflect"
 	"testing"
 
-	"github.com/netsvc-go/netsvc/service"
+	"github.com/netsvc-go/netsvc/actors/registry"
 )
 
 // Fuzz targets for the wire codec. `go test` replays the seeds below;
@@ -17,17 +17,17 @@ import (
 func seedFrames() [][]byte {
 	return [][]byte{
 		AppendHello(nil, sampleHello()),
-		AppendHello(nil, Hello{Protocol: Protocol, Process: 1, Role: service.RoleClient}),
+		AppendHello(nil, Hello{Protocol: Protocol, Process: 1, Role: registry.RoleClient}),
 		AppendReason(nil, FrameReject, "exchange group mismatch"),
 		AppendReason(nil, FrameBye, "node stopping"),
 		AppendAnnounce(nil, availableChange(false)),
 		AppendAnnounce(nil, availableChange(true)),
-		AppendAnnounce(nil, service.Change{Kind: service.Withdrawn, Binding: service.Binding{Address: service.Address{Process: 9, ID: 3}}}),
-		AppendAnnounce(nil, service.Change{Kind: service.Withdrawn, Process: true, Binding: service.Binding{Address: service.Address{Process: 9}}}),
-		AppendGroup(nil, service.Change{Kind: service.Joined, Group: "g", Binding: service.Binding{Address: service.Address{Process: 9, ID: 3}}}),
-		AppendGroup(nil, service.Change{Kind: service.Left, Group: "g", Binding: service.Binding{Address: service.Address{Process: 9, ID: 3}}}),
+		AppendAnnounce(nil, registry.Change{Kind: registry.Withdrawn, Binding: registry.Binding{Address: registry.Address{Process: 9, ID: 3}}}),
+		AppendAnnounce(nil, registry.Change{Kind: registry.Withdrawn, Process: true, Binding: registry.Binding{Address: registry.Address{Process: 9}}}),
+		AppendGroup(nil, registry.Change{Kind: registry.Joined, Group: "g", Binding: registry.Binding{Address: registry.Address{Process: 9, ID: 3}}}),
+		AppendGroup(nil, registry.Change{Kind: registry.Left, Group: "g", Binding: registry.Binding{Address: registry.Address{Process: 9, ID: 3}}}),
 		AppendEnvelope(nil, sampleEnvelope()),
-		AppendEnvelope(nil, &service.Envelope{Kind: service.KindRequest, To: service.Address{Process: 1, ID: 1}, From: service.Address{Process: 2}, Conv: 5, Subject: "multiply", ContentType: "application/cbor", Data: []byte{0x82, 6, 7}}),
+		AppendEnvelope(nil, &registry.Envelope{Kind: registry.KindRequest, To: registry.Address{Process: 1, ID: 1}, From: registry.Address{Process: 2}, Conv: 5, Subject: "multiply", ContentType: "application/cbor", Data: []byte{0x82, 6, 7}}),
 		AppendPing(nil, FramePing, 12345),
 		AppendPing(nil, FramePong, 0),
 		AppendSynced(nil),
@@ -91,7 +91,7 @@ func FuzzDecodeEnvelope(f *testing.F) {
 		f.Add(b)
 	}
 	f.Add([]byte{})
-	f.Add([]byte{byte(service.KindReport)})
+	f.Add([]byte{byte(registry.KindReport)})
 	f.Fuzz(func(t *testing.T, body []byte) {
 		e, err := DecodeEnvelope(body, internTable{})
 		kind, _, to, from, ok := envelopeRoute(body)
@@ -130,7 +130,7 @@ func FuzzDecodeHello(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if h.Process == 0 || (h.Role != service.RoleServer && h.Role != service.RoleClient) {
+		if h.Process == 0 || (h.Role != registry.RoleServer && h.Role != registry.RoleClient) {
 			t.Fatalf("accepted an invalid hello %+v", h)
 		}
 		_, body2, n, err := splitFrame(AppendHello(nil, h), 1<<30)
@@ -154,7 +154,7 @@ func FuzzDecodeAnnounce(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if c.Binding.Address.Process == 0 || (c.Kind != service.Available && c.Kind != service.Withdrawn) {
+		if c.Binding.Address.Process == 0 || (c.Kind != registry.Available && c.Kind != registry.Withdrawn) {
 			t.Fatalf("accepted an invalid announcement %+v", c)
 		}
 		if len(c.Binding.Groups) > maxGroups {
@@ -182,7 +182,7 @@ func FuzzDecodeFrame(f *testing.F) {
 		}
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		var got service.Envelope
+		var got registry.Envelope
 		rest, ferr := DecodeFrame(b, &got)
 		kind, body, n, err := splitFrame(b, len(b))
 		if err != nil || n == 0 || kind != FrameEnvelope {

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/netsvc-go/netsvc/service"
+	"github.com/netsvc-go/netsvc/actors/registry"
 )
 
 // tcpPair returns both ends of a loopback TCP connection.
@@ -37,9 +37,9 @@ func tcpPair(t *testing.T) (dialled, accepted net.Conn) {
 	return d, a
 }
 
-func sideConfig(role service.Role, dialer bool, tokens ...string) HandshakeConfig {
+func sideConfig(role registry.Role, dialer bool, tokens ...string) HandshakeConfig {
 	return HandshakeConfig{
-		Local:   Hello{Protocol: Protocol, Process: service.NewProcessID(), Node: role.String(), Role: role, Group: "g"},
+		Local:   Hello{Protocol: Protocol, Process: registry.NewProcessID(), Node: role.String(), Role: role, Group: "g"},
 		Dialer:  dialer,
 		Tokens:  tokens,
 		Timeout: 5 * time.Second,
@@ -96,8 +96,8 @@ func TestHandshakeTokens(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			dcfg := sideConfig(service.RoleClient, true, tc.dialler...)
-			acfg := sideConfig(service.RoleServer, false, tc.accepter...)
+			dcfg := sideConfig(registry.RoleClient, true, tc.dialler...)
+			acfg := sideConfig(registry.RoleServer, false, tc.accepter...)
 			d, a := both(t, dcfg, acfg)
 			if tc.ok {
 				if d.err != nil || a.err != nil {
@@ -134,7 +134,7 @@ func TestHandshakeDisclosesNothing(t *testing.T) {
 	const token = "the-secret-token"
 	t.Run("silent peer", func(t *testing.T) {
 		dc, ac := tcpPair(t)
-		go Handshake(ac, sideConfig(service.RoleServer, false, token))
+		go Handshake(ac, sideConfig(registry.RoleServer, false, token))
 		dc.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
 		n, err := dc.Read(make([]byte, 64))
 		var ne net.Error
@@ -146,11 +146,11 @@ func TestHandshakeDisclosesNothing(t *testing.T) {
 		dc, ac := tcpPair(t)
 		done := make(chan error, 1)
 		go func() {
-			_, err := Handshake(ac, sideConfig(service.RoleServer, false, token))
+			_, err := Handshake(ac, sideConfig(registry.RoleServer, false, token))
 			ac.Close()
 			done <- err
 		}()
-		me := sideConfig(service.RoleClient, true)
+		me := sideConfig(registry.RoleClient, true)
 		dc.Write(AppendHello(nil, me.Local))
 		dc.Write(AppendProof(nil, bytes.Repeat([]byte{1}, 32)))
 		dc.SetReadDeadline(time.Now().Add(5 * time.Second))
@@ -176,10 +176,10 @@ func TestHandshakeDisclosesNothing(t *testing.T) {
 		// differ.
 		dc, ac := tcpPair(t)
 		go func() {
-			Handshake(ac, sideConfig(service.RoleServer, false, token))
+			Handshake(ac, sideConfig(registry.RoleServer, false, token))
 			ac.Close()
 		}()
-		me := sideConfig(service.RoleClient, true)
+		me := sideConfig(registry.RoleClient, true)
 		src := &frameSource{r: dc}
 		dc.Write(AppendHello(nil, me.Local))
 		body, err := src.expect(FrameHello)
@@ -198,9 +198,9 @@ func TestHandshakeDisclosesNothing(t *testing.T) {
 
 func TestHandshakeRefusals(t *testing.T) {
 	t.Run("another protocol version", func(t *testing.T) {
-		dcfg := sideConfig(service.RoleClient, true)
+		dcfg := sideConfig(registry.RoleClient, true)
 		dcfg.Local.Protocol = 1
-		d, a := both(t, dcfg, sideConfig(service.RoleServer, false))
+		d, a := both(t, dcfg, sideConfig(registry.RoleServer, false))
 		if a.err == nil || !strings.Contains(a.err.Error(), "peer speaks 1, this node 2") {
 			t.Fatalf("accepter: %v", a.err)
 		}
@@ -209,16 +209,16 @@ func TestHandshakeRefusals(t *testing.T) {
 		}
 	})
 	t.Run("check fails", func(t *testing.T) {
-		acfg := sideConfig(service.RoleServer, false)
+		acfg := sideConfig(registry.RoleServer, false)
 		acfg.Check = func(h Hello) error { return errors.New("exchange group mismatch") }
-		d, a := both(t, sideConfig(service.RoleClient, true), acfg)
+		d, a := both(t, sideConfig(registry.RoleClient, true), acfg)
 		if !errors.Is(a.err, errRefused) || !errors.Is(d.err, errRejected) || !strings.Contains(d.err.Error(), "group mismatch") {
 			t.Fatalf("accepter %v, dialler %v", a.err, d.err)
 		}
 	})
 	t.Run("slow peer", func(t *testing.T) {
 		dc, ac := tcpPair(t)
-		acfg := sideConfig(service.RoleServer, false)
+		acfg := sideConfig(registry.RoleServer, false)
 		acfg.Timeout = 100 * time.Millisecond
 		dc.Write([]byte{50}) // a frame that never completes
 		_, err := Handshake(ac, acfg)
@@ -230,7 +230,7 @@ func TestHandshakeRefusals(t *testing.T) {
 		for _, first := range []string{"GET / HTTP/1.1\r\nHost: x\r\n\r\n", "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", "SSH-2.0-OpenSSH_9.6\r\n"} {
 			dc, ac := tcpPair(t)
 			dc.Write([]byte(first))
-			_, err := Handshake(ac, sideConfig(service.RoleServer, false))
+			_, err := Handshake(ac, sideConfig(registry.RoleServer, false))
 			if err == nil || !strings.Contains(err.Error(), "not a netsvc peer") {
 				t.Fatalf("%q: err = %v", first, err)
 			}
@@ -244,10 +244,10 @@ func TestHandshakeLeavesTheRest(t *testing.T) {
 	dc, ac := tcpPair(t)
 	done := make(chan result, 1)
 	go func() {
-		p, err := Handshake(ac, sideConfig(service.RoleServer, false, "k"))
+		p, err := Handshake(ac, sideConfig(registry.RoleServer, false, "k"))
 		done <- result{p, err}
 	}()
-	if _, err := Handshake(dc, sideConfig(service.RoleClient, true, "k")); err != nil {
+	if _, err := Handshake(dc, sideConfig(registry.RoleClient, true, "k")); err != nil {
 		t.Fatal(err)
 	}
 	dc.Write(AppendSynced(nil))

@@ -7,7 +7,7 @@ import (
 	"time"
 	"unsafe"
 
-	"github.com/netsvc-go/netsvc/service"
+	"github.com/netsvc-go/netsvc/actors/registry"
 )
 
 // NonceSize is the size of the fresh random nonce in every hello.
@@ -17,15 +17,15 @@ const NonceSize = 32
 // proven over both hellos' nonces afterwards (see Handshake).
 type Hello struct {
 	Protocol int
-	Process  service.ProcessID
+	Process  registry.ProcessID
 	Node     string
-	Role     service.Role
+	Role     registry.Role
 	Group    string // exchange group
 	Listen   string // the sender's exchange listen address, if it has one
 	Nonce    [NonceSize]byte
 	// Extensions are key/value pairs a later version may add (an
 	// identity, features); unknown keys are ignored.
-	Extensions []service.Header
+	Extensions []registry.Header
 }
 
 // maxExtensions bounds the extensions of one hello.
@@ -77,9 +77,9 @@ func DecodeHello(body []byte) (Hello, error) {
 	if h.Protocol != Protocol {
 		return Hello{}, &VersionError{Peer: h.Protocol}
 	}
-	h.Process = service.ProcessID(r.uint64())
+	h.Process = registry.ProcessID(r.uint64())
 	h.Node = r.string()
-	h.Role = service.Role(r.byte())
+	h.Role = registry.Role(r.byte())
 	h.Group = r.string()
 	h.Listen = r.string()
 	copy(h.Nonce[:], r.fixed(NonceSize))
@@ -88,7 +88,7 @@ func DecodeHello(body []byte) (Hello, error) {
 		r.fail(fmt.Errorf("%d extensions", n))
 	}
 	for i := uint64(0); i < n && r.err == nil; i++ {
-		h.Extensions = append(h.Extensions, service.Header{Key: r.string(), Value: r.string()})
+		h.Extensions = append(h.Extensions, registry.Header{Key: r.string(), Value: r.string()})
 	}
 	if err := r.done(); err != nil {
 		return Hello{}, fmt.Errorf("bad hello: %w", err)
@@ -96,7 +96,7 @@ func DecodeHello(body []byte) (Hello, error) {
 	if h.Process == 0 {
 		return Hello{}, fmt.Errorf("bad hello: no process id")
 	}
-	if h.Role != service.RoleServer && h.Role != service.RoleClient {
+	if h.Role != registry.RoleServer && h.Role != registry.RoleClient {
 		return Hello{}, fmt.Errorf("bad hello: unknown role %d", h.Role)
 	}
 	return h, nil
@@ -186,13 +186,13 @@ const (
 
 // AppendAnnounce appends an announce frame for an Available or Withdrawn
 // change of a binding or a process. Hops are the sender's own count.
-func AppendAnnounce(b []byte, c service.Change) []byte {
+func AppendAnnounce(b []byte, c registry.Change) []byte {
 	flags := byte(0)
 	if c.Process {
 		flags |= flagProcess
 	}
 	a := c.Binding.Address
-	if c.Kind == service.Withdrawn {
+	if c.Kind == registry.Withdrawn {
 		b = appendHeader(b, FrameAnnounce, 2+16)
 		b = append(b, announceWithdrawn, flags)
 		b = binary.BigEndian.AppendUint64(b, uint64(a.Process))
@@ -224,16 +224,16 @@ func AppendAnnounce(b []byte, c service.Change) []byte {
 const maxGroups = 4096
 
 // DecodeAnnounce reads an announce body into a change.
-func DecodeAnnounce(body []byte) (service.Change, error) {
+func DecodeAnnounce(body []byte) (registry.Change, error) {
 	r := reader{b: body}
 	kind, flags := r.byte(), r.byte()
-	c := service.Change{Process: flags&flagProcess != 0}
-	c.Binding.Address = service.Address{Process: service.ProcessID(r.uint64()), ID: r.uint64()}
+	c := registry.Change{Process: flags&flagProcess != 0}
+	c.Binding.Address = registry.Address{Process: registry.ProcessID(r.uint64()), ID: r.uint64()}
 	switch kind {
 	case announceWithdrawn:
-		c.Kind = service.Withdrawn
+		c.Kind = registry.Withdrawn
 	case announceAvailable:
-		c.Kind = service.Available
+		c.Kind = registry.Available
 		c.Binding.Name = r.string()
 		c.Binding.Audience = r.string()
 		c.Binding.Node = r.string()
@@ -250,19 +250,19 @@ func DecodeAnnounce(body []byte) (service.Change, error) {
 		r.fail(fmt.Errorf("unknown announcement kind %d", kind))
 	}
 	if err := r.done(); err != nil {
-		return service.Change{}, fmt.Errorf("bad announce: %w", err)
+		return registry.Change{}, fmt.Errorf("bad announce: %w", err)
 	}
 	if c.Binding.Address.Process == 0 {
-		return service.Change{}, fmt.Errorf("bad announce: no process id")
+		return registry.Change{}, fmt.Errorf("bad announce: no process id")
 	}
 	return c, nil
 }
 
 // AppendGroup appends a group frame: a binding joined or left a service group.
-func AppendGroup(b []byte, c service.Change) []byte {
+func AppendGroup(b []byte, c registry.Change) []byte {
 	a := c.Binding.Address
 	joined := byte(0)
-	if c.Kind == service.Joined {
+	if c.Kind == registry.Joined {
 		joined = 1
 	}
 	b = appendHeader(b, FrameGroup, 1+16+stringLen(c.Group))
@@ -273,19 +273,19 @@ func AppendGroup(b []byte, c service.Change) []byte {
 }
 
 // DecodeGroup reads a group body.
-func DecodeGroup(body []byte) (service.Change, error) {
+func DecodeGroup(body []byte) (registry.Change, error) {
 	r := reader{b: body}
-	c := service.Change{Kind: service.Left}
+	c := registry.Change{Kind: registry.Left}
 	if r.byte() == 1 {
-		c.Kind = service.Joined
+		c.Kind = registry.Joined
 	}
-	c.Binding.Address = service.Address{Process: service.ProcessID(r.uint64()), ID: r.uint64()}
+	c.Binding.Address = registry.Address{Process: registry.ProcessID(r.uint64()), ID: r.uint64()}
 	c.Group = r.string()
 	if err := r.done(); err != nil {
-		return service.Change{}, fmt.Errorf("bad group frame: %w", err)
+		return registry.Change{}, fmt.Errorf("bad group frame: %w", err)
 	}
 	if c.Group == "" {
-		return service.Change{}, fmt.Errorf("bad group frame: no group")
+		return registry.Change{}, fmt.Errorf("bad group frame: no group")
 	}
 	return c, nil
 }
@@ -314,12 +314,12 @@ const (
 )
 
 // EnvelopeSize returns the frame size of an envelope.
-func EnvelopeSize(e *service.Envelope) int {
+func EnvelopeSize(e *registry.Envelope) int {
 	n := bodySize(e)
 	return headerLen(n) + n
 }
 
-func bodySize(e *service.Envelope) int {
+func bodySize(e *registry.Envelope) int {
 	n := envFixedOverhead + uvarintLen(e.Conv) + uvarintLen(e.Seq) +
 		stringLen(e.Subject) + stringLen(e.Pattern) + stringLen(e.ContentType) + len(e.Data)
 	if e.Deadline != 0 || len(e.Headers) != 0 {
@@ -329,7 +329,7 @@ func bodySize(e *service.Envelope) int {
 }
 
 // extensionsSize is the size of the optional fields.
-func extensionsSize(e *service.Envelope) int {
+func extensionsSize(e *registry.Envelope) int {
 	n := 0
 	if e.Deadline != 0 {
 		n += 8
@@ -344,13 +344,13 @@ func extensionsSize(e *service.Envelope) int {
 }
 
 // AppendEnvelope appends an envelope frame.
-func AppendEnvelope(b []byte, e *service.Envelope) []byte {
+func AppendEnvelope(b []byte, e *registry.Envelope) []byte {
 	return appendEnvelopeSized(b, e, bodySize(e))
 }
 
 // appendEnvelopeSized is AppendEnvelope with the body size known. A
 // deadline is written as the time left now.
-func appendEnvelopeSized(b []byte, e *service.Envelope, body int) []byte {
+func appendEnvelopeSized(b []byte, e *registry.Envelope, body int) []byte {
 	b = appendHeader(b, FrameEnvelope, body)
 	flags := byte(0)
 	if e.Deadline != 0 {
@@ -378,7 +378,7 @@ func appendEnvelopeSized(b []byte, e *service.Envelope, body int) []byte {
 	return append(b, e.Data...)
 }
 
-func appendExtensions(b []byte, e *service.Envelope) []byte {
+func appendExtensions(b []byte, e *registry.Envelope) []byte {
 	if e.Deadline != 0 {
 		left := max((e.Deadline-time.Now().UnixNano())/1e3, 1) // expired: 1 µs, the peer fails it at once
 		b = binary.BigEndian.AppendUint64(b, uint64(left))
@@ -395,15 +395,15 @@ func appendExtensions(b []byte, e *service.Envelope) []byte {
 
 // envelopeRoute reads what a relay needs from an envelope body without
 // decoding it: its kind, hop count, destination and source processes.
-func envelopeRoute(body []byte) (kind service.Kind, hops int, to service.Address, from service.ProcessID, ok bool) {
+func envelopeRoute(body []byte) (kind registry.Kind, hops int, to registry.Address, from registry.ProcessID, ok bool) {
 	if len(body) < envFixedOverhead {
-		return 0, 0, service.Address{}, 0, false
+		return 0, 0, registry.Address{}, 0, false
 	}
-	kind = service.Kind(body[0])
+	kind = registry.Kind(body[0])
 	hops = int(body[envHopsOffset])
-	to.Process = service.ProcessID(binary.BigEndian.Uint64(body[envToProcOffset:]))
+	to.Process = registry.ProcessID(binary.BigEndian.Uint64(body[envToProcOffset:]))
 	to.ID = binary.BigEndian.Uint64(body[envToIDOffset:])
-	from = service.ProcessID(binary.BigEndian.Uint64(body[envFromOffset:]))
+	from = registry.ProcessID(binary.BigEndian.Uint64(body[envFromOffset:]))
 	return kind, hops, to, from, kind.Valid()
 }
 
@@ -412,7 +412,7 @@ func envelopeRoute(body []byte) (kind service.Kind, hops int, to service.Address
 // never change afterwards. It is how a service's actor reads a batch of
 // envelopes a link handed over in one piece. A deadline is counted from
 // now.
-func DecodeFrame(b []byte, e *service.Envelope) (rest []byte, err error) {
+func DecodeFrame(b []byte, e *registry.Envelope) (rest []byte, err error) {
 	kind, body, n, err := splitFrame(b, len(b))
 	if err != nil {
 		return nil, err
@@ -422,7 +422,7 @@ func DecodeFrame(b []byte, e *service.Envelope) (rest []byte, err error) {
 	}
 	// A straight-line decoder: this runs once per envelope a service
 	// receives over a link.
-	e.Kind = service.Kind(body[0])
+	e.Kind = registry.Kind(body[0])
 	if !e.Kind.Valid() {
 		return nil, fmt.Errorf("bad envelope: unknown kind %d", e.Kind)
 	}
@@ -430,9 +430,9 @@ func DecodeFrame(b []byte, e *service.Envelope) (rest []byte, err error) {
 	if flags&^envKnown != 0 {
 		return nil, errBadFlags
 	}
-	e.To.Process = service.ProcessID(binary.BigEndian.Uint64(body[envToProcOffset:]))
+	e.To.Process = registry.ProcessID(binary.BigEndian.Uint64(body[envToProcOffset:]))
 	e.To.ID = binary.BigEndian.Uint64(body[envToIDOffset:])
-	e.From.Process = service.ProcessID(binary.BigEndian.Uint64(body[envFromOffset:]))
+	e.From.Process = registry.ProcessID(binary.BigEndian.Uint64(body[envFromOffset:]))
 	e.From.ID = binary.BigEndian.Uint64(body[envFromOffset+8:])
 	p := body[envFixedOverhead:]
 	var v uint64
@@ -472,7 +472,7 @@ func DecodeFrame(b []byte, e *service.Envelope) (rest []byte, err error) {
 // decodeExtensions reads the optional fields flags announce into e (with
 // check, only validates them) and returns what follows. Header strings
 // share p's memory unless copy is set.
-func decodeExtensions(p []byte, flags byte, e *service.Envelope, copyStrings bool) ([]byte, error) {
+func decodeExtensions(p []byte, flags byte, e *registry.Envelope, copyStrings bool) ([]byte, error) {
 	if flags&envDeadline != 0 {
 		if len(p) < 8 {
 			return nil, errTruncated
@@ -493,7 +493,7 @@ func decodeExtensions(p []byte, flags byte, e *service.Envelope, copyStrings boo
 		}
 		p = p[k:]
 		if e != nil {
-			e.Headers = make([]service.Header, 0, n)
+			e.Headers = make([]registry.Header, 0, n)
 		}
 		for i := uint64(0); i < n; i++ {
 			var kv [2]string
@@ -510,7 +510,7 @@ func decodeExtensions(p []byte, flags byte, e *service.Envelope, copyStrings boo
 				p = p[k+int(v):]
 			}
 			if e != nil {
-				e.Headers = append(e.Headers, service.Header{Key: kv[0], Value: kv[1]})
+				e.Headers = append(e.Headers, registry.Header{Key: kv[0], Value: kv[1]})
 			}
 		}
 	}
@@ -525,7 +525,7 @@ func checkEnvelope(body []byte) error {
 	if len(body) < envFixedOverhead {
 		return errors.New("bad envelope batch")
 	}
-	if k := service.Kind(body[0]); !k.Valid() {
+	if k := registry.Kind(body[0]); !k.Valid() {
 		return fmt.Errorf("bad envelope: unknown kind %d", k)
 	}
 	flags := body[envFlagsOffset]
@@ -594,8 +594,8 @@ func (t internTable) get(b []byte) string {
 
 // DecodeEnvelope reads an envelope body. The data is copied, so body may
 // be reused. interned may be nil.
-func DecodeEnvelope(body []byte, interned internTable) (*service.Envelope, error) {
-	e := &service.Envelope{}
+func DecodeEnvelope(body []byte, interned internTable) (*registry.Envelope, error) {
+	e := &registry.Envelope{}
 	if err := decodeEnvelopeInto(e, body, interned, nil); err != nil {
 		return nil, err
 	}
@@ -604,13 +604,13 @@ func DecodeEnvelope(body []byte, interned internTable) (*service.Envelope, error
 
 // decodeEnvelopeInto decodes into e; the data is copied into memory from
 // alloc (a fresh slice when nil).
-func decodeEnvelopeInto(e *service.Envelope, body []byte, interned internTable, alloc func(n int) []byte) error {
+func decodeEnvelopeInto(e *registry.Envelope, body []byte, interned internTable, alloc func(n int) []byte) error {
 	r := reader{b: body}
-	e.Kind = service.Kind(r.byte())
+	e.Kind = registry.Kind(r.byte())
 	r.byte() // hops: only relays care
 	flags := r.byte()
-	e.To = service.Address{Process: service.ProcessID(r.uint64()), ID: r.uint64()}
-	e.From = service.Address{Process: service.ProcessID(r.uint64()), ID: r.uint64()}
+	e.To = registry.Address{Process: registry.ProcessID(r.uint64()), ID: r.uint64()}
+	e.From = registry.Address{Process: registry.ProcessID(r.uint64()), ID: r.uint64()}
 	e.Conv = r.uvarint()
 	e.Seq = r.uvarint()
 	if r.err != nil {

@@ -8,7 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/netsvc-go/netsvc/service"
+	"github.com/netsvc-go/netsvc/actors/registry"
 )
 
 // frameClass says what the queue may do with a frame when it is full.
@@ -112,22 +112,22 @@ func newOutQueue(soft, hard, maxFrame int, budget *Budget) *outQueue {
 	return q
 }
 
-func classOf(k service.Kind) frameClass {
+func classOf(k registry.Kind) frameClass {
 	switch k {
-	case service.KindReport:
+	case registry.KindReport:
 		return classReport
-	case service.KindRequest, service.KindMessage:
+	case registry.KindRequest, registry.KindMessage:
 		return classRequest
 	}
 	return classControl
 }
 
 // pushEnvelope encodes e into the queue.
-func (q *outQueue) pushEnvelope(e *service.Envelope) error {
+func (q *outQueue) pushEnvelope(e *registry.Envelope) error {
 	body := bodySize(e)
 	n := headerLen(body) + body
 	if n > q.maxFrame {
-		return service.Fail(service.CodePayloadTooLarge, service.CodePayloadTooLarge.String(),
+		return registry.Fail(registry.CodePayloadTooLarge, registry.CodePayloadTooLarge.String(),
 			"an envelope of "+itoa(n)+" bytes is over the link's frame limit of "+itoa(q.maxFrame))
 	}
 	q.mu.Lock()

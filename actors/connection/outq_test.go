@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/netsvc-go/netsvc/service"
+	"github.com/netsvc-go/netsvc/actors/registry"
 )
 
 const queueWait = 5 * time.Second
@@ -115,7 +115,7 @@ func frameItems(t *testing.T, b []byte) []string {
 				t.Fatalf("decode written envelope: %v", err)
 			}
 			prefix := "r"
-			if e.Kind == service.KindRequest {
+			if e.Kind == registry.KindRequest {
 				prefix = "q"
 			}
 			out = append(out, fmt.Sprintf("%s%d", prefix, e.Seq))
@@ -130,8 +130,8 @@ func frameItems(t *testing.T, b []byte) []string {
 	return out
 }
 
-func envelope(kind service.Kind, seq uint64, size int) *service.Envelope {
-	return &service.Envelope{Kind: kind, To: service.Address{Process: 1, ID: 1}, From: service.Address{Process: 2, ID: 1},
+func envelope(kind registry.Kind, seq uint64, size int) *registry.Envelope {
+	return &registry.Envelope{Kind: kind, To: registry.Address{Process: 1, ID: 1}, From: registry.Address{Process: 2, ID: 1},
 		Seq: seq, Subject: "s", Data: make([]byte, size)}
 }
 
@@ -139,8 +139,8 @@ func envelope(kind service.Kind, seq uint64, size int) *service.Envelope {
 // dropping older ones).
 func reportQueued(err error) bool { return err == nil || errors.Is(err, errDroppedOlder) }
 
-func report(seq uint64) *service.Envelope  { return envelope(service.KindReport, seq, 100) }
-func request(seq uint64) *service.Envelope { return envelope(service.KindRequest, seq, 100) }
+func report(seq uint64) *registry.Envelope  { return envelope(registry.KindReport, seq, 100) }
+func request(seq uint64) *registry.Envelope { return envelope(registry.KindRequest, seq, 100) }
 
 // control is a control frame: a ping whose nonce names it.
 func control(seq uint64) []byte { return AppendPing(nil, FramePing, seq) }
@@ -246,14 +246,14 @@ func pollUntil(t *testing.T, what string, cond func() bool) {
 
 func TestOutQueueCompactionKeepsOrder(t *testing.T) {
 	const reportData = 1000
-	size := EnvelopeSize(envelope(service.KindReport, 0, reportData))
+	size := EnvelopeSize(envelope(registry.KindReport, 0, reportData))
 	soft := 100 * size
 	q, _, drain := plugged(t, soft, 10*soft)
 	var pushed []string
 	var reports []uint64
 	pushedBytes := 0
 	for i := uint64(1); i <= 600; i++ {
-		if err := q.pushEnvelope(envelope(service.KindReport, i, reportData)); !reportQueued(err) {
+		if err := q.pushEnvelope(envelope(registry.KindReport, i, reportData)); !reportQueued(err) {
 			t.Fatalf("report %d: %v", i, err)
 		}
 		pushed = append(pushed, fmt.Sprintf("r%d", i))
@@ -302,7 +302,7 @@ func TestOutQueueCompactionKeepsOrder(t *testing.T) {
 // TestSendFailures checks the failures a link's Send turns queue errors
 // into: what the registry hands back to callers.
 func TestSendFailures(t *testing.T) {
-	rt, err := service.NewRuntime(service.Config{Node: "test"})
+	rt, err := registry.New(registry.Config{Node: "test"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -321,21 +321,21 @@ func TestSendFailures(t *testing.T) {
 			t.Fatalf("request %d: %v", i, err)
 		}
 	}
-	var f *service.Failure
-	if err := c.Send(request(2)); !errors.As(err, &f) || f.Code != service.CodeOverloaded {
+	var f *registry.Failure
+	if err := c.Send(request(2)); !errors.As(err, &f) || f.Code != registry.CodeOverloaded {
 		t.Fatalf("request over the soft limit: %v, want CodeOverloaded", err)
 	}
-	if err := c.Send(envelope(service.KindReport, 3, 4*size)); !errors.As(err, &f) || f.Code != service.CodePayloadTooLarge {
+	if err := c.Send(envelope(registry.KindReport, 3, 4*size)); !errors.As(err, &f) || f.Code != registry.CodePayloadTooLarge {
 		t.Fatalf("envelope over the frame limit: %v, want CodePayloadTooLarge", err)
 	}
 	if s := c.Stats(); s.RequestsRefused != 1 || s.Queued != int64(2*size) {
 		t.Fatalf("stats %+v, want 1 refused and %d bytes queued", s, 2*size)
 	}
 	c.q.close(false)
-	if err := c.Send(request(4)); !errors.As(err, &f) || f.Code != service.CodeLinkLost {
+	if err := c.Send(request(4)); !errors.As(err, &f) || f.Code != registry.CodeLinkLost {
 		t.Fatalf("request on a closed link: %v, want CodeLinkLost", err)
 	}
-	if err := c.SendFrame(control(5)); !errors.As(err, &f) || f.Code != service.CodeLinkLost {
+	if err := c.SendFrame(control(5)); !errors.As(err, &f) || f.Code != registry.CodeLinkLost {
 		t.Fatalf("frame on a closed link: %v, want CodeLinkLost", err)
 	}
 }
@@ -356,7 +356,7 @@ func TestOutQueueRefusesRequestsWhileDropping(t *testing.T) {
 	if q.reportsDropped.Load() == 0 {
 		t.Fatal("no report dropped: the test needs the queue to be dropping")
 	}
-	small := envelope(service.KindRequest, 5, 1)
+	small := envelope(registry.KindRequest, 5, 1)
 	if EnvelopeSize(small) >= size {
 		t.Fatal("the request must be smaller than a report")
 	}

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
-	"github.com/netsvc-go/netsvc/service"
+	"github.com/netsvc-go/netsvc/actors/registry"
 )
 
 // read is the reader goroutine: it runs the handshake, then decodes
@@ -21,7 +21,7 @@ func (c *Conn) read(root *actor.RootContext, self *actor.PID) {
 	if err == nil {
 		rd := frameReader{c: c, interned: internTable{}}
 		info := c.Info()
-		rd.betweenServers = info.LocalRole == service.RoleServer && info.PeerRole == service.RoleServer
+		rd.betweenServers = info.LocalRole == registry.RoleServer && info.PeerRole == registry.RoleServer
 		err = rd.loop()
 		rd.release()
 	}
@@ -66,11 +66,11 @@ type frameReader struct {
 	c        *Conn
 	buf      []byte
 	interned internTable
-	lastFrom service.ProcessID
+	lastFrom registry.ProcessID
 
 	// Routes looked up since the runtime's routes last changed.
 	routeGen uint64
-	routes   map[service.ProcessID]*Conn
+	routes   map[registry.ProcessID]*Conn
 
 	// The run of frames being relayed to one link: rd.buf[relayStart:relayEnd].
 	relayTo              *Conn
@@ -87,8 +87,8 @@ type frameReader struct {
 	encDroppable     bool
 
 	// Responses for this process, delivered together after each read.
-	local []*service.Envelope
-	slots []service.Envelope
+	local []*registry.Envelope
+	slots []registry.Envelope
 	data  []byte
 
 	// betweenServers is set on a link between two servers: the node's
@@ -106,9 +106,9 @@ type frameReader struct {
 // announced is what the peer announced on this link and the link still
 // holds: the bounds of SPEC rule 36 count it.
 type announced struct {
-	bindings  map[service.Address]struct{}
-	processes map[service.ProcessID]struct{}
-	joins     map[service.Address]map[string]struct{}
+	bindings  map[registry.Address]struct{}
+	processes map[registry.ProcessID]struct{}
+	joins     map[registry.Address]map[string]struct{}
 	joinCount int
 }
 
@@ -317,7 +317,7 @@ func (rd *frameReader) frame(kind FrameKind, off int, frame, body []byte) error 
 	case FrameEnvelope:
 		return rd.envelope(off, frame, body)
 	case FrameAnnounce, FrameGroup:
-		var ch service.Change
+		var ch registry.Change
 		var err error
 		if kind == FrameAnnounce {
 			ch, err = DecodeAnnounce(body)
@@ -371,7 +371,7 @@ func (rd *frameReader) frame(kind FrameKind, off int, frame, body []byte) error 
 // client link one past a bound closes the link (the error); on a link
 // between servers it is refused (false), counted and logged, and the
 // link goes on.
-func (rd *frameReader) admit(ch service.Change) (bool, error) {
+func (rd *frameReader) admit(ch registry.Change) (bool, error) {
 	c, a, b := rd.c, &rd.announced, rd.c.p.Budget
 	addr := ch.Binding.Address
 	refuse := func(what string, limit int64) (bool, error) {
@@ -386,10 +386,10 @@ func (rd *frameReader) admit(ch service.Change) (bool, error) {
 		return false, nil
 	}
 	switch {
-	case ch.Kind == service.Joined || ch.Kind == service.Left:
+	case ch.Kind == registry.Joined || ch.Kind == registry.Left:
 		joins := a.joins[addr]
 		_, has := joins[ch.Group]
-		if ch.Kind == service.Left {
+		if ch.Kind == registry.Left {
 			if has {
 				delete(joins, ch.Group)
 				a.joinCount--
@@ -404,14 +404,14 @@ func (rd *frameReader) admit(ch service.Change) (bool, error) {
 		}
 		if joins == nil {
 			if a.joins == nil {
-				a.joins = map[service.Address]map[string]struct{}{}
+				a.joins = map[registry.Address]map[string]struct{}{}
 			}
 			joins = map[string]struct{}{}
 			a.joins[addr] = joins
 		}
 		joins[ch.Group] = struct{}{}
 		a.joinCount++
-	case ch.Process && ch.Kind == service.Withdrawn:
+	case ch.Process && ch.Kind == registry.Withdrawn:
 		if _, has := a.processes[addr.Process]; has {
 			delete(a.processes, addr.Process)
 			b.chargeBindings(-1, true)
@@ -433,10 +433,10 @@ func (rd *frameReader) admit(ch service.Change) (bool, error) {
 			return refuse("the node holds as many remote bindings as it may", b.limits.Bindings)
 		}
 		if a.processes == nil {
-			a.processes = map[service.ProcessID]struct{}{}
+			a.processes = map[registry.ProcessID]struct{}{}
 		}
 		a.processes[addr.Process] = struct{}{}
-	case ch.Kind == service.Withdrawn:
+	case ch.Kind == registry.Withdrawn:
 		if _, has := a.bindings[addr]; has {
 			rd.forget(addr)
 		}
@@ -456,12 +456,12 @@ func (rd *frameReader) admit(ch service.Change) (bool, error) {
 			return refuse("the node holds as many remote bindings as it may", b.limits.Bindings)
 		}
 		if a.bindings == nil {
-			a.bindings = map[service.Address]struct{}{}
+			a.bindings = map[registry.Address]struct{}{}
 		}
 		a.bindings[addr] = struct{}{}
 		if len(ch.Binding.Groups) > 0 {
 			if a.joins == nil {
-				a.joins = map[service.Address]map[string]struct{}{}
+				a.joins = map[registry.Address]map[string]struct{}{}
 			}
 			joins := map[string]struct{}{}
 			for _, g := range ch.Binding.Groups {
@@ -475,7 +475,7 @@ func (rd *frameReader) admit(ch service.Change) (bool, error) {
 }
 
 // forget drops a binding the peer withdrew, with its group joins.
-func (rd *frameReader) forget(addr service.Address) {
+func (rd *frameReader) forget(addr registry.Address) {
 	a := &rd.announced
 	delete(a.bindings, addr)
 	a.joinCount -= len(a.joins[addr])
@@ -500,9 +500,9 @@ func (rd *frameReader) envelope(off int, frame, body []byte) error {
 		rd.lastFrom = from
 	}
 	local := to.Process == c.rt.ProcessID()
-	if local && kind != service.KindResponse && kind != service.KindFailure {
+	if local && kind != registry.KindResponse && kind != registry.KindFailure {
 		// Handed over still encoded, so check it whole now: bad input
-		// closes the link (SPEC rule 26) rather than reaching a service.
+		// closes the link (SPEC rule 26) rather than reaching a registry.
 		if err := checkEnvelope(body); err != nil {
 			return err
 		}
@@ -510,7 +510,7 @@ func (rd *frameReader) envelope(off int, frame, body []byte) error {
 			rd.flushEncoded()
 			rd.encTo, rd.encStart, rd.encDroppable = to.ID, off, true
 		}
-		rd.encDroppable = rd.encDroppable && (kind == service.KindReport || kind == service.KindMessage)
+		rd.encDroppable = rd.encDroppable && (kind == registry.KindReport || kind == registry.KindMessage)
 		rd.encEnd = off + len(frame)
 		return nil
 	}
@@ -539,10 +539,10 @@ func (rd *frameReader) envelope(off int, frame, body []byte) error {
 
 // route returns the link toward process p, caching answers while the
 // runtime's routes stay unchanged.
-func (rd *frameReader) route(p service.ProcessID) *Conn {
+func (rd *frameReader) route(p registry.ProcessID) *Conn {
 	rt := rd.c.rt
 	if g := rt.RouteGeneration(); g != rd.routeGen || rd.routes == nil || len(rd.routes) > 1024 {
-		rd.routes = map[service.ProcessID]*Conn{}
+		rd.routes = map[registry.ProcessID]*Conn{}
 		rd.routeGen = g
 	}
 	next, ok := rd.routes[p]
@@ -602,8 +602,8 @@ func (rd *frameReader) relayFailed(next *Conn, span []byte, m frameMeta, err err
 		return
 	}
 	if e, derr := DecodeEnvelope(body, nil); derr == nil {
-		if fl, ok := next.failure(err).(*service.Failure); ok {
-			rd.c.rt.Deliver(service.FailureEnvelope(e, fl), nil)
+		if fl, ok := next.failure(err).(*registry.Failure); ok {
+			rd.c.rt.Deliver(registry.FailureEnvelope(e, fl), nil)
 		}
 	}
 }
@@ -619,12 +619,12 @@ func (rd *frameReader) flushEncoded() {
 	data := rd.alloc(len(span))
 	copy(data, span)
 	c := rd.c
-	if c.rt.DeliverEncoded(rd.encTo, &service.EncodedBatch{Data: data, Decode: DecodeFrame, Droppable: rd.encDroppable}) {
+	if c.rt.DeliverEncoded(rd.encTo, &registry.EncodedBatch{Data: data, Decode: DecodeFrame, Droppable: rd.encDroppable}) {
 		return
 	}
 	// No such service: deliver one by one, so requests are answered.
 	for len(data) > 0 {
-		e := &service.Envelope{}
+		e := &registry.Envelope{}
 		rest, err := DecodeFrame(data, e)
 		if err != nil {
 			return
@@ -646,9 +646,9 @@ func (rd *frameReader) flush() {
 
 // slot returns an envelope from a chunk, so decoding does not allocate
 // one by one; a chunk is freed when its last envelope is.
-func (rd *frameReader) slot() *service.Envelope {
+func (rd *frameReader) slot() *registry.Envelope {
 	if len(rd.slots) == 0 {
-		rd.slots = make([]service.Envelope, 64)
+		rd.slots = make([]registry.Envelope, 64)
 	}
 	e := &rd.slots[0]
 	rd.slots = rd.slots[1:]

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/netsvc-go/netsvc/actors/exchange"
+	"github.com/netsvc-go/netsvc/actors/registry"
 	"github.com/netsvc-go/netsvc/service"
 )
 
@@ -24,7 +25,7 @@ type ExchangeInfo struct {
 // apiNode answers GET /api/node: who the node is.
 func (c *Console) apiNode(*http.Request) (any, error) {
 	n, rt := c.cfg.Node, c.cfg.Node.Runtime()
-	st := rt.Stats()
+	st := rt.Kernel().Stats()
 	xs := c.exchanges(n.Links())
 	groups := make([]string, len(xs))
 	links := 0
@@ -36,7 +37,7 @@ func (c *Console) apiNode(*http.Request) (any, error) {
 	if len(groups) > 0 {
 		group = groups[0]
 	}
-	up := time.Since(rt.Started())
+	up := time.Since(rt.Kernel().Started())
 	info := map[string]any{
 		"name":           rt.Node(),
 		"process":        rt.ProcessID().String(),
@@ -47,7 +48,7 @@ func (c *Console) apiNode(*http.Request) (any, error) {
 		"console":        c.addr,
 		"gossip":         "",
 		"version":        buildVersion(),
-		"started":        rt.Started(),
+		"started":        rt.Kernel().Started(),
 		"uptime":         up.Round(time.Second).String(),
 		"uptime_seconds": up.Seconds(),
 		"links":          links,
@@ -67,8 +68,8 @@ func (c *Console) apiNode(*http.Request) (any, error) {
 // exchanges describes the node's exchanges, roles read from the tree.
 func (c *Console) exchanges(links []exchange.LinkStatus) []ExchangeInfo {
 	roles := map[string]string{}
-	for _, a := range c.cfg.Node.Runtime().Tree().Snapshot() {
-		if a.Kind == service.KindExchange {
+	for _, a := range c.cfg.Node.Runtime().Kernel().Tree().Snapshot() {
+		if a.Kind == registry.KindExchange {
 			if r, ok := a.Detail["role"].(string); ok {
 				roles[a.ID] = r
 			}
@@ -183,7 +184,7 @@ func (c *Console) memberCount() int {
 // apiSubscriptions answers GET /api/subscriptions: what the node's
 // services listen to.
 func (c *Console) apiSubscriptions(*http.Request) (any, error) {
-	return c.cfg.Node.Runtime().Interests(), nil
+	return c.cfg.Node.Runtime().Kernel().Interests(), nil
 }
 
 // buildVersion is the module version or VCS revision of the binary.

@@ -13,6 +13,7 @@ import (
 
 	"github.com/netsvc-go/netsvc/actors/exchange"
 	"github.com/netsvc-go/netsvc/actors/node"
+	"github.com/netsvc-go/netsvc/actors/registry"
 	"github.com/netsvc-go/netsvc/service"
 )
 
@@ -77,7 +78,7 @@ func TestTree(t *testing.T) {
 		t.Fatalf("root: %+v", root)
 	}
 	// Every live actor is in the tree, once.
-	if got, want := count(&root)-1, len(p.srv.Runtime().Tree().Snapshot()); got != want {
+	if got, want := count(&root)-1, len(p.srv.Runtime().Kernel().Tree().Snapshot()); got != want {
 		t.Errorf("%d actors in the tree, the runtime has %d", got, want)
 	}
 	kinds := map[string]string{}
@@ -87,16 +88,16 @@ func TestTree(t *testing.T) {
 	if kinds["registry"] != "registry" || kinds["services"] != "supervisor" || kinds["exchange"] != "exchange" {
 		t.Errorf("top level: %v", kinds)
 	}
-	x := find(&root, func(n *TreeNode) bool { return n.Kind == service.KindExchange })
+	x := find(&root, func(n *TreeNode) bool { return n.Kind == registry.KindExchange })
 	if len(x.Children) != 1 {
 		t.Fatalf("exchange children: %+v", x.Children)
 	}
 	conn := x.Children[0]
-	if conn.Kind != service.KindConnection || conn.Detail["peer"] != "cli" || conn.Detail["state"] != "active" ||
+	if conn.Kind != registry.KindConnection || conn.Detail["peer"] != "cli" || conn.Detail["state"] != "active" ||
 		!strings.HasPrefix(conn.PID, "exchange/link-") || conn.Messages == nil || conn.Mailbox == nil {
 		t.Errorf("connection: %+v", conn)
 	}
-	math := find(&root, func(n *TreeNode) bool { return n.Kind == service.KindService && n.Name == "math" })
+	math := find(&root, func(n *TreeNode) bool { return n.Kind == registry.KindService && n.Name == "math" })
 	if math == nil {
 		t.Fatal("no math in the tree")
 	}
@@ -104,7 +105,7 @@ func TestTree(t *testing.T) {
 	if math.Detail["address"] != addr.String() || math.Detail["audience"] != "*" || fmt.Sprint(math.Detail["groups"]) != "[web]" {
 		t.Errorf("math: %+v", math)
 	}
-	if len(math.Children) != 1 || math.Children[0].Kind != service.KindActor || math.Children[0].Name != "worker" {
+	if len(math.Children) != 1 || math.Children[0].Kind != registry.KindActor || math.Children[0].Name != "worker" {
 		t.Errorf("math's children: %+v", math.Children)
 	}
 	if math.Since.IsZero() || math.Messages == nil {
@@ -123,7 +124,7 @@ func TestTree(t *testing.T) {
 		t.Fatal(err)
 	}
 	getJSON(t, c.URL()+"api/tree", &root)
-	if find(&root, func(n *TreeNode) bool { return n.Name == "late" && n.Kind == service.KindService }) == nil {
+	if find(&root, func(n *TreeNode) bool { return n.Name == "late" && n.Kind == registry.KindService }) == nil {
 		t.Error("a new service is not in the tree")
 	}
 	if err := p.srv.Runtime().StopService(ctx, a); err != nil {
@@ -137,7 +138,7 @@ func TestTree(t *testing.T) {
 	waitFor(t, 10*time.Second, func() error {
 		var root TreeNode
 		getJSON(t, c.URL()+"api/tree", &root)
-		if n := find(&root, func(n *TreeNode) bool { return n.Kind == service.KindConnection }); n != nil {
+		if n := find(&root, func(n *TreeNode) bool { return n.Kind == registry.KindConnection }); n != nil {
 			return fmt.Errorf("the connection is still there: %+v", n)
 		}
 		return nil
@@ -260,7 +261,7 @@ func TestSubscriptions(t *testing.T) {
 	})); err != nil {
 		t.Fatal(err)
 	}
-	var in service.Interests
+	var in registry.Interests
 	waitFor(t, 10*time.Second, func() error {
 		getJSON(t, c.URL()+"api/subscriptions", &in)
 		if len(in.Subscriptions) != 1 || in.Subscriptions[0].SubscriberName != "reader" || in.Subscriptions[0].Pattern != "news.*" ||

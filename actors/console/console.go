@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/netsvc-go/netsvc/actors/node"
-	"github.com/netsvc-go/netsvc/service"
+	"github.com/netsvc-go/netsvc/actors/registry"
 )
 
 // DefaultAddr is where a console listens when Config.Addr is empty.
@@ -129,7 +129,7 @@ func Start(cfg Config) (*Console, error) {
 	if cfg.Token == "" && !loopbackHost(host) {
 		return nil, fmt.Errorf("console: %s is reachable from other hosts: set a token, or listen on 127.0.0.1", cfg.Addr)
 	}
-	if cfg.Node.Runtime().Closed() {
+	if cfg.Node.Runtime().Kernel().Closed() {
 		return nil, errors.New("console: the node is stopped")
 	}
 	ln, err := net.Listen("tcp", cfg.Addr)
@@ -361,10 +361,10 @@ func writeError(w http.ResponseWriter, status int, msg string) {
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	b, err := service.EncodeJSON(v)
+	b, err := registry.EncodeJSON(v)
 	if err != nil {
 		status = http.StatusInternalServerError
-		b, _ = service.EncodeJSON(errorBody{Error: "cannot encode the answer as JSON: " + err.Error(), Status: status})
+		b, _ = registry.EncodeJSON(errorBody{Error: "cannot encode the answer as JSON: " + err.Error(), Status: status})
 	}
 	h := w.Header()
 	h.Set("Content-Type", "application/json; charset=utf-8")

@@ -27,7 +27,7 @@
 //
 // The gateway bounds what a call costs. The body is read as a stream and
 // transcoded straight into the CBOR argument array (no generic values;
-// numbers keep service.ArgsFromJSON's meaning: integral ones are
+// numbers keep registry.ArgsFromJSON's meaning: integral ones are
 // integers, others float64), so a call holds a small multiple of its
 // body; arrays and objects nest at most 64 levels deep (deeper is "bad
 // arguments", 400). A body over Config.GatewayMaxBody (the runtime's
@@ -35,7 +35,7 @@
 // Config.GatewayMaxInFlight calls (8 by default) run at once; past that
 // a call is answered 503 at once with a Retry-After header, never
 // queued. The result is written as JSON from its CBOR bytes, exactly as
-// service.PayloadJSON writes it. The gateway's own refusals are counted
+// registry.PayloadJSON writes it. The gateway's own refusals are counted
 // in netsvc_gateway_rejected_total{reason}: busy, too_large,
 // bad_arguments, local_only.
 //

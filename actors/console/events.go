@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/netsvc-go/netsvc/actors/exchange"
+	"github.com/netsvc-go/netsvc/actors/registry"
 	"github.com/netsvc-go/netsvc/service"
 )
 
@@ -127,9 +128,9 @@ func (h *hub) broadcast(ev sseEvent) {
 
 func (h *hub) publish(name string, data any) {
 	name = sseLine(name)
-	b, err := service.EncodeJSON(data)
+	b, err := registry.EncodeJSON(data)
 	if err != nil {
-		b, _ = service.EncodeJSON(map[string]string{"error": err.Error()})
+		b, _ = registry.EncodeJSON(map[string]string{"error": err.Error()})
 	}
 	h.broadcast(sseEvent{name: name, data: b})
 }
@@ -195,7 +196,7 @@ func (c *Console) events(w http.ResponseWriter, r *http.Request) {
 		if ev.Binding.Groups == nil {
 			ev.Binding.Groups = []string{}
 		}
-		b, err := service.EncodeJSON(ev)
+		b, err := registry.EncodeJSON(ev)
 		if err != nil {
 			return
 		}

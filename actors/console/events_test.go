@@ -234,8 +234,8 @@ func TestEventStreamsLeaveNothingBehind(t *testing.T) {
 	p := startPair(t)
 	c := startConsole(t, Config{Node: p.srv})
 	rt := p.srv.Runtime()
-	actors := func() int { return len(rt.Tree().Snapshot()) }
-	watches := func() int { return len(rt.Interests().Watches) }
+	actors := func() int { return len(rt.Kernel().Tree().Snapshot()) }
+	watches := func() int { return len(rt.Kernel().Interests().Watches) }
 	// Settle, then count.
 	get(t, c.URL()+"api/node")
 	client.CloseIdleConnections()

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/netsvc-go/netsvc/actors/registry"
 	"github.com/netsvc-go/netsvc/service"
 )
 
@@ -123,7 +124,7 @@ func (c *Console) gateway(w http.ResponseWriter, r *http.Request) {
 		c.reject(w, rejectLocalOnly, f)
 		return
 	}
-	args, err := transcodeArgs(http.MaxBytesReader(w, r.Body, limit), rt.MaxPayload())
+	args, err := transcodeArgs(http.MaxBytesReader(w, r.Body, limit), rt.Kernel().MaxPayload())
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		var bad *argsError
@@ -132,7 +133,7 @@ func (c *Console) gateway(w http.ResponseWriter, r *http.Request) {
 			c.reject(w, rejectTooLarge, tooLarge)
 		case errors.As(err, &bad) && bad.tooLarge:
 			c.reject(w, rejectTooLarge, &service.Failure{Code: service.CodePayloadTooLarge, Origin: OriginConsole,
-				Details: fmt.Sprintf("the arguments are over the payload limit of %d bytes", rt.MaxPayload())})
+				Details: fmt.Sprintf("the arguments are over the payload limit of %d bytes", rt.Kernel().MaxPayload())})
 		case errors.As(err, &bad):
 			c.reject(w, rejectBadArguments, &service.Failure{Code: service.CodeBadArguments, Origin: OriginConsole,
 				Details: "the body: " + err.Error()})
@@ -165,7 +166,7 @@ func (c *Console) maxBody() int64 {
 	if c.cfg.GatewayMaxBody > 0 {
 		return c.cfg.GatewayMaxBody
 	}
-	return int64(c.cfg.Node.Runtime().MaxPayload())
+	return int64(c.cfg.Node.Runtime().Kernel().MaxPayload())
 }
 
 // resolve picks what a call to the service name goes to. Services of
@@ -199,7 +200,7 @@ func (c *Console) writeResult(w http.ResponseWriter, res service.Payload) {
 	var err error
 	switch {
 	case res.ContentType != service.ContentCBOR && res.ContentType != "":
-		small, err = service.PayloadJSON(res)
+		small, err = registry.PayloadJSON(res)
 	case len(res.Data) <= smallResult:
 		var buf bytes.Buffer
 		_, err = writeResultJSON(&buf, res.Data)

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/netsvc-go/netsvc/actors/node"
+	"github.com/netsvc-go/netsvc/actors/registry"
 	"github.com/netsvc-go/netsvc/service"
 )
 
@@ -79,7 +80,7 @@ func startSingle(t testing.TB, cfg service.Config) *node.Node {
 func TestGatewayMemoryBounded(t *testing.T) {
 	n := startSingle(t, service.Config{})
 	c := startConsole(t, Config{Node: n})
-	limit := n.Runtime().MaxPayload()
+	limit := n.Runtime().Kernel().MaxPayload()
 	body := "[" + strings.Repeat("1,", (limit-2)/2-1) + "1]"
 	if len(body) > limit {
 		t.Fatalf("body %d over %d", len(body), limit)
@@ -131,7 +132,7 @@ func TestGatewayInFlightLimit(t *testing.T) {
 		go func() { results <- do(t, http.MethodPost, c.URL()+"rpc/gate/wait", "[]") }()
 	}
 	waitFor(t, 10*time.Second, func() error {
-		if p := n.Runtime().Stats().Pending; p != limit {
+		if p := n.Runtime().Kernel().Stats().Pending; p != limit {
 			return errTest("pending calls: " + strconv.Itoa(p))
 		}
 		return nil
@@ -233,7 +234,7 @@ func TestGatewayLargeResult(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want, err := service.PayloadJSON(p)
+	want, err := registry.PayloadJSON(p)
 	if err != nil {
 		t.Fatal(err)
 	}

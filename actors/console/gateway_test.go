@@ -116,7 +116,7 @@ func TestGatewayStatusOfLinkLoss(t *testing.T) {
 	})
 	go func() { done <- do(t, http.MethodPost, c.URL()+"rpc/stuck/wait?timeout=20s", "[]") }()
 	waitFor(t, 10*time.Second, func() error {
-		if p.srv.Runtime().Stats().Pending == 0 {
+		if p.srv.Runtime().Kernel().Stats().Pending == 0 {
 			return errTest("the call is not pending yet")
 		}
 		return nil

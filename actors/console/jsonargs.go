@@ -20,7 +20,7 @@ import (
 // costs some 20 times the body (an interface, a json.Number and a
 // string per number), which let one request take hundreds of MiB.
 //
-// The result is what service.ArgsFromJSON followed by the codec's
+// The result is what registry.ArgsFromJSON followed by the codec's
 // encoding gives, byte for byte but for the order of map entries (the
 // codec writes maps in Go's random map order): integral numbers become
 // CBOR integers (int64, uint64 past int64), other numbers float64,
@@ -79,7 +79,7 @@ func (t *argsTranscoder) run() ([]byte, error) {
 	}
 	if c != '[' {
 		if isUnicodeSpace(t.r, c) {
-			// service.ArgsFromJSON trims Unicode white space before
+			// registry.ArgsFromJSON trims Unicode white space before
 			// looking for JSON: text of only that is no arguments,
 			// anything after it invalid JSON.
 			if err := t.restIsSpace(); err != nil {
@@ -416,7 +416,7 @@ func (t *argsTranscoder) literal(rest string, b byte) error {
 
 // number reads a number that starts with c, by JSON's grammar
 // -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?, and writes it as
-// service.ArgsFromJSON converts it.
+// registry.ArgsFromJSON converts it.
 func (t *argsTranscoder) number(c byte) error {
 	s := append(t.text[:0], c)
 	defer func() { t.text = s[:0] }()

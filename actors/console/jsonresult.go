@@ -14,12 +14,13 @@ import (
 	"unicode/utf8"
 
 	"github.com/fxamacker/cbor/v2"
+	"github.com/netsvc-go/netsvc/actors/registry"
 	"github.com/netsvc-go/netsvc/service"
 )
 
 // A gateway call's CBOR result is written as JSON straight from its
 // bytes, without decoding it into generic values first (which costs
-// many times the result), and exactly as service.PayloadJSON writes it;
+// many times the result), and exactly as registry.PayloadJSON writes it;
 // FuzzGatewayResult holds the two to that.
 //
 // PayloadJSON decodes with the codec's decoding mode (maps as
@@ -51,7 +52,7 @@ const tagSelfDescribed = 55799
 const smallResult = 64 << 10
 
 // writeResultJSON writes the JSON text of a CBOR payload to w, as
-// service.PayloadJSON makes it, and returns how many bytes it wrote.
+// registry.PayloadJSON makes it, and returns how many bytes it wrote.
 // It may find the payload bad after writing some: callers that must not
 // send half an answer check a payload first by writing it to io.Discard.
 func writeResultJSON(w io.Writer, data []byte) (int64, error) {
@@ -421,22 +422,22 @@ var anyKeysProbe = []byte{0xa1, 0x01, 0x00} // {1: 0}
 
 const anyKeysProbeJSON = `,{"1":0}]`
 
-// fallback writes the item at off with service.PayloadJSON.
+// fallback writes the item at off with registry.PayloadJSON.
 func (r *resultWriter) fallback(off int, top bool) (int, error) {
 	end := r.skip(off)
 	var out []byte
 	var err error
 	switch {
 	case top:
-		out, err = service.PayloadJSON(service.Payload{ContentType: service.ContentCBOR, Data: r.data})
+		out, err = registry.PayloadJSON(service.Payload{ContentType: service.ContentCBOR, Data: r.data})
 	case !r.anyKeys:
-		out, err = service.PayloadJSON(service.Payload{ContentType: service.ContentCBOR, Data: r.data[off:end]})
+		out, err = registry.PayloadJSON(service.Payload{ContentType: service.ContentCBOR, Data: r.data[off:end]})
 	default:
 		// [item, {1: 0}]: one level deeper than the item, which is not
 		// at the top, so within the limits the whole result passed.
 		w := make([]byte, 0, 1+end-off+len(anyKeysProbe))
 		w = append(append(append(w, 0x82), r.data[off:end]...), anyKeysProbe...)
-		out, err = service.PayloadJSON(service.Payload{ContentType: service.ContentCBOR, Data: w})
+		out, err = registry.PayloadJSON(service.Payload{ContentType: service.ContentCBOR, Data: w})
 		if err == nil {
 			if len(out) < 1+len(anyKeysProbeJSON) || out[0] != '[' || !bytes.HasSuffix(out, []byte(anyKeysProbeJSON)) {
 				return 0, errors.New("console: unexpected JSON of a result's item")
@@ -503,7 +504,7 @@ func appendEscaped(dst, s []byte) []byte {
 	return append(dst, s[start:]...)
 }
 
-// appendJSONFloat appends f as service.PayloadJSON writes a float64:
+// appendJSONFloat appends f as registry.PayloadJSON writes a float64:
 // NaN and the infinities as strings, the rest as encoding/json does.
 func appendJSONFloat(b []byte, f float64) []byte {
 	switch {

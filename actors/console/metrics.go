@@ -162,7 +162,7 @@ func (col collector) Collect(ch chan<- prometheus.Metric) {
 		gauge(descBudgetLimit, r.max, r.name)
 	}
 
-	st := rt.Stats()
+	st := rt.Kernel().Stats()
 	counter(descRequests, float64(st.Requests))
 	for code, v := range st.Failures {
 		counter(descFailures, float64(v), strconv.Itoa(int(code)), code.String())
@@ -213,7 +213,7 @@ func (col collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descServicesStuck, float64(stuck))
 
 	actors, mailbox := map[string]int{}, map[string]int{}
-	for _, a := range rt.Tree().Snapshot() {
+	for _, a := range rt.Kernel().Tree().Snapshot() {
 		actors[a.Kind]++
 		mailbox[a.Kind] += a.Mailbox
 	}
@@ -222,7 +222,7 @@ func (col collector) Collect(ch chan<- prometheus.Metric) {
 		gauge(descMailbox, float64(mailbox[k]), k)
 	}
 	gauge(descStreams, float64(c.hub.streams()))
-	gauge(descUptime, time.Since(rt.Started()).Seconds())
+	gauge(descUptime, time.Since(rt.Kernel().Started()).Seconds())
 	gauge(descInfo, 1, rt.Node(), rt.ProcessID().String(), buildVersion())
 	for why, reason := range rejectReasons {
 		counter(descGatewayRejected, float64(c.rejected[why].Load()), reason)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/fxamacker/cbor/v2"
+	"github.com/netsvc-go/netsvc/actors/registry"
 	"github.com/netsvc-go/netsvc/service"
 )
 
@@ -120,14 +121,14 @@ func jsonDepth(s []byte) int {
 	return most
 }
 
-// checkArgs holds the transcoder to service.ArgsFromJSON and the codec.
+// checkArgs holds the transcoder to registry.ArgsFromJSON and the codec.
 func checkArgs(t *testing.T, body []byte) {
 	t.Helper()
 	var want []byte
-	args, wantErr := service.ArgsFromJSON(body)
+	args, wantErr := registry.ArgsFromJSON(body)
 	if wantErr == nil {
 		var p service.Payload
-		p, wantErr = service.EncodeArgs(args...)
+		p, wantErr = registry.EncodeArgs(args...)
 		want = p.Data
 	}
 	got, err := transcodeArgs(bytes.NewReader(body), 0)
@@ -248,10 +249,10 @@ func resultSeeds(t testing.TB) [][]byte {
 	return seeds
 }
 
-// checkResult holds the streaming writer to service.PayloadJSON.
+// checkResult holds the streaming writer to registry.PayloadJSON.
 func checkResult(t *testing.T, data []byte) {
 	t.Helper()
-	want, wantErr := service.PayloadJSON(service.Payload{ContentType: service.ContentCBOR, Data: data})
+	want, wantErr := registry.PayloadJSON(service.Payload{ContentType: service.ContentCBOR, Data: data})
 	var buf bytes.Buffer
 	n, err := writeResultJSON(&buf, data)
 	switch {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/netsvc-go/netsvc/actors/node"
+	"github.com/netsvc-go/netsvc/actors/registry"
 	"github.com/netsvc-go/netsvc/service"
 )
 
@@ -35,14 +36,14 @@ type TreeNode struct {
 // buildTree builds the live actor tree of a node from its runtime.
 func buildTree(n *node.Node) *TreeNode {
 	rt := n.Runtime()
-	root := &TreeNode{Name: rt.Node(), PID: "node", Kind: service.KindNode, Since: rt.Started(),
+	root := &TreeNode{Name: rt.Node(), PID: "node", Kind: registry.KindNode, Since: rt.Kernel().Started(),
 		Detail: map[string]any{"process": rt.ProcessID().String(), "listen": n.Addr()}, Children: []*TreeNode{}}
-	snap := rt.Tree().Snapshot()
+	snap := rt.Kernel().Tree().Snapshot()
 	byID := make(map[string]*TreeNode, len(snap))
 	for _, a := range snap {
 		t := &TreeNode{Name: actorName(a), PID: a.ID, Kind: a.Kind, Messages: &a.Messages, Mailbox: &a.Mailbox,
 			Since: a.Since, Detail: a.Detail, Children: []*TreeNode{}}
-		if a.Kind == service.KindService {
+		if a.Kind == registry.KindService {
 			t.Detail = serviceDetail(rt, a)
 		}
 		byID[a.ID] = t
@@ -60,7 +61,7 @@ func buildTree(n *node.Node) *TreeNode {
 
 // ancestor finds the nearest listed ancestor of a: its parent, or, when
 // the parent is not a listed actor, the closest listed prefix of its pid.
-func ancestor(byID map[string]*TreeNode, a service.ActorInfo) *TreeNode {
+func ancestor(byID map[string]*TreeNode, a registry.ActorInfo) *TreeNode {
 	if p := byID[a.Parent]; p != nil && a.Parent != a.ID {
 		return p
 	}
@@ -79,18 +80,18 @@ func ancestor(byID map[string]*TreeNode, a service.ActorInfo) *TreeNode {
 
 // actorName is what the tree calls an actor: a service by its name, the
 // others by the last part of their pid.
-func actorName(a service.ActorInfo) string {
+func actorName(a registry.ActorInfo) string {
 	last := a.ID
 	if i := strings.LastIndexByte(last, '/'); i >= 0 {
 		last = last[i+1:]
 	}
 	switch a.Kind {
-	case service.KindService:
+	case registry.KindService:
 		if a.Name == "" {
 			return "anonymous"
 		}
 		return a.Name
-	case service.KindConnection, service.KindActor:
+	case registry.KindConnection, registry.KindActor:
 		if a.Name != "" {
 			return a.Name
 		}
@@ -100,7 +101,7 @@ func actorName(a service.ActorInfo) string {
 
 // serviceDetail adds a service's address and, when it is listed, its
 // audience and groups.
-func serviceDetail(rt *service.Runtime, a service.ActorInfo) map[string]any {
+func serviceDetail(rt *service.Runtime, a registry.ActorInfo) map[string]any {
 	d := map[string]any{}
 	for k, v := range a.Detail {
 		d[k] = v
@@ -129,7 +130,7 @@ func serviceDetail(rt *service.Runtime, a service.ActorInfo) map[string]any {
 }
 
 // kindOrder puts the runtime's own actors first, in a fixed order.
-var kindOrder = map[string]int{service.KindRegistry: 1, service.KindSupervisor: 2, service.KindExchange: 3}
+var kindOrder = map[string]int{registry.KindRegistry: 1, registry.KindSupervisor: 2, registry.KindExchange: 3}
 
 // sortTree orders children by kind (registry, services, exchanges
 // first), then start time, then pid.

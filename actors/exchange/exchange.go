@@ -21,7 +21,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/netsvc-go/netsvc/actors/connection"
-	"github.com/netsvc-go/netsvc/service"
+	"github.com/netsvc-go/netsvc/actors/registry"
 )
 
 // DefaultRetry is the delay between attempts to reach a peer (OSE's 5 s).
@@ -29,8 +29,8 @@ const DefaultRetry = 5 * time.Second
 
 // Config configures the exchange of one group.
 type Config struct {
-	Group string       // exchange group ("" is the default group)
-	Role  service.Role // RoleServer: a node; RoleClient: a client process
+	Group string        // exchange group ("" is the default group)
+	Role  registry.Role // RoleServer: a node; RoleClient: a client process
 	// Listen is the address to accept peers on ("" for none). Listener,
 	// when set, is used instead.
 	Listen   string
@@ -76,29 +76,29 @@ type LinkEvent struct {
 	// TLS failed on a certificate, or one side does not speak TLS): it
 	// will not retry until told to dial again.
 	Refused bool
-	Link    service.LinkInfo
+	Link    registry.LinkInfo
 	Reason  string // why it went down
 }
 
 // LinkStatus describes one link for the console.
 type LinkStatus struct {
-	ID            string            `json:"id"`
-	Role          string            `json:"role"`      // the peer's role
-	Direction     string            `json:"direction"` // "out" when this side dialled
-	RemoteProcess service.ProcessID `json:"remote_process"`
-	RemoteNode    string            `json:"remote_node"`
-	RemoteAddress string            `json:"remote_address"`
-	Group         string            `json:"group"`
-	State         string            `json:"state"`
-	Since         time.Time         `json:"since"`
-	FramesIn      uint64            `json:"messages_in"`
-	FramesOut     uint64            `json:"messages_out"`
-	BytesIn       uint64            `json:"bytes_in"`
-	BytesOut      uint64            `json:"bytes_out"`
-	Dropped       uint64            `json:"drops"`
-	Refused       uint64            `json:"refused"`
-	Queued        int64             `json:"queued_bytes"`
-	Synced        bool              `json:"synced"`
+	ID            string             `json:"id"`
+	Role          string             `json:"role"`      // the peer's role
+	Direction     string             `json:"direction"` // "out" when this side dialled
+	RemoteProcess registry.ProcessID `json:"remote_process"`
+	RemoteNode    string             `json:"remote_node"`
+	RemoteAddress string             `json:"remote_address"`
+	Group         string             `json:"group"`
+	State         string             `json:"state"`
+	Since         time.Time          `json:"since"`
+	FramesIn      uint64             `json:"messages_in"`
+	FramesOut     uint64             `json:"messages_out"`
+	BytesIn       uint64             `json:"bytes_in"`
+	BytesOut      uint64             `json:"bytes_out"`
+	Dropped       uint64             `json:"drops"`
+	Refused       uint64             `json:"refused"`
+	Queued        int64              `json:"queued_bytes"`
+	Synced        bool               `json:"synced"`
 }
 
 // TargetStatus describes a peer the exchange dials.
@@ -112,7 +112,7 @@ type TargetStatus struct {
 // Exchange is the handle of a running exchange actor.
 type Exchange struct {
 	stopped  atomic.Bool
-	rt       *service.Runtime
+	rt       *registry.Kernel
 	cfg      Config
 	pid      *actor.PID
 	addr     string
@@ -125,9 +125,9 @@ var linkSeq atomic.Uint64
 
 // Start opens the listener (so a taken port is reported here) and starts
 // the exchange actor.
-func Start(rt *service.Runtime, cfg Config) (*Exchange, error) {
+func Start(rt *registry.Kernel, cfg Config) (*Exchange, error) {
 	if cfg.Role == 0 {
-		cfg.Role = service.RoleServer
+		cfg.Role = registry.RoleServer
 	}
 	if cfg.Retry <= 0 {
 		cfg.Retry = DefaultRetry
@@ -138,7 +138,7 @@ func Start(rt *service.Runtime, cfg Config) (*Exchange, error) {
 	if cfg.Budget == nil {
 		cfg.Budget = connection.NewBudget(connection.Limits{})
 	}
-	if cfg.Role == service.RoleClient && (cfg.Listen != "" || cfg.Listener != nil) {
+	if cfg.Role == registry.RoleClient && (cfg.Listen != "" || cfg.Listener != nil) {
 		return nil, fmt.Errorf("exchange %s: a client endpoint does not listen (it links to one server); make it a server, or drop Listen", groupName(cfg.Group))
 	}
 	x := &Exchange{rt: rt, cfg: cfg, log: cfg.Logger.With("exchange", cfg.Group)}
@@ -155,13 +155,13 @@ func Start(rt *service.Runtime, cfg Config) (*Exchange, error) {
 		}
 		x.ln, x.addr = ln, ln.Addr().String()
 	}
-	a := &exchangeActor{x: x, conns: map[*connection.Conn]*link{}, byPeer: map[service.ProcessID]*connection.Conn{}, targets: map[string]*target{},
+	a := &exchangeActor{x: x, conns: map[*connection.Conn]*link{}, byPeer: map[registry.ProcessID]*connection.Conn{}, targets: map[string]*target{},
 		retired: map[string]*PeerStats{}}
 	name := "exchange"
 	if cfg.Group != "" {
 		name = "exchange." + cfg.Group
 	}
-	pid, err := rt.ActorSystem().Root.SpawnNamed(rt.Props(service.KindExchange, groupName(cfg.Group), func() actor.Actor { return a }, a.detail), name)
+	pid, err := rt.ActorSystem().Root.SpawnNamed(rt.Props(registry.KindExchange, groupName(cfg.Group), func() actor.Actor { return a }, a.detail), name)
 	if err != nil {
 		if ln != nil {
 			ln.Close()
@@ -173,7 +173,7 @@ func Start(rt *service.Runtime, cfg Config) (*Exchange, error) {
 	if x.ln != nil {
 		go x.accept()
 	}
-	if cfg.Role == service.RoleClient && len(cfg.Connect) > 1 {
+	if cfg.Role == registry.RoleClient && len(cfg.Connect) > 1 {
 		// A client links to one server, never several: two links into
 		// one meshed group would hand its bindings round in a loop.
 		x.send(&dialFallbacks{addrs: cfg.Connect})
@@ -209,7 +209,7 @@ func (x *Exchange) Undial(addr string) { x.send(&undialTarget{addr: addr}) }
 
 // Forget closes the link to a process at once, for a peer the cluster
 // declared dead: its services are withdrawn without waiting for TCP.
-func (x *Exchange) Forget(p service.ProcessID, reason string) {
+func (x *Exchange) Forget(p registry.ProcessID, reason string) {
 	x.send(&forgetPeer{process: p, reason: reason})
 }
 
@@ -364,7 +364,7 @@ func (x *Exchange) check(h connection.Hello) error {
 		return fmt.Errorf("exchange group mismatch: peer is in group %s, this endpoint serves group %s", groupName(h.Group), groupName(x.cfg.Group))
 	case h.Process == x.rt.ProcessID():
 		return errors.New("connected to itself")
-	case x.cfg.Role == service.RoleClient && h.Role == service.RoleClient:
+	case x.cfg.Role == registry.RoleClient && h.Role == registry.RoleClient:
 		return errors.New("a client endpoint links only to a server, and the peer is a client")
 	}
 	return nil
@@ -411,7 +411,7 @@ type target struct {
 	// redialNow asks for a dial as soon as the link the target has now
 	// closes, without the retry delay: gossip saw the peer alive again.
 	redialNow bool
-	waitFor   service.ProcessID // linked to this process over another link (duplicate rule)
+	waitFor   registry.ProcessID // linked to this process over another link (duplicate rule)
 	wanted    bool
 }
 
@@ -435,7 +435,7 @@ type (
 	}
 	retryTick  struct{ t *target }
 	forgetPeer struct {
-		process service.ProcessID
+		process registry.ProcessID
 		reason  string
 	}
 	watchLinks struct {
@@ -456,7 +456,7 @@ type exchangeActor struct {
 	x         *Exchange
 	ctx       actor.Context
 	conns     map[*connection.Conn]*link
-	byPeer    map[service.ProcessID]*connection.Conn
+	byPeer    map[registry.ProcessID]*connection.Conn
 	targets   map[string]*target
 	observers map[uint64]func(LinkEvent)
 	retired   map[string]*PeerStats // counters of closed links, by peer label
@@ -513,9 +513,9 @@ func (a *exchangeActor) Receive(ctx actor.Context) {
 			l.synced = true
 			a.notify(LinkEvent{Active: true, Synced: true, Link: m.Conn.Info()})
 		}
-	case *service.Change:
+	case *registry.Change:
 		a.change(m)
-	case *service.Dump:
+	case *registry.Dump:
 		a.dump(m)
 	case *forgetPeer:
 		if c := a.byPeer[m.process]; c != nil {
@@ -649,7 +649,7 @@ func (a *exchangeActor) dialed(m *dialResult) {
 	if m.err != nil && m.permanent {
 		t.lastErr = m.err.Error()
 		a.refused(t, m.err.Error())
-		a.notify(LinkEvent{Refused: true, Link: service.LinkInfo{ExchangeGroup: a.x.cfg.Group, LocalRole: a.x.cfg.Role, PeerAddress: t.addr}, Reason: m.err.Error()})
+		a.notify(LinkEvent{Refused: true, Link: registry.LinkInfo{ExchangeGroup: a.x.cfg.Group, LocalRole: a.x.cfg.Role, PeerAddress: t.addr}, Reason: m.err.Error()})
 		return
 	}
 	if m.err != nil {
@@ -768,7 +768,7 @@ func (a *exchangeActor) handshaked(c *connection.Conn) {
 // survives reports whether link c should replace the established old one.
 func (a *exchangeActor) survives(c, old *connection.Conn) bool {
 	self, peer := a.x.rt.ProcessID(), c.Peer().Process
-	dialer := func(k *connection.Conn) service.ProcessID {
+	dialer := func(k *connection.Conn) registry.ProcessID {
 		if k.Dialed() {
 			return self
 		}
@@ -880,7 +880,7 @@ func (a *exchangeActor) notify(ev LinkEvent) {
 }
 
 // change announces a registry change on every link the filters allow.
-func (a *exchangeActor) change(c *service.Change) {
+func (a *exchangeActor) change(c *registry.Change) {
 	var frame []byte
 	for conn, l := range a.conns {
 		if !l.dumped || conn.State() != connection.StateActive {
@@ -898,16 +898,16 @@ func (a *exchangeActor) change(c *service.Change) {
 	}
 }
 
-func appendChange(b []byte, c service.Change) []byte {
+func appendChange(b []byte, c registry.Change) []byte {
 	switch c.Kind {
-	case service.Joined, service.Left:
+	case registry.Joined, registry.Left:
 		return connection.AppendGroup(b, c)
 	}
 	return connection.AppendAnnounce(b, c)
 }
 
 // dump sends a new link everything the filters allow (SPEC rule 8).
-func (a *exchangeActor) dump(d *service.Dump) {
+func (a *exchangeActor) dump(d *registry.Dump) {
 	conn, ok := d.Link.(*connection.Conn)
 	if !ok {
 		return

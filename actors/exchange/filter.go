@@ -1,6 +1,6 @@
 package exchange
 
-import "github.com/netsvc-go/netsvc/service"
+import "github.com/netsvc-go/netsvc/actors/registry"
 
 // Exports decides whether a registry change goes out on a link: the
 // audience, exchange-group and split-horizon rules of SPEC §2 and §3 as
@@ -18,8 +18,8 @@ import "github.com/netsvc-go/netsvc/service"
 //     checked where the binding entered the group.
 //
 // Processes themselves (c.Process) travel like services with audience
-// "*", so replies and liveness reach every process that can see a service.
-func Exports(c service.Change, to service.LinkInfo, role service.Role) bool {
+// "*", so replies and liveness reach every process that can see a registry.
+func Exports(c registry.Change, to registry.LinkInfo, role registry.Role) bool {
 	audience := c.Binding.Audience
 	if c.Process {
 		audience = "*"
@@ -34,10 +34,10 @@ func Exports(c service.Change, to service.LinkInfo, role service.Role) bool {
 	if from.ExchangeGroup != to.ExchangeGroup {
 		return audienceAllows(audience, to.ExchangeGroup) // a bridge: as if local
 	}
-	if role == service.RoleClient || from.PeerRole == service.RoleClient {
+	if role == registry.RoleClient || from.PeerRole == registry.RoleClient {
 		return true
 	}
-	return to.PeerRole == service.RoleClient
+	return to.PeerRole == registry.RoleClient
 }
 
 func audienceAllows(audience, group string) bool {

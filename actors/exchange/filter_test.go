@@ -4,22 +4,22 @@ import (
 	"testing"
 
 	"github.com/netsvc-go/netsvc/actors/exchange"
-	"github.com/netsvc-go/netsvc/service"
+	"github.com/netsvc-go/netsvc/actors/registry"
 )
 
 // fakeLink is a link as the filter sees it: only its Info matters.
-type fakeLink struct{ info service.LinkInfo }
+type fakeLink struct{ info registry.LinkInfo }
 
-func (l fakeLink) Send(*service.Envelope) error { return nil }
-func (l fakeLink) Info() service.LinkInfo       { return l.info }
+func (l fakeLink) Send(*registry.Envelope) error { return nil }
+func (l fakeLink) Info() registry.LinkInfo       { return l.info }
 
-func link(id, group string, local, peer service.Role) service.LinkInfo {
-	return service.LinkInfo{ID: id, ExchangeGroup: group, LocalRole: local, PeerRole: peer, PeerProcess: 99, PeerNode: id}
+func link(id, group string, local, peer registry.Role) registry.LinkInfo {
+	return registry.LinkInfo{ID: id, ExchangeGroup: group, LocalRole: local, PeerRole: peer, PeerProcess: 99, PeerNode: id}
 }
 
 const (
-	server = service.RoleServer
-	client = service.RoleClient
+	server = registry.RoleServer
+	client = registry.RoleClient
 )
 
 // TestExports checks the audience, exchange-group and split-horizon
@@ -40,29 +40,29 @@ func TestExports(t *testing.T) {
 		bridgeDef    = link("b-default", "", client, server)
 		bridgeBack   = link("b-backend", "backend", client, server)
 	)
-	svc := func(audience string, origin *service.LinkInfo) service.Change {
-		c := service.Change{Kind: service.Available, Binding: service.Binding{Name: "s", Audience: audience,
-			Address: service.Address{Process: 7, ID: 1}}}
+	svc := func(audience string, origin *registry.LinkInfo) registry.Change {
+		c := registry.Change{Kind: registry.Available, Binding: registry.Binding{Name: "s", Audience: audience,
+			Address: registry.Address{Process: 7, ID: 1}}}
 		if origin != nil {
 			c.Origin = fakeLink{*origin}
 		}
 		return c
 	}
-	proc := func(origin *service.LinkInfo) service.Change {
-		c := service.Change{Kind: service.Available, Process: true, Binding: service.Binding{Address: service.Address{Process: 7}}}
+	proc := func(origin *registry.LinkInfo) registry.Change {
+		c := registry.Change{Kind: registry.Available, Process: true, Binding: registry.Binding{Address: registry.Address{Process: 7}}}
 		if origin != nil {
 			c.Origin = fakeLink{*origin}
 		}
 		return c
 	}
-	withdrawn := func(c service.Change) service.Change { c.Kind = service.Withdrawn; return c }
-	joined := func(c service.Change) service.Change { c.Kind = service.Joined; c.Group = "web"; return c }
+	withdrawn := func(c registry.Change) registry.Change { c.Kind = registry.Withdrawn; return c }
+	joined := func(c registry.Change) registry.Change { c.Kind = registry.Joined; c.Group = "web"; return c }
 
 	cases := []struct {
 		name   string
-		change service.Change
-		to     service.LinkInfo
-		role   service.Role
+		change registry.Change
+		to     registry.LinkInfo
+		role   registry.Role
 		want   bool
 	}{
 		// Rule 1: audience "*" goes out through every endpoint.
@@ -122,7 +122,7 @@ func TestExports(t *testing.T) {
 		{"process from a server to a server", proc(&srvToServer), srvToServer2, server, false},
 		{"process withdrawn from a server to a server", withdrawn(proc(&srvToServer)), srvToServer2, server, false},
 		{"process bridged into another group", proc(&bridgeBack), bridgeDef, client, true},
-		{"process whose binding says audience \"\"", func() service.Change {
+		{"process whose binding says audience \"\"", func() registry.Change {
 			c := proc(nil)
 			c.Binding.Audience = ""
 			return c

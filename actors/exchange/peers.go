@@ -5,7 +5,7 @@ import (
 	"time"
 
 	"github.com/netsvc-go/netsvc/actors/connection"
-	"github.com/netsvc-go/netsvc/service"
+	"github.com/netsvc-go/netsvc/actors/registry"
 )
 
 // PeerStats are the counters of the links to one peer, summed over every
@@ -40,8 +40,8 @@ const (
 	otherServersPeer = "other-servers"
 )
 
-func (a *exchangeActor) peerLabel(info service.LinkInfo) string {
-	if info.PeerRole != service.RoleServer {
+func (a *exchangeActor) peerLabel(info registry.LinkInfo) string {
+	if info.PeerRole != registry.RoleServer {
 		return ClientsPeer
 	}
 	if _, known := a.retired[info.PeerNode]; known || len(a.retired) < maxPeerLabels {

@@ -269,7 +269,7 @@ func TestExchangeGroupMismatch(t *testing.T) {
 	if l := other.rt().Lookup("math"); len(l) != 0 {
 		t.Errorf("the refused client sees x's service: %+v", l)
 	}
-	if ps := other.rt().Processes(); len(ps) != 0 {
+	if ps := other.rt().Kernel().Processes(); len(ps) != 0 {
 		t.Errorf("the refused client knows processes %+v", ps)
 	}
 	mustMultiply(t, good, service.Name("math"))

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/netsvc-go/netsvc/actors/connection"
+	"github.com/netsvc-go/netsvc/actors/registry"
 	"github.com/netsvc-go/netsvc/service"
 )
 
@@ -47,8 +48,8 @@ func TestBadInput(t *testing.T) {
 	linkedTo(t, good, x)
 	goodLink := activeLinks(good, x.pid())[0].ID
 
-	hello := connection.AppendHello(nil, connection.Hello{Protocol: connection.Protocol, Process: service.NewProcessID(),
-		Node: "raw", Role: service.RoleClient})
+	hello := connection.AppendHello(nil, connection.Hello{Protocol: connection.Protocol, Process: registry.NewProcessID(),
+		Node: "raw", Role: registry.RoleClient})
 	get := "GET / HTTP/1.1\r\nHost: " + x.Addr() + "\r\nUser-Agent: curl/8.5.0\r\nAccept: */*\r\n\r\n"
 	rng := rand.New(rand.NewPCG(26, 26))
 	garbage := make([]byte, 300)
@@ -82,7 +83,7 @@ func TestBadInput(t *testing.T) {
 			r.write([]byte{2, 0x7f, 0})
 		}, "unexpected unknown(127) frame", atOnce},
 		{"envelope before hello", func(r *rawPeer) {
-			r.write(connection.AppendEnvelope(nil, &service.Envelope{Kind: service.KindRequest,
+			r.write(connection.AppendEnvelope(nil, &registry.Envelope{Kind: registry.KindRequest,
 				To: service.Address{Process: x.pid(), ID: 1}, From: service.Address{Process: 1}, Subject: "multiply"}))
 		}, "not a netsvc peer", atOnce},
 		{"bad envelope after hello", func(r *rawPeer) {
@@ -229,7 +230,7 @@ func TestHandshakeRefusals(t *testing.T) {
 			}
 			defer c.Close()
 			_, err = connection.Handshake(c, connection.HandshakeConfig{Dialer: true, Tokens: []string{"guess"},
-				Local: connection.Hello{Protocol: connection.Protocol, Process: service.NewProcessID(), Node: "guesser", Role: service.RoleClient}})
+				Local: connection.Hello{Protocol: connection.Protocol, Process: registry.NewProcessID(), Node: "guesser", Role: registry.RoleClient}})
 			if err == nil || !strings.Contains(err.Error(), "rejected by peer: not authorised") {
 				return fmt.Errorf("handshake with a wrong token: %v", err)
 			}
@@ -263,7 +264,7 @@ func TestCorruptEnvelopeForService(t *testing.T) {
 	x := startNode(t, "x", serverX("", listen(t)))
 	math := startMath(t, x, "math")
 	header := func(from service.ProcessID, fromID uint64, flags byte) []byte {
-		b := []byte{byte(service.KindRequest), 0, flags}
+		b := []byte{byte(registry.KindRequest), 0, flags}
 		b = binary.BigEndian.AppendUint64(b, uint64(math.Process))
 		b = binary.BigEndian.AppendUint64(b, math.ID)
 		b = binary.BigEndian.AppendUint64(b, uint64(from))
@@ -289,11 +290,11 @@ func TestCorruptEnvelopeForService(t *testing.T) {
 			r := dialRaw(t, x.Addr())
 			r.handshake(connection.Hello{})
 			r.announce("raw", 1)
-			args, err := service.EncodeArgs(6, 7)
+			args, err := registry.EncodeArgs(6, 7)
 			if err != nil {
 				t.Fatal(err)
 			}
-			good := connection.AppendEnvelope(nil, &service.Envelope{Kind: service.KindRequest, To: math,
+			good := connection.AppendEnvelope(nil, &registry.Envelope{Kind: registry.KindRequest, To: math,
 				From: service.Address{Process: r.pid, ID: 1}, Conv: 8, Subject: "multiply", ContentType: args.ContentType, Data: args.Data})
 			r.write(append(bad(r), good...))
 			r.readUntilClosed(2 * time.Second)

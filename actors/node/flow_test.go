@@ -9,6 +9,7 @@ import (
 
 	"github.com/netsvc-go/netsvc/actors/connection"
 	"github.com/netsvc-go/netsvc/actors/exchange"
+	"github.com/netsvc-go/netsvc/actors/registry"
 	"github.com/netsvc-go/netsvc/service"
 )
 
@@ -154,13 +155,13 @@ func TestSlowSubscriber(t *testing.T) {
 	// What waits for the slow service stays under its limit; the rest
 	// was dropped at the subscriber's node, and counted.
 	waitFor(t, waitLong, func() error {
-		if d := sub.rt().Stats().ServiceDrops; d == 0 {
+		if d := sub.rt().Kernel().Stats().ServiceDrops; d == 0 {
 			return fmt.Errorf("no report dropped for the slow service yet")
 		}
 		return nil
 	})
-	for _, a := range sub.rt().Tree().Snapshot() {
-		if a.Kind == service.KindService && a.Name == "slow" {
+	for _, a := range sub.rt().Kernel().Tree().Snapshot() {
+		if a.Kind == registry.KindService && a.Name == "slow" {
 			if q, _ := a.Detail["queued_bytes"].(int64); q > limit {
 				t.Errorf("%d bytes wait for the slow service, over its limit of %d", q, limit)
 			}
@@ -198,7 +199,7 @@ func TestStalledPeer(t *testing.T) {
 	raw := dialRaw(t, x.Addr())
 	raw.handshake(connection.Hello{})
 	stalledAddr := raw.announce("stalled", 1)
-	raw.write(connection.AppendEnvelope(nil, &service.Envelope{Kind: service.KindSubscribe,
+	raw.write(connection.AppendEnvelope(nil, &registry.Envelope{Kind: registry.KindSubscribe,
 		To: feed, From: stalledAddr, Subject: "data"}))
 	visible(t, other, "stalled", 1)
 	subscribers(t, x, 1)

@@ -18,6 +18,7 @@ import (
 	"github.com/netsvc-go/netsvc/actors/connection"
 	"github.com/netsvc-go/netsvc/actors/exchange"
 	"github.com/netsvc-go/netsvc/actors/node"
+	"github.com/netsvc-go/netsvc/actors/registry"
 	"github.com/netsvc-go/netsvc/service"
 )
 
@@ -540,7 +541,7 @@ func dialRaw(t testing.TB, addr string) *rawPeer {
 		t.Fatalf("dial %s: %v", addr, err)
 	}
 	t.Cleanup(func() { c.Close() })
-	return &rawPeer{t: t, c: c, r: bufio.NewReader(c), pid: service.NewProcessID()}
+	return &rawPeer{t: t, c: c, r: bufio.NewReader(c), pid: registry.NewProcessID()}
 }
 
 func (r *rawPeer) write(b []byte) {
@@ -613,7 +614,7 @@ func (r *rawPeer) fill(h connection.Hello) connection.Hello {
 		h.Process = r.pid
 	}
 	if h.Role == 0 {
-		h.Role = service.RoleClient
+		h.Role = registry.RoleClient
 	}
 	if h.Node == "" {
 		h.Node = "raw"
@@ -651,9 +652,9 @@ func (r *rawPeer) readUntilSynced() {
 func (r *rawPeer) announce(name string, id uint64) service.Address {
 	addr := service.Address{Process: r.pid, ID: id}
 	var b []byte
-	b = connection.AppendAnnounce(b, service.Change{Kind: service.Available, Process: true,
+	b = connection.AppendAnnounce(b, registry.Change{Kind: service.Available, Process: true,
 		Binding: service.Binding{Address: service.Address{Process: r.pid}, Node: "raw"}})
-	b = connection.AppendAnnounce(b, service.Change{Kind: service.Available,
+	b = connection.AppendAnnounce(b, registry.Change{Kind: service.Available,
 		Binding: service.Binding{Name: name, Address: addr, Audience: "*", Node: "raw"}})
 	b = connection.AppendSynced(b)
 	r.write(b)

@@ -15,6 +15,7 @@ import (
 	"github.com/netsvc-go/netsvc/actors/connection"
 	"github.com/netsvc-go/netsvc/actors/exchange"
 	"github.com/netsvc-go/netsvc/actors/node"
+	"github.com/netsvc-go/netsvc/actors/registry"
 	"github.com/netsvc-go/netsvc/service"
 )
 
@@ -43,10 +44,10 @@ func startNodeLimited(t testing.TB, name string, lim connection.Limits, xs ...ex
 // announceMany announces a process and n services of it, ids from first.
 func (r *rawPeer) announceMany(first, n int) {
 	var b []byte
-	b = connection.AppendAnnounce(b, service.Change{Kind: service.Available, Process: true,
+	b = connection.AppendAnnounce(b, registry.Change{Kind: service.Available, Process: true,
 		Binding: service.Binding{Address: service.Address{Process: r.pid}, Node: "raw"}})
 	for i := first; i < first+n; i++ {
-		b = connection.AppendAnnounce(b, service.Change{Kind: service.Available,
+		b = connection.AppendAnnounce(b, registry.Change{Kind: service.Available,
 			Binding: service.Binding{Name: fmt.Sprintf("svc-%d", i), Address: service.Address{Process: r.pid, ID: uint64(i)}, Audience: "*", Node: "raw"}})
 	}
 	r.write(b)
@@ -86,7 +87,7 @@ func TestAnnouncementBounds(t *testing.T) {
 			t.Fatalf("closed with %q", reason)
 		}
 		waitFor(t, waitLong, func() error {
-			if n := y.rt().Stats().Bindings; n != 0 {
+			if n := y.rt().Kernel().Stats().Bindings; n != 0 {
 				return fmt.Errorf("%d bindings left after the link closed", n)
 			}
 			if u := y.Budget().Use(); u.Bindings != 0 {
@@ -97,7 +98,7 @@ func TestAnnouncementBounds(t *testing.T) {
 	})
 	t.Run("server past the node's bound", func(t *testing.T) {
 		r := dialRaw(t, x.Addr())
-		r.handshake(connection.Hello{Role: service.RoleServer})
+		r.handshake(connection.Hello{Role: registry.RoleServer})
 		r.announceMany(1, 400)
 		r.write(connection.AppendSynced(nil))
 		waitFor(t, waitLong, func() error {
@@ -107,8 +108,8 @@ func TestAnnouncementBounds(t *testing.T) {
 			}
 			return nil
 		})
-		x.rt().Sync()
-		if n := x.rt().Stats().Bindings; n != 299 {
+		x.rt().Kernel().Sync()
+		if n := x.rt().Kernel().Stats().Bindings; n != 299 {
 			t.Fatalf("x holds %d bindings, want the node's bound: 300 with the peer's process", n)
 		}
 		if l := activeLinks(x, r.pid); len(l) != 1 {
@@ -242,7 +243,7 @@ func TestOutboundBudget(t *testing.T) {
 	good := startNode(t, "good", clientX("", x.Addr()))
 	visible(t, good, "math", 1)
 
-	args, _ := service.EncodeArgs()
+	args, _ := registry.EncodeArgs()
 	var peak int64
 	var stalled []*rawPeer
 	for i := range 10 {
@@ -251,7 +252,7 @@ func TestOutboundBudget(t *testing.T) {
 		r.announce("caller", 1)
 		var b []byte
 		for j := range 40 {
-			b = connection.AppendEnvelope(b, &service.Envelope{Kind: service.KindRequest, To: big,
+			b = connection.AppendEnvelope(b, &registry.Envelope{Kind: registry.KindRequest, To: big,
 				From: service.Address{Process: r.pid, ID: 1}, Conv: uint64(i*100 + j), Subject: "get",
 				ContentType: args.ContentType, Data: args.Data})
 		}
@@ -297,7 +298,7 @@ func TestLargePayloadsCross(t *testing.T) {
 	near := startNode(t, "near", clientX("", a.Addr()))
 	far := startNode(t, "far", clientX("", b.Addr()))
 
-	size := service.DefaultMaxPayload - 64 // room for the CBOR headers
+	size := registry.DefaultMaxPayload - 64 // room for the CBOR headers
 	big := bytes.Repeat([]byte{0xab}, size)
 	gotMessage := make(chan []byte, 1)
 	startService(t, far, "big", func(ag *service.Agent) error {
@@ -331,7 +332,7 @@ func TestLargePayloadsCross(t *testing.T) {
 	if m := recv(t, gotMessage, waitLong, "the large message"); len(m) != size {
 		t.Fatalf("the message arrived with %d bytes, want %d", len(m), size)
 	}
-	_, err = near.rt().Call(ctx, service.Name("big"), "echo", make([]byte, service.DefaultMaxPayload+1))
+	_, err = near.rt().Call(ctx, service.Name("big"), "echo", make([]byte, registry.DefaultMaxPayload+1))
 	if code := failureCode(err); code != service.CodePayloadTooLarge {
 		t.Fatalf("a payload over the limit: %v, want payload too large", err)
 	}
@@ -369,7 +370,7 @@ func TestSlowSubscriberOverLinkKeepsNewest(t *testing.T) {
 		return err
 	})
 	waitFor(t, waitLong, func() error {
-		if ss := x.rt().Interests().Subscribers; len(ss) != 1 {
+		if ss := x.rt().Kernel().Interests().Subscribers; len(ss) != 1 {
 			return fmt.Errorf("feed has %d subscribers", len(ss))
 		}
 		return nil
@@ -378,7 +379,7 @@ func TestSlowSubscriberOverLinkKeepsNewest(t *testing.T) {
 	if _, err := x.rt().Call(ctxFor(t, waitLong), service.Name("feed"), "flood", total); err != nil {
 		t.Fatal(err)
 	}
-	dropped := func() uint64 { return sub.rt().Stats().ServiceDrops }
+	dropped := func() uint64 { return sub.rt().Kernel().Stats().ServiceDrops }
 	waitFor(t, waitLong, func() error {
 		if dropped() == 0 {
 			return errors.New("nothing dropped at the slow service yet")

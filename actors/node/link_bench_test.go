@@ -13,6 +13,7 @@ import (
 
 	"github.com/netsvc-go/netsvc/actors/exchange"
 	"github.com/netsvc-go/netsvc/actors/node"
+	"github.com/netsvc-go/netsvc/actors/registry"
 	"github.com/netsvc-go/netsvc/service"
 )
 
@@ -138,11 +139,11 @@ func linkFrames(b *testing.B, n, size int) (linkRate, deliveredRate float64) {
 	if err := c.WaitSynced(wctx); err != nil {
 		b.Fatal(err)
 	}
-	link := c.Runtime().RouteTo(a.Runtime().ProcessID())
+	link := c.Runtime().Kernel().RouteTo(a.Runtime().ProcessID())
 	if link == nil {
 		b.Fatal("no link")
 	}
-	e := &service.Envelope{Kind: service.KindMessage, To: subAddr, From: service.Address{Process: c.Runtime().ProcessID()},
+	e := &registry.Envelope{Kind: registry.KindMessage, To: subAddr, From: service.Address{Process: c.Runtime().ProcessID()},
 		Subject: "tick", ContentType: service.ContentRaw, Data: make([]byte, size)}
 	var in0 uint64
 	for _, l := range a.Links() {

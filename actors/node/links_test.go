@@ -12,6 +12,7 @@ import (
 	"github.com/netsvc-go/netsvc/actors/connection"
 	"github.com/netsvc-go/netsvc/actors/exchange"
 	"github.com/netsvc-go/netsvc/actors/node"
+	"github.com/netsvc-go/netsvc/actors/registry"
 	"github.com/netsvc-go/netsvc/service"
 )
 
@@ -145,7 +146,7 @@ func TestMutualConnectRoutes(t *testing.T) {
 				if len(bs) != 1 || bs[0].Link != ls[0].ID {
 					return fmt.Errorf("%s's bindings of %s: %+v; want one, through the surviving link %s", p.name, name, bs, ls[0].ID)
 				}
-				for _, pi := range p.rt().Processes() {
+				for _, pi := range p.rt().Kernel().Processes() {
 					if pi.ID == peer.pid() && pi.Link != ls[0].ID {
 						return fmt.Errorf("%s routes to %s over %s, the surviving link is %s", p.name, peer.name, pi.Link, ls[0].ID)
 					}
@@ -316,7 +317,7 @@ func TestDuplicateLinkAnnouncementsDropped(t *testing.T) {
 	}
 	first := &rawPeer{t: t, c: nc, r: bufio.NewReader(nc), pid: peer}
 	t.Cleanup(func() { nc.Close() })
-	first.acceptHandshake(connection.Hello{Role: service.RoleServer})
+	first.acceptHandshake(connection.Hello{Role: registry.RoleServer})
 	first.readUntilSynced()
 	first.announce("real", 1)
 	visible(t, x, "real", 1)
@@ -324,7 +325,7 @@ func TestDuplicateLinkAnnouncementsDropped(t *testing.T) {
 	// The second connection, dialled by the peer, announcing at once.
 	second := dialRaw(t, x.Addr())
 	second.pid = peer
-	if _, err := second.tryHandshake(connection.Hello{Role: service.RoleServer}); err != nil {
+	if _, err := second.tryHandshake(connection.Hello{Role: registry.RoleServer}); err != nil {
 		t.Fatal(err)
 	}
 	second.announce("ghost", 2)
@@ -344,7 +345,7 @@ func TestDuplicateLinkAnnouncementsDropped(t *testing.T) {
 				return fmt.Errorf("ghost is routed over %s, a link that was closed; the link is %s", b.Link, l[0].ID)
 			}
 		}
-		for _, p := range x.rt().Processes() {
+		for _, p := range x.rt().Kernel().Processes() {
 			if l := activeLinks(x, peer); p.ID == peer && len(l) == 1 && p.Link != l[0].ID {
 				return fmt.Errorf("x routes to the peer over %s, a link that was closed; the link is %s", p.Link, l[0].ID)
 			}
@@ -431,9 +432,9 @@ func TestClientLinksOnlyToServers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fake := &rawPeer{t: t, c: nc, r: bufio.NewReader(nc), pid: service.NewProcessID()}
+	fake := &rawPeer{t: t, c: nc, r: bufio.NewReader(nc), pid: registry.NewProcessID()}
 	t.Cleanup(func() { nc.Close() })
-	_, err = connection.Handshake(nc, connection.HandshakeConfig{Local: fake.fill(connection.Hello{Role: service.RoleClient})})
+	_, err = connection.Handshake(nc, connection.HandshakeConfig{Local: fake.fill(connection.Hello{Role: registry.RoleClient})})
 	if err == nil || !strings.Contains(err.Error(), "links only to a server") {
 		t.Fatalf("a client answering a client's dial: %v", err)
 	}
@@ -456,12 +457,13 @@ func TestRedialAtOnceWhenAliveAgain(t *testing.T) {
 	visible(t, a, "math", 1)
 
 	x := a.x("")
+	old := activeLinks(a, b.pid())[0].ID
+	start := time.Now()
 	x.Undial(b.Addr()) // what the mesh does for a member declared dead
 	x.Forget(b.pid(), "cluster member b dead")
 	x.Dial(b.Addr()) // ... and for one alive again, moments later
-	start := time.Now()
 	waitFor(t, 4*time.Second, func() error {
-		if l := activeLinks(a, b.pid()); len(l) != 1 || time.Since(l[0].Since) > time.Since(start) {
+		if l := activeLinks(a, b.pid()); len(l) != 1 || l[0].ID == old {
 			return fmt.Errorf("no new link to b yet: %+v", a.Links())
 		}
 		if len(a.rt().Lookup("math")) != 1 {

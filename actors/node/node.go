@@ -13,6 +13,7 @@ import (
 
 	"github.com/netsvc-go/netsvc/actors/connection"
 	"github.com/netsvc-go/netsvc/actors/exchange"
+	"github.com/netsvc-go/netsvc/actors/registry"
 	"github.com/netsvc-go/netsvc/service"
 )
 
@@ -37,7 +38,7 @@ type Config struct {
 
 // Server returns the exchange config of a server endpoint.
 func Server(group, listen string, connect ...string) exchange.Config {
-	return exchange.Config{Group: group, Role: service.RoleServer, Listen: listen, Connect: connect}
+	return exchange.Config{Group: group, Role: registry.RoleServer, Listen: listen, Connect: connect}
 }
 
 // Client returns the exchange config of a client endpoint linked to one
@@ -45,7 +46,7 @@ func Server(group, listen string, connect ...string) exchange.Config {
 // others in turn when that one goes or refuses (a client is never
 // linked to two servers at once).
 func Client(group string, servers ...string) exchange.Config {
-	return exchange.Config{Group: group, Role: service.RoleClient, Connect: servers}
+	return exchange.Config{Group: group, Role: registry.RoleClient, Connect: servers}
 }
 
 // Node is a running process: runtime plus exchanges.
@@ -81,7 +82,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		if xc.Budget == nil {
 			xc.Budget = n.budget
 		}
-		x, err := exchange.Start(rt, xc)
+		x, err := exchange.Start(rt.Kernel(), xc)
 		if err != nil {
 			n.Stop(ctx)
 			return nil, err
@@ -96,6 +97,10 @@ func (n *Node) Runtime() *service.Runtime { return n.rt }
 
 // Budget returns the accounting of the node's Limits.
 func (n *Node) Budget() *connection.Budget { return n.budget }
+
+// Kernel returns the kernel under the node's runtime: its registry,
+// routing and introspection, for the console and tools.
+func (n *Node) Kernel() *registry.Kernel { return n.rt.Kernel() }
 
 // Exchanges returns the node's exchanges.
 func (n *Node) Exchanges() []*exchange.Exchange { return n.exchanges }

@@ -16,6 +16,7 @@ import (
 	"github.com/netsvc-go/netsvc/actors/connection"
 	"github.com/netsvc-go/netsvc/actors/exchange"
 	"github.com/netsvc-go/netsvc/actors/node"
+	"github.com/netsvc-go/netsvc/actors/registry"
 	"github.com/netsvc-go/netsvc/service"
 )
 
@@ -61,7 +62,7 @@ func dumpTenThousand(b *testing.B, name func(i int) string) {
 			b.Fatal(err)
 		}
 		cancel()
-		if got := c.Runtime().Stats().Bindings; got != services {
+		if got := c.Runtime().Kernel().Stats().Bindings; got != services {
 			b.Fatalf("after the link-up dump B holds %d bindings, want %d", got, services)
 		}
 		took := time.Since(began)
@@ -214,7 +215,7 @@ type linkEnds struct {
 
 func newLinkEnds(rt *service.Runtime, cfg connection.Config) *linkEnds {
 	e := &linkEnds{rt: rt, cfg: cfg}
-	e.pid = rt.ActorSystem().Root.Spawn(actor.PropsFromFunc(func(ctx actor.Context) {
+	e.pid = rt.Kernel().ActorSystem().Root.Spawn(actor.PropsFromFunc(func(ctx actor.Context) {
 		switch m := ctx.Message().(type) {
 		case *connection.Handshaked:
 			m.Conn.Activate()
@@ -227,12 +228,12 @@ func newLinkEnds(rt *service.Runtime, cfg connection.Config) *linkEnds {
 }
 
 func (e *linkEnds) open(b *testing.B, nc net.Conn, i int) {
-	p := service.NewProcessID()
-	c := connection.New(e.rt, nc, connection.Params{
+	p := registry.NewProcessID()
+	c := connection.New(e.rt.Kernel(), nc, connection.Params{
 		ID: fmt.Sprintf("end-%d", i), Exchange: e.pid, Config: e.cfg,
-		Local: connection.Hello{Protocol: connection.Protocol, Process: p, Node: fmt.Sprintf("peer%d", i), Role: service.RoleClient},
+		Local: connection.Hello{Protocol: connection.Protocol, Process: p, Node: fmt.Sprintf("peer%d", i), Role: registry.RoleClient},
 	})
-	if _, err := e.rt.ActorSystem().Root.SpawnNamed(c.Props(), c.ID()); err != nil {
+	if _, err := e.rt.Kernel().ActorSystem().Root.SpawnNamed(c.Props(), c.ID()); err != nil {
 		b.Fatal(err)
 	}
 	e.mu.Lock()
@@ -245,14 +246,14 @@ func (e *linkEnds) open(b *testing.B, nc net.Conn, i int) {
 // until A's link ends have all read one and written the response: A
 // learns each link's process from the request and answers over it.
 func (e *linkEnds) ping(b *testing.B, echo service.Address) {
-	args, err := service.EncodeArgs("x")
+	args, err := registry.EncodeArgs("x")
 	if err != nil {
 		b.Fatal(err)
 	}
 	var sentBefore []uint64
 	for i, c := range e.conns {
 		sentBefore = append(sentBefore, c.Stats().FramesIn)
-		err := c.Send(&service.Envelope{Kind: service.KindRequest, To: echo, Conv: 1, Subject: "echo",
+		err := c.Send(&registry.Envelope{Kind: registry.KindRequest, To: echo, Conv: 1, Subject: "echo",
 			From: service.Address{Process: e.procs[i], ID: 1}, ContentType: args.ContentType, Data: args.Data})
 		if err != nil {
 			b.Fatal(err)
@@ -272,7 +273,7 @@ func (e *linkEnds) ping(b *testing.B, echo service.Address) {
 // each link's back to back, and waits until the sink has them all.
 func (e *linkEnds) burst(b *testing.B, sink service.Address, sunk *atomic.Int64) {
 	const count, size = 64, 4 << 10
-	m := &service.Envelope{Kind: service.KindMessage, To: sink, Subject: "burst", ContentType: service.ContentRaw, Data: make([]byte, size)}
+	m := &registry.Envelope{Kind: registry.KindMessage, To: sink, Subject: "burst", ContentType: service.ContentRaw, Data: make([]byte, size)}
 	want := sunk.Load() + int64(count*len(e.conns))
 	for i, c := range e.conns {
 		m.From = service.Address{Process: e.procs[i], ID: 1}
@@ -348,7 +349,7 @@ func BenchmarkRemoteBindingMemory(b *testing.B) {
 		fixed := int64(m1.HeapAlloc) - int64(m0.HeapAlloc)
 
 		c := link(fmt.Sprintf("b%d", i), a.Addr())
-		if got := c.Runtime().Stats().Bindings; got != services {
+		if got := c.Runtime().Kernel().Stats().Bindings; got != services {
 			b.Fatalf("B holds %d bindings, want %d", got, services)
 		}
 		m2 := scaleMem()
@@ -470,7 +471,7 @@ func TestReadBufferEdges(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer nc.Close()
-	me := service.NewProcessID()
+	me := registry.NewProcessID()
 	write := func(b []byte) {
 		t.Helper()
 		if _, err := nc.Write(b); err != nil {
@@ -478,12 +479,12 @@ func TestReadBufferEdges(t *testing.T) {
 		}
 	}
 	if _, err := connection.Handshake(nc, connection.HandshakeConfig{Dialer: true,
-		Local: connection.Hello{Protocol: connection.Protocol, Process: me, Node: "raw", Role: service.RoleClient}}); err != nil {
+		Local: connection.Hello{Protocol: connection.Protocol, Process: me, Node: "raw", Role: registry.RoleClient}}); err != nil {
 		t.Fatal(err)
 	}
 	go io.Copy(io.Discard, nc) // the server's dump and pings
 	msg := func(n int, fill byte) []byte {
-		return connection.AppendEnvelope(nil, &service.Envelope{Kind: service.KindMessage, To: sink, From: service.Address{Process: me, ID: 1},
+		return connection.AppendEnvelope(nil, &registry.Envelope{Kind: registry.KindMessage, To: sink, From: service.Address{Process: me, ID: 1},
 			Subject: "x", ContentType: service.ContentRaw, Data: bytes.Repeat([]byte{fill}, n)})
 	}
 	expect := func(what string, n int, fill byte) {

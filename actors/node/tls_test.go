@@ -19,6 +19,7 @@ import (
 
 	"github.com/netsvc-go/netsvc/actors/connection"
 	"github.com/netsvc-go/netsvc/actors/exchange"
+	"github.com/netsvc-go/netsvc/actors/registry"
 	"github.com/netsvc-go/netsvc/service"
 )
 
@@ -326,7 +327,7 @@ func TestTLSReload(t *testing.T) {
 		tc.SetDeadline(time.Now().Add(2 * time.Second))
 		// x answers a hello (its own needs one first).
 		if _, err := tc.Write(connection.AppendHello(nil, connection.Hello{Protocol: connection.Protocol,
-			Process: service.NewProcessID(), Role: service.RoleClient})); err != nil {
+			Process: registry.NewProcessID(), Role: registry.RoleClient})); err != nil {
 			return nil, err
 		}
 		if _, err := tc.Read(make([]byte, 1)); err != nil {

@@ -13,6 +13,7 @@ import (
 	"github.com/netsvc-go/netsvc/actors/connection"
 	"github.com/netsvc-go/netsvc/actors/exchange"
 	"github.com/netsvc-go/netsvc/actors/node"
+	"github.com/netsvc-go/netsvc/actors/registry"
 	"github.com/netsvc-go/netsvc/service"
 )
 
@@ -39,7 +40,7 @@ func TestWaitSyncedWhenDumpArrivesWithHello(t *testing.T) {
 			go func() {
 				defer nc.Close()
 				if _, err := connection.Handshake(nc, connection.HandshakeConfig{Local: connection.Hello{Protocol: connection.Protocol,
-					Process: service.NewProcessID(), Node: "fake", Role: service.RoleServer}}); err != nil {
+					Process: registry.NewProcessID(), Node: "fake", Role: registry.RoleServer}}); err != nil {
 					return
 				}
 				// The (empty) dump right away, before the client's own.

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/netsvc-go/netsvc/actors/registry"
 	"github.com/netsvc-go/netsvc/service"
 )
 
@@ -96,7 +97,7 @@ func TestArith(t *testing.T) {
 	}
 }
 
-// The gateway's reading of a call's body (service.ArgsFromJSON), beside
+// The gateway's reading of a call's body (registry.ArgsFromJSON), beside
 // the command line's.
 func TestArgsFromJSON(t *testing.T) {
 	for _, c := range []struct {
@@ -109,7 +110,7 @@ func TestArgsFromJSON(t *testing.T) {
 		{"[6, 7]", []any{int64(6), int64(7)}},
 		{`[1.5, "x", null, {"k": [2]}]`, []any{1.5, "x", nil, map[string]any{"k": []any{int64(2)}}}},
 	} {
-		got, err := service.ArgsFromJSON([]byte(c.in))
+		got, err := registry.ArgsFromJSON([]byte(c.in))
 		if err != nil || !reflect.DeepEqual(got, c.want) {
 			t.Errorf("%q: got %#v, %v; want %#v", c.in, got, err, c.want)
 		}
@@ -123,7 +124,7 @@ func TestArgsFromJSON(t *testing.T) {
 		`[1] 2`:    "more text after the value",
 		`[1e400]`:  "out of range",
 	} {
-		if _, err := service.ArgsFromJSON([]byte(in)); err == nil || !strings.Contains(err.Error(), want) {
+		if _, err := registry.ArgsFromJSON([]byte(in)); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%q: %v, want an error with %q", in, err, want)
 		}
 	}

@@ -26,6 +26,7 @@ import (
 	"github.com/netsvc-go/netsvc/actors/console"
 	"github.com/netsvc-go/netsvc/actors/exchange"
 	"github.com/netsvc-go/netsvc/actors/node"
+	"github.com/netsvc-go/netsvc/actors/registry"
 	"github.com/netsvc-go/netsvc/service"
 )
 
@@ -68,8 +69,8 @@ func TestE2EBadInputBounded(t *testing.T) {
 	// once with the reason, and the held ones close at the handshake
 	// timeout. The node's log gets a few lines, not one per connection.
 	const perHost = connection.DefaultHandshakingPerHost
-	hello := connection.AppendHello(nil, connection.Hello{Protocol: connection.Protocol, Process: service.NewProcessID(),
-		Node: "half-open", Role: service.RoleClient})
+	hello := connection.AppendHello(nil, connection.Hello{Protocol: connection.Protocol, Process: registry.NewProcessID(),
+		Node: "half-open", Role: registry.RoleClient})
 	type conn struct {
 		c  net.Conn
 		at time.Time
@@ -101,7 +102,7 @@ func TestE2EBadInputBounded(t *testing.T) {
 		t.Fatalf("dialling from 127.0.0.2: %v", err)
 	}
 	if _, err := connection.Handshake(other, connection.HandshakeConfig{Dialer: true, Timeout: handshake / 2,
-		Local: connection.Hello{Protocol: connection.Protocol, Process: service.NewProcessID(), Node: "other-host", Role: service.RoleClient}}); err != nil {
+		Local: connection.Hello{Protocol: connection.Protocol, Process: registry.NewProcessID(), Node: "other-host", Role: registry.RoleClient}}); err != nil {
 		t.Errorf("a client of another host during the flood: %v", err)
 	}
 	other.Close()
@@ -247,7 +248,7 @@ func badInputs(t *testing.T, addr string) []badInput {
 		if h.Protocol == 0 {
 			h.Protocol = connection.Protocol
 		}
-		h.Process, h.Node, h.Role = service.NewProcessID(), "bad-input", service.RoleClient
+		h.Process, h.Node, h.Role = registry.NewProcessID(), "bad-input", registry.RoleClient
 		return h
 	}
 	hello := func(h connection.Hello) []byte { return connection.AppendHello(nil, helloOf(h)) }
@@ -355,20 +356,20 @@ func TestE2ESlowConsumer(t *testing.T) {
 	// subscribes to feed, then never reads again; it writes a ping now and
 	// then, so the node does not close it as silent.
 	sub := dial(t, x.addr)
-	subPID := service.NewProcessID()
+	subPID := registry.NewProcessID()
 	if _, err := connection.Handshake(sub, connection.HandshakeConfig{Dialer: true, Local: connection.Hello{Protocol: connection.Protocol,
-		Process: subPID, Node: "stalled-subscriber", Role: service.RoleClient}}); err != nil {
+		Process: subPID, Node: "stalled-subscriber", Role: registry.RoleClient}}); err != nil {
 		t.Fatal(err)
 	}
 	subReader := readUntilSynced(t, sub)
 	stalled := service.Address{Process: subPID, ID: 1}
 	var b []byte
-	b = connection.AppendAnnounce(b, service.Change{Kind: service.Available, Process: true,
+	b = connection.AppendAnnounce(b, registry.Change{Kind: service.Available, Process: true,
 		Binding: service.Binding{Address: service.Address{Process: subPID}, Node: "stalled-subscriber"}})
-	b = connection.AppendAnnounce(b, service.Change{Kind: service.Available,
+	b = connection.AppendAnnounce(b, registry.Change{Kind: service.Available,
 		Binding: service.Binding{Name: "stalled", Address: stalled, Audience: "*", Node: "stalled-subscriber"}})
 	b = connection.AppendSynced(b)
-	b = connection.AppendEnvelope(b, &service.Envelope{Kind: service.KindSubscribe, To: feed, From: stalled, Subject: "data"})
+	b = connection.AppendEnvelope(b, &registry.Envelope{Kind: registry.KindSubscribe, To: feed, From: stalled, Subject: "data"})
 	writeAll(t, sub, b)
 	waitFor(t, 10*time.Second, func() error {
 		n, err := service.CallFor[int](ctxFor(t, 5*time.Second), pub.Runtime(), feed, "subscribers")
@@ -510,11 +511,11 @@ func TestE2ESlowConsumer(t *testing.T) {
 		if kind != connection.FrameEnvelope {
 			continue
 		}
-		var e service.Envelope
+		var e registry.Envelope
 		if _, err := connection.DecodeFrame(frame, &e); err != nil {
 			t.Fatal(err)
 		}
-		if e.Kind != service.KindReport {
+		if e.Kind != registry.KindReport {
 			continue
 		}
 		var v tick

@@ -36,6 +36,7 @@ import (
 
 	"github.com/netsvc-go/netsvc/actors/exchange"
 	"github.com/netsvc-go/netsvc/actors/node"
+	"github.com/netsvc-go/netsvc/actors/registry"
 	"github.com/netsvc-go/netsvc/service"
 )
 
@@ -99,7 +100,7 @@ func run() error {
 			if ctx.Err() != nil || (*count > 0 && got == *count) {
 				return // done or interrupted: the process is exiting
 			}
-			value, err := service.PayloadJSON(r.Payload)
+			value, err := registry.PayloadJSON(r.Payload)
 			if err != nil {
 				value = []byte(fmt.Sprintf("(undecodable: %v)", err))
 			}

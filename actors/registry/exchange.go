@@ -1,4 +1,4 @@
-package service
+package registry
 
 import (
 	"time"
@@ -79,32 +79,32 @@ type Dump struct {
 
 // AttachExchange makes the registry send every later *Change to pid, in
 // order. It returns once attached.
-func (rt *Runtime) AttachExchange(pid *actor.PID) {
+func (rt *Kernel) AttachExchange(pid *actor.PID) {
 	done := make(chan struct{})
 	rt.sys.Root.Send(rt.registry, &regAttach{pid: pid, done: done})
 	<-done
 }
 
 // DetachExchange stops the changes AttachExchange started.
-func (rt *Runtime) DetachExchange(pid *actor.PID) {
+func (rt *Kernel) DetachExchange(pid *actor.PID) {
 	rt.sys.Root.Send(rt.registry, &regDetach{pid: pid})
 }
 
 // RequestDump asks the registry to send pid a *Dump for link. Changes
 // sent to pid before the dump are already part of it.
-func (rt *Runtime) RequestDump(pid *actor.PID, link Link) {
+func (rt *Kernel) RequestDump(pid *actor.PID, link Link) {
 	rt.sys.Root.Send(rt.registry, &regDump{pid: pid, link: link})
 }
 
 // Import records what a link announced: a binding or process available
 // or withdrawn, or a group change. Changes are applied in call order.
-func (rt *Runtime) Import(link Link, c Change) {
+func (rt *Kernel) Import(link Link, c Change) {
 	rt.sys.Root.Send(rt.registry, &regImport{link: link, change: c})
 }
 
 // LinkDown withdraws everything learned through link and fails the
 // requests that went through it. It returns once done.
-func (rt *Runtime) LinkDown(link Link) {
+func (rt *Kernel) LinkDown(link Link) {
 	done := make(chan struct{})
 	rt.sys.Root.Send(rt.registry, &regLinkDown{link: link, done: done})
 	<-done
@@ -112,14 +112,14 @@ func (rt *Runtime) LinkDown(link Link) {
 
 // RouteTo returns the link toward process p, or nil when p is this
 // process or unknown.
-func (rt *Runtime) RouteTo(p ProcessID) Link { return rt.ix.routeTo(p) }
+func (rt *Kernel) RouteTo(p ProcessID) Link { return rt.ix.routeTo(p) }
 
 // RouteGeneration changes whenever a route may have changed; a reader
 // may cache RouteTo answers while it stays the same.
-func (rt *Runtime) RouteGeneration() uint64 { return rt.ix.gen.Load() }
+func (rt *Kernel) RouteGeneration() uint64 { return rt.ix.gen.Load() }
 
 // DeliverBatch is Deliver for several envelopes that arrived together.
-func (rt *Runtime) DeliverBatch(es []*Envelope, from Link) {
+func (rt *Kernel) DeliverBatch(es []*Envelope, from Link) {
 	for _, e := range es {
 		rt.route(e, from)
 	}
@@ -150,7 +150,7 @@ type EncodedBatch struct {
 // limit's rules (reports dropped, requests refused). A Droppable batch
 // is always taken: queued, older reports dropped to make room, or
 // dropped whole (and counted) when that would not make room.
-func (rt *Runtime) DeliverEncoded(id uint64, b *EncodedBatch) bool {
+func (rt *Kernel) DeliverEncoded(id uint64, b *EncodedBatch) bool {
 	ref := rt.ix.local(id)
 	if ref == nil || ref.hidden.Load() {
 		return false
@@ -170,7 +170,7 @@ func (rt *Runtime) DeliverEncoded(id uint64, b *EncodedBatch) bool {
 
 // LearnRoute records that process p was heard from over link, so replies
 // to it can find their way back before its announcement arrives.
-func (rt *Runtime) LearnRoute(p ProcessID, link Link) {
+func (rt *Kernel) LearnRoute(p ProcessID, link Link) {
 	if p == rt.pid {
 		return
 	}
@@ -187,19 +187,19 @@ func (rt *Runtime) LearnRoute(p ProcessID, link Link) {
 
 // Deliver takes an envelope that arrived from a link: it goes to a local
 // service, or on toward its process. It never blocks.
-func (rt *Runtime) Deliver(e *Envelope, from Link) {
+func (rt *Kernel) Deliver(e *Envelope, from Link) {
 	rt.route(e, from)
 }
 
 // FailureEnvelope returns the failure answering request e, for exchanges
 // that must fail a request they cannot pass on.
 func FailureEnvelope(e *Envelope, f *Failure) *Envelope {
-	return &Envelope{Kind: KindFailure, To: e.From, From: e.To, Conv: e.Conv, ContentType: ContentCBOR, Data: encodeFailure(f)}
+	return &Envelope{Kind: KindFailure, To: e.From, From: e.To, Conv: e.Conv, ContentType: ContentCBOR, Data: EncodeFailure(f)}
 }
 
 // Sync returns once the registry has handled everything sent to it
 // before, such as imports queued by a link's reader.
-func (rt *Runtime) Sync() {
+func (rt *Kernel) Sync() {
 	done := make(chan struct{})
 	rt.sys.Root.Send(rt.registry, &regSync{done: done})
 	select {

@@ -1,4 +1,4 @@
-package service
+package registry
 
 import (
 	"bytes"
@@ -172,8 +172,9 @@ func appendArrayHeader(b []byte, n int) []byte {
 	}
 }
 
-// readArrayHeader reads a definite CBOR array head.
-func readArrayHeader(b []byte) (n int, rest []byte, err error) {
+// ReadArrayHeader reads the definite CBOR array head that starts an
+// argument list: how many arguments follow, and them.
+func ReadArrayHeader(b []byte) (n int, rest []byte, err error) {
 	if len(b) == 0 {
 		return 0, nil, fmt.Errorf("empty argument list: want a CBOR array")
 	}
@@ -202,3 +203,8 @@ func readArrayHeader(b []byte) (n int, rest []byte, err error) {
 	}
 	return n, b[1+need:], nil
 }
+
+// DecodeNext decodes the CBOR value at the front of b into v (a
+// pointer) and returns what follows: a method's arguments are read one
+// at a time into storage the method reuses.
+func DecodeNext(b []byte, v any) (rest []byte, err error) { return decMode.UnmarshalFirst(b, v) }

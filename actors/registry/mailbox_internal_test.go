@@ -1,4 +1,4 @@
-package service
+package registry
 
 import (
 	"context"
@@ -18,9 +18,9 @@ import (
 
 const mbWait = 5 * time.Second
 
-func newMailboxRuntime(t *testing.T, cfg Config) *Runtime {
+func newMailboxRuntime(t *testing.T, cfg Config) *Kernel {
 	t.Helper()
-	rt, err := NewRuntime(cfg)
+	rt, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,15 +34,56 @@ func newMailboxRuntime(t *testing.T, cfg Config) *Runtime {
 	return rt
 }
 
-func startMailboxService(t *testing.T, rt *Runtime, name string, setup func(a *Agent) error) *agentRef {
+// testService is a bare service actor on the kernel, without package
+// service: handle runs for each envelope it gets (requests are answered
+// with an empty response when handle returns), and a *panicNow message
+// panics out of the actor.
+type testService struct {
+	k      *Kernel
+	l      *Local
+	handle func(e *Envelope)
+}
+
+type panicNow struct{}
+
+func (s *testService) Receive(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case *actor.Started:
+		s.l.Started(ctx.Self())
+		s.k.Register(s.l, make(chan error, 1))
+	case *actor.Stopping:
+		done := make(chan struct{})
+		s.k.Withdraw(s.l, done)
+		<-done
+	case *actor.Stopped:
+		s.l.Stopped()
+	case *panicNow:
+		panic("a bug in the service actor")
+	case *Envelope:
+		s.serve(m)
+	}
+}
+
+func (s *testService) serve(e *Envelope) {
+	s.handle(e)
+	if e.Kind == KindRequest {
+		s.k.Route(&Envelope{Kind: KindResponse, To: e.From, From: e.To, Conv: e.Conv, ContentType: ContentCBOR, Data: []byte{0xf6}})
+	}
+}
+
+// startMailboxService starts a testService named name and waits until
+// the registry lists it.
+func startMailboxService(t *testing.T, rt *Kernel, name string, handle func(e *Envelope)) *Local {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), mbWait)
 	defer cancel()
-	addr, err := rt.Start(ctx, name, SetupFunc(setup))
-	if err != nil {
+	l := rt.NewLocal(name, "*", nil, false)
+	s := &testService{k: rt, l: l, handle: handle}
+	if _, err := rt.SpawnService(ctx, nil, l, func() actor.Actor { return s }); err != nil {
 		t.Fatal(err)
 	}
-	return rt.ix.local(addr.ID)
+	until(t, name+" listed", func() bool { _, ok := rt.LookupAddress(l.addr); return ok })
+	return l
 }
 
 // until polls cond every millisecond, failing the test after mbWait.
@@ -80,8 +121,8 @@ func (noDispatch) Schedule(func()) {}
 func (noDispatch) Throughput() int { return 300 }
 
 func bareMailbox(limit int) *serviceMailbox {
-	rt := &Runtime{cfg: Config{ServiceQueueLimit: limit}}
-	m := newServiceMailbox(rt, &agentRef{})
+	rt := &Kernel{cfg: Config{ServiceQueueLimit: limit}}
+	m := newServiceMailbox(rt, &Local{})
 	m.RegisterHandlers(nil, noDispatch{})
 	return m
 }
@@ -150,66 +191,53 @@ func TestServiceMailboxRingDropsOldestDroppable(t *testing.T) {
 	}
 }
 
-// Rule 25: a subscriber blocked in a handler while a publisher floods it
+// Rule 25: a subscriber blocked in a handler while reports flood in
 // gets, once it recovers, the newest reports in order, ending with the
-// last one published; the rest are counted as dropped, and what waits
-// never goes past the limit by more than an envelope.
+// last one sent; the rest are counted as dropped, and what waits never
+// goes past the limit by more than an envelope.
 func TestServiceQueueDropsOldestReports(t *testing.T) {
 	const limit = 4 << 10
 	const n = 2000
 	rt := newMailboxRuntime(t, Config{ServiceQueueLimit: limit})
-	subscribed := make(chan struct{}, 1)
-	startMailboxService(t, rt, "pub", func(a *Agent) error {
-		a.OnSubscription(func(ev SubscriptionEvent) {
-			if ev.Subscribed {
-				subscribed <- struct{}{}
-			}
-		})
-		a.Export("publish", func(from, to int) {
-			for i := from; i <= to; i++ {
-				if err := a.Publish("n", i); err != nil {
-					t.Errorf("publish %d: %v", i, err)
-				}
-			}
-		})
-		return nil
-	})
 	gate, blocked, last := make(chan struct{}), make(chan struct{}), make(chan struct{})
 	var once sync.Once
 	release := func() { once.Do(func() { close(gate) }) }
 	var mu sync.Mutex
 	var got []int
-	sub := startMailboxService(t, rt, "sub", func(a *Agent) error {
-		_, err := a.Subscribe(Name("pub"), "n", func(r Report) {
-			var i int
-			if err := r.Decode(&i); err != nil {
-				t.Errorf("decode: %v", err)
-			}
-			mu.Lock()
-			got = append(got, i)
-			mu.Unlock()
-			switch i {
-			case 0:
-				close(blocked)
-				<-gate
-			case n:
-				close(last)
-			}
-		})
-		return err
+	sub := startMailboxService(t, rt, "sub", func(e *Envelope) {
+		if e.Kind != KindReport {
+			return
+		}
+		var i int
+		if err := (Payload{ContentType: e.ContentType, Data: e.Data}).Decode(&i); err != nil {
+			t.Errorf("decode: %v", err)
+		}
+		mu.Lock()
+		got = append(got, i)
+		mu.Unlock()
+		switch i {
+		case 0:
+			close(blocked)
+			<-gate
+		case n:
+			close(last)
+		}
 	})
 	t.Cleanup(release)
-	take(t, subscribed, "the subscription")
-	ctx, cancel := context.WithTimeout(context.Background(), mbWait)
-	defer cancel()
-	if _, err := rt.Call(ctx, Name("pub"), "publish", 0, 0); err != nil {
-		t.Fatal(err)
+	from := Address{Process: rt.ProcessID(), ID: 999}
+	report := func(i int) {
+		p, err := Encode(i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rt.Route(&Envelope{Kind: KindReport, To: sub.addr, From: from, Subject: "n", Pattern: "n", ContentType: p.ContentType, Data: p.Data})
 	}
+	report(0)
 	take(t, blocked, "the subscriber to block")
-	// Publish posts synchronously: when the call returns, every report
-	// is queued or dropped.
-	if _, err := rt.Call(ctx, Name("pub"), "publish", 1, n); err != nil {
-		t.Fatal(err)
+	// Route posts synchronously: when it returns, the report is queued
+	// or dropped.
+	for i := 1; i <= n; i++ {
+		report(i)
 	}
 	if q := sub.mb.queuedBytes(); q > limit {
 		t.Fatalf("%d bytes wait for the subscriber, over the limit of %d", q, limit)
@@ -237,7 +265,7 @@ func TestServiceQueueDropsOldestReports(t *testing.T) {
 	}
 	dropped := sub.dropped.Load()
 	if want := uint64(n + 1 - len(got)); dropped != want {
-		t.Fatalf("dropped %d, want published − received = %d", dropped, want)
+		t.Fatalf("dropped %d, want sent − received = %d", dropped, want)
 	}
 	if s := rt.Stats(); s.ServiceDrops != dropped {
 		t.Fatalf("Stats().ServiceDrops = %d, want %d", s.ServiceDrops, dropped)
@@ -259,25 +287,25 @@ func TestServiceMailboxStopGoesFirst(t *testing.T) {
 	t.Cleanup(release)
 	var mu sync.Mutex
 	ran := 0
-	ref := startMailboxService(t, rt, "svc", func(a *Agent) error {
-		a.Export("work", func() {
-			mu.Lock()
-			ran++
-			mu.Unlock()
-			select {
-			case blocked <- struct{}{}:
-				<-gate
-			default:
-			}
-		})
-		return nil
+	ref := startMailboxService(t, rt, "svc", func(e *Envelope) {
+		if e.Kind != KindRequest {
+			return
+		}
+		mu.Lock()
+		ran++
+		mu.Unlock()
+		select {
+		case blocked <- struct{}{}:
+			<-gate
+		default:
+		}
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), mbWait)
 	defer cancel()
 	calls := make(chan error, 11)
 	for i := 0; i < 11; i++ {
 		go func() {
-			_, err := rt.Call(ctx, ref.addr, "work")
+			_, err := rt.CallFrom(ctx, Address{Process: rt.ProcessID()}, ref.addr, "work", nil)
 			calls <- err
 		}()
 		if i == 0 {
@@ -310,11 +338,8 @@ func TestServiceMailboxEscalatesPanic(t *testing.T) {
 	var logs strings.Builder
 	log := slog.New(slog.NewTextHandler(lockedWriter{&mu, &logs}, nil))
 	rt := newMailboxRuntime(t, Config{Logger: log})
-	ref := startMailboxService(t, rt, "svc", func(a *Agent) error {
-		a.Export("ping", func() string { return "pong" })
-		return nil
-	})
-	rt.sys.Root.Send(ref.pid, &callDone{}) // no call: finishCall panics
+	ref := startMailboxService(t, rt, "svc", func(*Envelope) {})
+	rt.sys.Root.Send(ref.pid, &panicNow{})
 	until(t, "the supervisor's log", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
@@ -322,8 +347,8 @@ func TestServiceMailboxEscalatesPanic(t *testing.T) {
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), mbWait)
 	defer cancel()
-	if s, err := CallFor[string](ctx, rt, ref.addr, "ping"); err != nil || s != "pong" {
-		t.Fatalf("after the panic: %q, %v", s, err)
+	if _, err := rt.CallFrom(ctx, Address{Process: rt.ProcessID()}, ref.addr, "ping", nil); err != nil {
+		t.Fatalf("after the panic: %v", err)
 	}
 	if ref.mb.suspended.Load() {
 		t.Fatal("the mailbox stayed suspended")

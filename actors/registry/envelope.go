@@ -1,4 +1,4 @@
-package service
+package registry
 
 // Kind says what an Envelope carries.
 type Kind uint8

@@ -1,4 +1,4 @@
-package service
+package registry
 
 import (
 	"runtime"
@@ -29,8 +29,8 @@ import (
 // slots that grows by doubling; a dropped message leaves an empty slot
 // behind, skipped when taken and squeezed out when the ring is full.
 type serviceMailbox struct {
-	ref   *agentRef
-	rt    *Runtime
+	ref   *Local
+	rt    *Kernel
 	limit int64
 
 	mu        sync.Mutex
@@ -57,8 +57,8 @@ type serviceMailbox struct {
 
 	// What runs now, for the watchdog. seq is the consumer's own.
 	seq     uint64
-	cur     atomic.Uint64 // sequence number of the message running, 0 when idle
-	method  atomic.Pointer[method]
+	cur     atomic.Uint64          // sequence number of the message running, 0 when idle
+	method  atomic.Pointer[string] // the method of the request being served, if any
 	episode atomic.Pointer[slowEpisode]
 	// The watchdog's own notes.
 	wSeq     uint64    // the message it saw running last time
@@ -95,7 +95,7 @@ const (
 
 var _ actor.Mailbox = (*serviceMailbox)(nil)
 
-func newServiceMailbox(rt *Runtime, ref *agentRef) *serviceMailbox {
+func newServiceMailbox(rt *Kernel, ref *Local) *serviceMailbox {
 	m := &serviceMailbox{ref: ref, rt: rt, limit: int64(rt.cfg.ServiceQueueLimit)}
 	m.process = m.processMessages
 	return m
@@ -433,7 +433,7 @@ func (m *serviceMailbox) finishEpisode(ep *slowEpisode) {
 		return
 	}
 	d := roundDuration(time.Since(ep.since))
-	m.rt.log.Info("slow handler finished after "+d.String(), "service", displayName(m.ref.name),
+	m.rt.log.Info("slow handler finished after "+d.String(), "service", DisplayName(m.ref.name),
 		"address", m.ref.addr.String(), "method", ep.method, "busy_for", d)
 }
 
@@ -454,7 +454,7 @@ func (m *serviceMailbox) watch(now time.Time, threshold time.Duration) {
 	m.wFlagged = cur
 	name := ""
 	if mt := m.method.Load(); mt != nil {
-		name = mt.name
+		name = *mt
 	}
 	if m.cur.Load() != cur {
 		return // it finished meanwhile; the method may be another's
@@ -462,7 +462,7 @@ func (m *serviceMailbox) watch(now time.Time, threshold time.Duration) {
 	ep := &slowEpisode{seq: cur, since: m.wSince, method: name}
 	m.episode.Store(ep)
 	d := roundDuration(now.Sub(m.wSince))
-	m.rt.log.Warn("service handler running for "+d.String(), "service", displayName(m.ref.name),
+	m.rt.log.Warn("service handler running for "+d.String(), "service", DisplayName(m.ref.name),
 		"address", m.ref.addr.String(), "method", name, "busy_for", d)
 	if m.cur.Load() != cur {
 		m.finishEpisode(ep) // finished as we flagged it: the mailbox may have missed the flag
@@ -491,13 +491,13 @@ func roundDuration(d time.Duration) time.Duration {
 // watchdog is a runtime's one goroutine that looks for services whose
 // handler runs longer than Config.SlowHandler.
 type watchdog struct {
-	rt        *Runtime
+	rt        *Kernel
 	threshold time.Duration
 	stop      chan struct{}
 	done      chan struct{}
 }
 
-func startWatchdog(rt *Runtime, threshold time.Duration) *watchdog {
+func startWatchdog(rt *Kernel, threshold time.Duration) *watchdog {
 	w := &watchdog{rt: rt, threshold: threshold, stop: make(chan struct{}), done: make(chan struct{})}
 	go w.run()
 	return w
@@ -514,7 +514,7 @@ func (w *watchdog) run() {
 	defer close(w.done)
 	t := time.NewTicker(w.tick())
 	defer t.Stop()
-	var refs []*agentRef
+	var refs []*Local
 	for {
 		select {
 		case <-w.stop:

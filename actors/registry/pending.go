@@ -1,4 +1,4 @@
-package service
+package registry
 
 import (
 	"sync"
@@ -10,8 +10,8 @@ import (
 type pendingCall struct {
 	conv   uint64
 	target Address
-	via    Link      // the link the request went out on; nil for local targets
-	owner  *agentRef // the agent whose callback runs, for async calls
+	via    Link   // the link the request went out on; nil for local targets
+	owner  *Local // the agent whose callback runs, for async calls
 
 	// Synchronous calls wait on done; the result is in res/fail.
 	done  chan struct{}
@@ -22,6 +22,7 @@ type pendingCall struct {
 	// Asynchronous calls: the callback runs inside the owner's actor.
 	then     func(Payload, error)
 	deadline *time.Timer
+	failed   bool // it could not be sent: its failure is on its way
 }
 
 // callDone brings an async call's outcome into its owner's mailbox.
@@ -41,14 +42,14 @@ var syncCallPool = sync.Pool{New: func() any {
 // answer, by conversation id and by target, so a withdrawal, a lost link
 // or a vanished process fails the right ones at once (SPEC rule 17).
 type pendingTable struct {
-	rt       *Runtime
+	rt       *Kernel
 	mu       sync.Mutex
 	calls    map[uint64]*pendingCall
 	byTarget map[Address]map[uint64]*pendingCall
 	closed   *Failure // set once the runtime stops: new calls fail at once
 }
 
-func newPendingTable(rt *Runtime) *pendingTable {
+func newPendingTable(rt *Kernel) *pendingTable {
 	return &pendingTable{rt: rt, calls: map[uint64]*pendingCall{}, byTarget: map[Address]map[uint64]*pendingCall{}}
 }
 
@@ -94,7 +95,7 @@ func (t *pendingTable) take(conv uint64) *pendingCall {
 }
 
 // takeOwned is take for one agent's own calls only.
-func (t *pendingTable) takeOwned(conv uint64, owner *agentRef) *pendingCall {
+func (t *pendingTable) takeOwned(conv uint64, owner *Local) *pendingCall {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	pc := t.calls[conv]
@@ -162,7 +163,7 @@ func (t *pendingTable) failLink(l Link, f *Failure) {
 
 // dropOwner forgets an agent's async calls without running callbacks: the
 // agent is gone and nothing may run in it.
-func (t *pendingTable) dropOwner(owner *agentRef) {
+func (t *pendingTable) dropOwner(owner *Local) {
 	t.mu.Lock()
 	for conv, pc := range t.calls {
 		if pc.owner == owner {
@@ -192,7 +193,7 @@ func (t *pendingTable) len() int {
 
 // finish delivers the outcome: wakes a synchronous caller, or posts the
 // outcome to the owning agent.
-func (pc *pendingCall) finish(rt *Runtime, res Payload, f *Failure) {
+func (pc *pendingCall) finish(rt *Kernel, res Payload, f *Failure) {
 	if pc.owner != nil {
 		// The deadline timer is stopped by the owner (Agent.finishCall):
 		// only the owner's actor touches it, so Timeout needs no lock.
@@ -208,12 +209,13 @@ func (pc *pendingCall) finish(rt *Runtime, res Payload, f *Failure) {
 func decodeFailure(b []byte) *Failure {
 	var f Failure
 	if err := decMode.Unmarshal(b, &f); err != nil || f.Code == 0 {
-		return runtimeFailuref(CodeResponseDecoding, "undecodable failure: %v", err)
+		return RuntimeFailuref(CodeResponseDecoding, "undecodable failure: %v", err)
 	}
 	return &f
 }
 
-func encodeFailure(f *Failure) []byte {
+// EncodeFailure encodes the body of a failure envelope.
+func EncodeFailure(f *Failure) []byte {
 	b, err := encMode.Marshal(f)
 	if err != nil { // a struct of ints and strings always encodes
 		panic(err)

@@ -1,7 +1,6 @@
-package service
+package registry
 
 import (
-	"slices"
 	"sort"
 	"sync/atomic"
 )
@@ -42,16 +41,18 @@ type Interests struct {
 	Watches       []WatchInfo        `json:"watches"`
 }
 
-type agentInterests struct {
-	subs    []SubscriptionInfo
-	pubs    []SubscriberInfo
-	watches []WatchInfo
+// Interest is what one local service listens to, as its agent last
+// published it (Local.SetInterest).
+type Interest struct {
+	Subscriptions []SubscriptionInfo
+	Subscribers   []SubscriberInfo
+	Watches       []WatchInfo
 }
 
 // Interests returns what this process's services listen to.
-func (rt *Runtime) Interests() Interests {
+func (rt *Kernel) Interests() Interests {
 	rt.ix.mu.RLock()
-	refs := make([]*agentRef, 0, len(rt.ix.locals))
+	refs := make([]*Local, 0, len(rt.ix.locals))
 	for _, r := range rt.ix.locals {
 		refs = append(refs, r)
 	}
@@ -60,46 +61,16 @@ func (rt *Runtime) Interests() Interests {
 	out := Interests{Subscriptions: []SubscriptionInfo{}, Subscribers: []SubscriberInfo{}, Watches: []WatchInfo{}}
 	for _, r := range refs {
 		if in := r.interests.Load(); in != nil {
-			out.Subscriptions = append(out.Subscriptions, in.subs...)
-			out.Subscribers = append(out.Subscribers, in.pubs...)
-			out.Watches = append(out.Watches, in.watches...)
+			out.Subscriptions = append(out.Subscriptions, in.Subscriptions...)
+			out.Subscribers = append(out.Subscribers, in.Subscribers...)
+			out.Watches = append(out.Watches, in.Watches...)
 		}
 	}
 	return out
 }
 
-// publishInterests refreshes the agent's snapshot.
-func (a *Agent) publishInterests() {
-	in := &agentInterests{}
-	name := a.ref.name
-	for _, s := range a.sub.subs {
-		pubs := make([]Address, 0, len(s.publishers))
-		for p := range s.publishers {
-			pubs = append(pubs, p)
-		}
-		slices.SortFunc(pubs, compareAddress)
-		in.subs = append(in.subs, SubscriptionInfo{Subscriber: a.ref.addr, SubscriberName: name,
-			Target: s.target.String(), Pattern: s.pattern, Publishers: pubs})
-	}
-	for _, s := range a.pub.order {
-		pats := make([]string, len(s.patterns))
-		for i, p := range s.patterns {
-			pats[i] = p.text
-		}
-		in.pubs = append(in.pubs, SubscriberInfo{Publisher: a.ref.addr, PublisherName: name, Subscriber: s.addr, Patterns: pats})
-	}
-	ids := make([]uint64, 0, len(a.watchTargets))
-	for id := range a.watchTargets {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
-	for _, id := range ids {
-		in.watches = append(in.watches, WatchInfo{Watcher: a.ref.addr, WatcherName: name, Target: a.watchTargets[id]})
-	}
-	a.ref.interests.Store(in)
-}
-
-func compareAddress(x, y Address) int {
+// CompareAddress orders addresses by process, then service id.
+func CompareAddress(x, y Address) int {
 	switch {
 	case x.Process != y.Process:
 		if x.Process < y.Process {
@@ -165,7 +136,7 @@ type ServiceStats struct {
 }
 
 // Stats returns the runtime's counters.
-func (rt *Runtime) Stats() Stats {
+func (rt *Kernel) Stats() Stats {
 	s := Stats{Requests: rt.stats.requests.Load(), LateReplies: rt.stats.lateReplies.Load(),
 		Undelivered: rt.stats.undelivered.Load(), ServiceDrops: rt.stats.droppedAtService.Load(),
 		Failures: map[Code]uint64{}, Pending: rt.pending.len(),
@@ -177,7 +148,7 @@ func (rt *Runtime) Stats() Stats {
 	})
 	rt.ix.mu.RLock()
 	s.LocalServices, s.Bindings, s.Processes = len(rt.ix.locals), len(rt.ix.byAddr), len(rt.ix.procs)
-	refs := make([]*agentRef, 0, len(rt.ix.locals))
+	refs := make([]*Local, 0, len(rt.ix.locals))
 	for _, r := range rt.ix.locals {
 		refs = append(refs, r)
 	}

@@ -1,4 +1,4 @@
-package service
+package registry
 
 import (
 	"slices"
@@ -26,8 +26,8 @@ type source struct {
 type entry struct {
 	name, audience, node string
 	addr                 Address
-	seq                  uint64    // when first seen: the tie-break of rule 13
-	local                *agentRef // nil for remote bindings
+	seq                  uint64 // when first seen: the tie-break of rule 13
+	local                *Local // nil for remote bindings
 	withdrawn            atomic.Bool
 
 	// Guarded by index.mu; changed only by the registry actor.
@@ -92,7 +92,7 @@ type index struct {
 	byAddr  map[Address]*entry
 	byName  map[string][]*entry // best first; read and changed under mu only
 	byGroup map[string]map[Address]*entry
-	locals  map[uint64]*agentRef // every local agent, hidden ones too
+	locals  map[uint64]*Local // every local agent, hidden ones too
 	procs   map[ProcessID]*procEntry
 	learned map[ProcessID]Link // reverse-path routes learned from envelopes
 }
@@ -102,7 +102,7 @@ func newIndex() *index {
 		byAddr:  map[Address]*entry{},
 		byName:  map[string][]*entry{},
 		byGroup: map[string]map[Address]*entry{},
-		locals:  map[uint64]*agentRef{},
+		locals:  map[uint64]*Local{},
 		procs:   map[ProcessID]*procEntry{},
 		learned: map[ProcessID]Link{},
 	}
@@ -133,7 +133,7 @@ func (ix *index) lookup(a Address) *entry {
 	return e
 }
 
-func (ix *index) local(id uint64) *agentRef {
+func (ix *index) local(id uint64) *Local {
 	ix.mu.RLock()
 	a := ix.locals[id]
 	ix.mu.RUnlock()
@@ -193,12 +193,12 @@ func sortSources(s []source) {
 // Messages the registry actor handles.
 type (
 	regAddLocal struct {
-		ref  *agentRef
+		ref  *Local
 		done chan error
 	}
-	regAnnounce    struct{ ref *agentRef }
+	regAnnounce    struct{ ref *Local }
 	regRemoveLocal struct {
-		ref  *agentRef
+		ref  *Local
 		done chan struct{}
 	}
 	regGroup struct {
@@ -241,7 +241,7 @@ const (
 	watchAll
 )
 
-// watcher is one registry watch; events go to pid as *watchEvent.
+// watcher is one registry watch; events go to pid as *WatchEvent.
 type watcher struct {
 	id    uint64
 	pid   *actor.PID
@@ -251,14 +251,8 @@ type watcher struct {
 	ready chan struct{} // closed once the snapshot is queued; may be nil
 }
 
-// watchEvent is what a watching agent receives.
-type watchEvent struct {
-	id uint64
-	ev RegistryEvent
-}
-
 type registry struct {
-	rt  *Runtime
+	rt  *Kernel
 	ix  *index
 	seq uint64
 
@@ -271,7 +265,7 @@ type registry struct {
 	ctx       actor.Context
 }
 
-func newRegistry(rt *Runtime) *registry {
+func newRegistry(rt *Kernel) *registry {
 	return &registry{
 		rt: rt, ix: rt.ix,
 		watchers: map[uint64]*watcher{},
@@ -319,7 +313,7 @@ func (r *registry) Receive(ctx actor.Context) {
 
 // --- local services ---
 
-func (r *registry) addLocal(ref *agentRef) error {
+func (r *registry) addLocal(ref *Local) error {
 	r.ix.wlock()
 	r.ix.locals[ref.id] = ref
 	r.ix.wunlock()
@@ -329,7 +323,7 @@ func (r *registry) addLocal(ref *agentRef) error {
 	return nil
 }
 
-func (r *registry) announce(ref *agentRef) {
+func (r *registry) announce(ref *Local) {
 	ref.hidden.Store(false)
 	if ref.name == "" || r.ix.lookup(ref.addr) != nil {
 		return // anonymous agents (callers, watchers) are never listed
@@ -343,7 +337,7 @@ func (r *registry) announce(ref *agentRef) {
 	r.add(e, nil)
 }
 
-func (r *registry) removeLocal(ref *agentRef) {
+func (r *registry) removeLocal(ref *Local) {
 	// Callers waiting on a service that stops because the runtime is
 	// closing learn that it is shutting down, as Close promises.
 	code := CodeWithdrawn
@@ -358,7 +352,7 @@ func (r *registry) removeLocal(ref *agentRef) {
 	r.ix.wunlock()
 	// Watchers of an unlisted agent's address learn it is gone too.
 	r.goneAddress(ref.addr)
-	r.rt.pending.failTarget(ref.addr, runtimeFailuref(code, "%s was withdrawn before the response arrived", ref.addr))
+	r.rt.pending.failTarget(ref.addr, RuntimeFailuref(code, "%s was withdrawn before the response arrived", ref.addr))
 }
 
 // --- bindings ---
@@ -415,7 +409,7 @@ func (r *registry) remove(e *entry, code Code) {
 	}
 	r.notify(RegistryEvent{Kind: Withdrawn, Binding: b}, r.all, r.byName[e.name], r.byAddr[e.addr])
 	r.feed(Change{Kind: Withdrawn, Binding: b, Origin: origin})
-	r.rt.pending.failTarget(e.addr, runtimeFailuref(code, "%s (%s) was withdrawn before the response arrived", e.name, e.addr))
+	r.rt.pending.failTarget(e.addr, RuntimeFailuref(code, "%s (%s) was withdrawn before the response arrived", e.name, e.addr))
 }
 
 // group records a service joining or leaving a service group (REG6).
@@ -497,10 +491,10 @@ func (r *registry) watch(w *watcher) {
 	// The snapshot goes first, from the same actor, so no change can slip
 	// between it and the live events (REG1).
 	for _, ev := range r.snapshot(w) {
-		r.ctx.Send(w.pid, &watchEvent{id: w.id, ev: ev})
+		r.ctx.Send(w.pid, &WatchEvent{ID: w.id, Event: ev})
 	}
 	if w.kind == watchAddress && !r.reachable(w.addr) {
-		r.ctx.Send(w.pid, &watchEvent{id: w.id, ev: RegistryEvent{Kind: Withdrawn, Binding: Binding{Address: w.addr}}})
+		r.ctx.Send(w.pid, &WatchEvent{ID: w.id, Event: RegistryEvent{Kind: Withdrawn, Binding: Binding{Address: w.addr}}})
 	}
 	if w.ready != nil {
 		close(w.ready)
@@ -599,7 +593,7 @@ func deleteWatcher[K comparable](m map[K]map[uint64]*watcher, k K, id uint64) {
 func (r *registry) notify(ev RegistryEvent, sets ...map[uint64]*watcher) {
 	for _, set := range sets {
 		for id, w := range set {
-			r.ctx.Send(w.pid, &watchEvent{id: id, ev: ev})
+			r.ctx.Send(w.pid, &WatchEvent{ID: id, Event: ev})
 		}
 	}
 }
@@ -775,7 +769,7 @@ func (r *registry) processGone(pe *procEntry, origin Link) {
 			r.goneAddress(a)
 		}
 	}
-	r.rt.pending.failProcess(pe.id, runtimeFailuref(CodeWithdrawn, "process %s (%s) is no longer reachable", pe.id, pe.node))
+	r.rt.pending.failProcess(pe.id, RuntimeFailuref(CodeWithdrawn, "process %s (%s) is no longer reachable", pe.id, pe.node))
 	r.feed(Change{Kind: Withdrawn, Process: true, Origin: origin,
 		Binding: Binding{Address: Address{Process: pe.id}, Node: pe.node, Groups: []string{}}})
 }
@@ -784,7 +778,7 @@ func (r *registry) processGone(pe *procEntry, origin Link) {
 // failing the requests that went through it (rule 17).
 func (r *registry) linkDown(link Link) {
 	info := link.Info()
-	r.rt.pending.failLink(link, runtimeFailuref(CodeLinkLost, "link %s to %s went down", info.ID, info.PeerNode))
+	r.rt.pending.failLink(link, RuntimeFailuref(CodeLinkLost, "link %s to %s went down", info.ID, info.PeerNode))
 	r.ix.wlock()
 	for p, l := range r.ix.learned {
 		if l == link {

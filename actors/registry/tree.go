@@ -1,4 +1,4 @@
-package service
+package registry
 
 import (
 	"sort"
@@ -73,18 +73,18 @@ func (t *Tree) Snapshot() []ActorInfo {
 // a name, counting the messages it handles and exposing its mailbox depth.
 // detail, when not nil, is called by the console for actor-specific facts
 // and must be safe to call from any goroutine.
-func (rt *Runtime) Props(kind, name string, producer actor.Producer, detail func() map[string]any) *actor.Props {
+func (rt *Kernel) Props(kind, name string, producer actor.Producer, detail func() map[string]any) *actor.Props {
 	return rt.trackedProps(kind, name, producer, detail, nil)
 }
 
-func (rt *Runtime) props(kind, name string, producer actor.Producer) *actor.Props {
+func (rt *Kernel) props(kind, name string, producer actor.Producer) *actor.Props {
 	return rt.trackedProps(kind, name, producer, nil, nil)
 }
 
 // trackedProps builds tracked props; mailbox, when not nil, makes the
 // actor's mailbox (services have their own, see serviceMailbox), else
 // it is protoactor's unbounded one.
-func (rt *Runtime) trackedProps(kind, name string, producer actor.Producer, detail func() map[string]any, mailbox actor.MailboxProducer) *actor.Props {
+func (rt *Kernel) trackedProps(kind, name string, producer actor.Producer, detail func() map[string]any, mailbox actor.MailboxProducer) *actor.Props {
 	rec := &actorRecord{kind: kind, name: name}
 	if detail != nil {
 		rec.detail.Store(detail)

@@ -1,4 +1,4 @@
-package service
+package registry
 
 import (
 	"crypto/rand"
@@ -8,7 +8,7 @@ import (
 	"strings"
 )
 
-// ProcessID identifies one running process (one Runtime) for as long as it
+// ProcessID identifies one running process (one Kernel) for as long as it
 // runs. It is random per start, so a restarted process is a new process:
 // its services get new addresses and stale replies cannot reach them.
 type ProcessID uint64

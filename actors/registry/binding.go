@@ -1,4 +1,4 @@
-package service
+package registry
 
 import "slices"
 
@@ -99,7 +99,7 @@ func (allServices) String() string { return "all services" }
 
 // String reads like "available math (9f3a…/1) local".
 func (e RegistryEvent) String() string {
-	s := e.Kind.String() + " " + displayName(e.Binding.Name) + " (" + e.Binding.Address.String() + ") " + e.Binding.Location()
+	s := e.Kind.String() + " " + DisplayName(e.Binding.Name) + " (" + e.Binding.Address.String() + ") " + e.Binding.Location()
 	if e.Group != "" {
 		s += " group " + e.Group
 	}

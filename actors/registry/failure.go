@@ -1,4 +1,4 @@
-package service
+package registry
 
 import (
 	"context"
@@ -115,13 +115,15 @@ func Fail(code Code, description, details string) *Failure {
 	return &Failure{Code: code, Description: description, Details: details}
 }
 
-// runtimeFailure builds a failure of the runtime's own with its standard text.
-func runtimeFailure(code Code, details string) *Failure {
+// RuntimeFailure builds a failure of the runtime's own with its standard
+// text.
+func RuntimeFailure(code Code, details string) *Failure {
 	return &Failure{Code: code, Description: code.String(), Origin: OriginRuntime, Details: details}
 }
 
-func runtimeFailuref(code Code, format string, args ...any) *Failure {
-	return runtimeFailure(code, fmt.Sprintf(format, args...))
+// RuntimeFailuref is RuntimeFailure with the details formatted.
+func RuntimeFailuref(code Code, format string, args ...any) *Failure {
+	return RuntimeFailure(code, fmt.Sprintf(format, args...))
 }
 
 // AsFailure turns any error into a Failure: failures pass through, context
@@ -138,10 +140,10 @@ func AsFailure(err error) *Failure {
 		return f
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
-		return runtimeFailure(CodeTimedOut, err.Error())
+		return RuntimeFailure(CodeTimedOut, err.Error())
 	}
 	if errors.Is(err, context.Canceled) {
-		return runtimeFailure(CodeCancelled, err.Error())
+		return RuntimeFailure(CodeCancelled, err.Error())
 	}
-	return runtimeFailure(CodeHandlerError, err.Error())
+	return RuntimeFailure(CodeHandlerError, err.Error())
 }

@@ -1,0 +1,236 @@
+package registry
+
+import (
+	"context"
+	"time"
+)
+
+// --- routing ---
+
+// route sends an envelope on its way: to a local agent, to the pending
+// call it answers, or to the link toward its process. from is the link it
+// arrived on (nil when sent here), so it never bounces straight back.
+// A report's sender learns of congestion from the returned failure.
+func (rt *Kernel) route(e *Envelope, from Link) *Failure {
+	if e.To.Process == rt.pid {
+		rt.deliverLocal(e)
+		return nil
+	}
+	link := rt.ix.routeTo(e.To.Process)
+	if link == nil || link == from {
+		f := RuntimeFailuref(CodeNoSuchService, "no route to process %s", e.To.Process)
+		rt.undeliverable(e, f, false)
+		return f
+	}
+	if err := link.Send(e); err != nil {
+		f := AsFailure(err)
+		if e.Kind == KindReport && f.Code == CodeOverloaded {
+			return f // queued or dropped by the link, which counts it
+		}
+		rt.undeliverable(e, f, false)
+		return f
+	}
+	return nil
+}
+
+func (rt *Kernel) deliverLocal(e *Envelope) {
+	if e.Kind == KindResponse || e.Kind == KindFailure {
+		rt.pending.complete(e)
+		return
+	}
+	ref := rt.ix.local(e.To.ID)
+	if ref == nil || (e.Kind == KindRequest && ref.hidden.Load()) {
+		rt.undeliverable(e, RuntimeFailuref(CodeNoSuchService, "no service at %s", e.To), false)
+		return
+	}
+	if f := rt.post(ref, e); f != nil {
+		rt.undeliverable(e, f, true)
+	}
+}
+
+// post puts an envelope in a local service's mailbox, within its queue
+// limit (SPEC rule 25; see serviceMailbox): a report or one-way message
+// is queued, older ones dropped to make room, or dropped itself (all
+// counted); a request over the limit is refused with CodeOverloaded.
+// That bounds the memory a slow service can make its process hold,
+// whoever sends to it.
+func (rt *Kernel) post(ref *Local, e *Envelope) *Failure {
+	class := classLimited
+	switch e.Kind {
+	case KindReport, KindMessage:
+		class = classDroppable
+	case KindSubscribe, KindUnsubscribe:
+		class = classFree
+	}
+	if q, ok := ref.mb.offer(e, int64(e.Size()), class); !ok {
+		ref.refused.Add(1)
+		return RuntimeFailuref(CodeOverloaded, "%s is %d bytes behind, over its queue limit of %d", DisplayName(ref.name), q, rt.cfg.ServiceQueueLimit)
+	}
+	return nil
+}
+
+// undeliverable answers a request that cannot go on with a failure, and
+// counts anything else as dropped. notRun marks the failure as one the
+// caller may retry elsewhere: the request provably reached no handler.
+func (rt *Kernel) undeliverable(e *Envelope, f *Failure, notRun bool) {
+	rt.stats.countFailure(f.Code)
+	if e.Kind != KindRequest {
+		rt.stats.undelivered.Add(1)
+		return
+	}
+	rt.route(&Envelope{Kind: KindFailure, To: e.From, From: e.To, Conv: e.Conv, ContentType: ContentCBOR, Data: EncodeFailure(f), NotRun: notRun}, nil)
+}
+
+// --- calls ---
+
+// resolved is where a request goes.
+type resolved struct {
+	addr  Address
+	entry *entry // the binding, when the target is listed
+	local *Local // set for local targets
+	via   Link   // set for remote targets
+}
+
+// resolve finds the service a target names (rule 13 for names).
+func (rt *Kernel) resolve(to Target) (resolved, *Failure) {
+	switch t := to.(type) {
+	case Name:
+		e := rt.ix.best(string(t))
+		if e == nil {
+			return resolved{}, RuntimeFailuref(CodeNoSuchService, "no service named %q", string(t))
+		}
+		return rt.resolveEntry(e)
+	case Address:
+		if e := rt.ix.lookup(t); e != nil {
+			return rt.resolveEntry(e)
+		}
+		if t.Process == rt.pid {
+			if ref := rt.ix.local(t.ID); ref != nil && !ref.hidden.Load() {
+				return resolved{addr: t, local: ref}, nil
+			}
+			return resolved{}, RuntimeFailuref(CodeNoSuchService, "no service at %s", t)
+		}
+		if l := rt.ix.routeTo(t.Process); l != nil {
+			return resolved{addr: t, via: l}, nil
+		}
+		return resolved{}, RuntimeFailuref(CodeNoSuchService, "no route to %s", t)
+	case nil:
+		return resolved{}, RuntimeFailure(CodeNoSuchService, "no target")
+	}
+	return resolved{}, RuntimeFailuref(CodeNoSuchService, "cannot call %s", to)
+}
+
+func (rt *Kernel) resolveEntry(e *entry) (resolved, *Failure) {
+	if e.local != nil {
+		return resolved{addr: e.addr, entry: e, local: e.local}, nil
+	}
+	rt.ix.mu.RLock()
+	via := e.via()
+	rt.ix.mu.RUnlock()
+	if via == nil {
+		return resolved{}, RuntimeFailuref(CodeNoSuchService, "no route to %s", e.addr)
+	}
+	return resolved{addr: e.addr, entry: e, via: via}, nil
+}
+
+// send puts a request on its way and registers pc under a new
+// conversation id. On failure pc is not registered.
+func (rt *Kernel) send(pc *pendingCall, from Address, r resolved, method string, p Payload) *Failure {
+	if len(p.Data) > rt.cfg.MaxPayload {
+		return RuntimeFailuref(CodePayloadTooLarge, "arguments are %d bytes, the limit is %d", len(p.Data), rt.cfg.MaxPayload)
+	}
+	pc.conv = rt.nextConv.Add(1)
+	pc.target, pc.via = r.addr, r.via
+	if f := rt.pending.add(pc); f != nil {
+		return f
+	}
+	// Checked after registering: either we see the withdrawal here or the
+	// registry's failTarget sees our call (both under the table's lock).
+	if r.entry != nil && r.entry.withdrawn.Load() {
+		rt.pending.take(pc.conv)
+		return RuntimeFailuref(CodeWithdrawn, "%s was withdrawn", r.addr)
+	}
+	// The same for an unlisted local service: the registry drops it from
+	// the locals before failing the calls waiting on it.
+	if r.entry == nil && r.local != nil && rt.ix.local(r.addr.ID) != r.local {
+		rt.pending.take(pc.conv)
+		return RuntimeFailuref(CodeWithdrawn, "%s has stopped", r.addr)
+	}
+	rt.stats.requests.Add(1)
+	e := &Envelope{Kind: KindRequest, To: r.addr, From: from, Conv: pc.conv, Subject: method, ContentType: p.ContentType, Data: p.Data}
+	if r.local != nil {
+		if f := rt.post(r.local, e); f != nil {
+			rt.pending.take(pc.conv)
+			return f
+		}
+		return nil
+	}
+	if err := r.via.Send(e); err != nil {
+		rt.pending.take(pc.conv)
+		return AsFailure(err)
+	}
+	return nil
+}
+
+// CallFrom calls a method on behalf of from (a service of this process,
+// or the process itself: Address{Process: ProcessID()}) and waits for
+// the answer, ctx's deadline or the configured CallTimeout, whichever
+// comes first. The error is a *Failure.
+func (rt *Kernel) CallFrom(ctx context.Context, from Address, to Target, method string, args []any) (Payload, error) {
+	if rt.closing.Load() {
+		rt.stats.countFailure(CodeShutdown)
+		return Payload{}, RuntimeFailure(CodeShutdown, "runtime is closed")
+	}
+	r, f := rt.resolve(to)
+	if f != nil {
+		rt.stats.countFailure(f.Code)
+		return Payload{}, f
+	}
+	p, err := encodeArgs(args)
+	if err != nil {
+		return Payload{}, RuntimeFailure(CodeBadArguments, err.Error())
+	}
+	pc := syncCallPool.Get().(*pendingCall)
+	if f := rt.send(pc, from, r, method, p); f != nil {
+		syncCallPool.Put(pc)
+		rt.stats.countFailure(f.Code)
+		return Payload{}, f
+	}
+	var expired <-chan time.Time
+	if _, has := ctx.Deadline(); !has {
+		pc.timer.Reset(rt.cfg.CallTimeout)
+		expired = pc.timer.C
+	}
+	var res Payload
+	select {
+	case <-pc.done:
+		res, f = pc.res, pc.fail
+	case <-ctx.Done():
+		f = rt.abandon(pc, AsFailure(ctx.Err()))
+		res = pc.res
+	case <-expired:
+		f = rt.abandon(pc, RuntimeFailuref(CodeTimedOut, "no answer within %v", rt.cfg.CallTimeout))
+		res = pc.res
+	}
+	if expired != nil {
+		pc.timer.Stop()
+	}
+	pc.res, pc.fail, pc.via = Payload{}, nil, nil
+	syncCallPool.Put(pc)
+	if f != nil {
+		rt.stats.countFailure(f.Code)
+		return Payload{}, f
+	}
+	return res, nil
+}
+
+// abandon gives up waiting. When the answer is being delivered at this
+// very moment, it waits for it, so the pooled call is never reused while
+// someone still writes to it.
+func (rt *Kernel) abandon(pc *pendingCall, f *Failure) *Failure {
+	if rt.pending.take(pc.conv) != nil {
+		return f
+	}
+	<-pc.done
+	return pc.fail
+}
