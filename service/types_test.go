@@ -279,3 +279,21 @@ func TestPayloadDecodeAndValue(t *testing.T) {
 		t.Fatal("Encode of a func succeeded")
 	}
 }
+
+// TestServiceIDsAreRandom checks that a service's address cannot be
+// guessed from its process's: ids are random 64-bit numbers, not 1, 2,
+// 3 in the order services started.
+func TestServiceIDsAreRandom(t *testing.T) {
+	rt := newRuntime(t, service.Config{})
+	seen := map[uint64]bool{}
+	for i := range 8 {
+		addr, err := rt.Start(context.Background(), fmt.Sprintf("s%d", i), service.SetupFunc(func(*service.Agent) error { return nil }))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if addr.ID < 1<<32 || seen[addr.ID] {
+			t.Fatalf("service %d got id %d (seen: %v): want a random, unique 64-bit id", i, addr.ID, seen)
+		}
+		seen[addr.ID] = true
+	}
+}

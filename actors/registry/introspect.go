@@ -57,7 +57,7 @@ func (rt *Kernel) Interests() Interests {
 		refs = append(refs, r)
 	}
 	rt.ix.mu.RUnlock()
-	sort.Slice(refs, func(i, j int) bool { return refs[i].id < refs[j].id })
+	sort.Slice(refs, func(i, j int) bool { return refs[i].seq < refs[j].seq })
 	out := Interests{Subscriptions: []SubscriptionInfo{}, Subscribers: []SubscriberInfo{}, Watches: []WatchInfo{}}
 	for _, r := range refs {
 		if in := r.interests.Load(); in != nil {
@@ -153,7 +153,7 @@ func (rt *Kernel) Stats() Stats {
 		refs = append(refs, r)
 	}
 	rt.ix.mu.RUnlock()
-	sort.Slice(refs, func(i, j int) bool { return refs[i].id < refs[j].id })
+	sort.Slice(refs, func(i, j int) bool { return refs[i].seq < refs[j].seq })
 	s.Services = make([]ServiceStats, len(refs))
 	for i, r := range refs {
 		busy, stuck := r.mb.busy()

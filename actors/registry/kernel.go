@@ -121,7 +121,7 @@ type Kernel struct {
 	tree       *Tree
 	dispatcher actor.Dispatcher
 
-	nextLocal atomic.Uint64
+	nextSeq   atomic.Uint64 // start order of local services
 	nextConv  atomic.Uint64
 	nextWatch atomic.Uint64
 	started   time.Time

@@ -9,6 +9,7 @@ import (
 // Local is what the registry and the router know of a local agent.
 type Local struct {
 	id       uint64
+	seq      uint64 // the order services started in (ids are random)
 	addr     Address
 	name     string
 	audience string

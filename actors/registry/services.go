@@ -3,6 +3,7 @@ package registry
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -13,13 +14,18 @@ import (
 // withdrawing services, watches, requests a service sends and the
 // counters its limits keep. Programs and exchanges do not use it.
 
-// NewLocal makes the record of a service about to start: its address
-// (a random id, see Kernel.nextLocalID), its mailbox and what the
-// registry will list.
+// NewLocal makes the record of a service about to start: its address,
+// its mailbox and what the registry will list. The service id is random
+// (64 bits): knowing a process's id, one cannot guess the address of a
+// service it did not announce (audience "" keeps a service out of every
+// listing, and an address is enough to send to it).
 func (k *Kernel) NewLocal(name, audience string, groups []string, hidden bool) *Local {
 	l := &Local{name: name, audience: audience, groups: groups, done: make(chan struct{})}
 	l.hidden.Store(hidden)
-	l.id = k.nextLocal.Add(1)
+	l.seq = k.nextSeq.Add(1)
+	for l.id == 0 || k.ix.local(l.id) != nil { // 0 is the process's own endpoint
+		l.id = rand.Uint64()
+	}
 	l.addr = Address{Process: k.pid, ID: l.id}
 	l.mb = newServiceMailbox(k, l)
 	return l
