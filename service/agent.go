@@ -62,7 +62,7 @@ type Agent struct {
 	inbound      registry.Envelope  // reused for envelopes decoded from a batch
 	pub          publisherState
 	sub          subscriberState
-	msgs         []messageHandler
+	msgs         handlers[messageHandler]
 	inSetup      bool
 	stopping     bool
 }

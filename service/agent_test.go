@@ -28,11 +28,12 @@ func TestOneWayMessages(t *testing.T) {
 	alice := startProbe(t, rt, "alice", nil)
 	bob := startProbe(t, rt, "bob", nil)
 	anon := startProbe(t, rt, "", nil)
+	var second *service.Handler
 	inbox.Do(func(a *service.Agent) {
 		a.HandleMessages(alice.Addr, "ping", func(m service.Message) { msgs <- got{"alice-ping", m} })
 		a.HandleMessages(service.Name("bob"), "", func(m service.Message) { msgs <- got{"bob-any", m} })
 		a.HandleMessages(service.AllServices, "x", func(m service.Message) { msgs <- got{"all-x", m} })
-		a.HandleMessages(service.AllServices, "x", func(m service.Message) { msgs <- got{"shadowed", m} })
+		second = a.HandleMessages(service.AllServices, "x", func(m service.Message) { msgs <- got{"all-x again", m} })
 	})
 
 	alice.Do(func(a *service.Agent) {
@@ -48,10 +49,14 @@ func TestOneWayMessages(t *testing.T) {
 		t.Fatalf("content = %v", v)
 	}
 
+	// Every matching handler runs, in the order they were registered.
 	alice.Do(func(a *service.Agent) { _ = a.SendMessage(inbox.Addr, "x", "", "from alice", 8) })
-	if g := recv(t, msgs, "message"); g.handler != "all-x" || g.m.From != alice.Addr || g.m.Sequence != 8 {
-		t.Fatalf("alice's x went to %s: %+v", g.handler, g.m)
+	for _, want := range []string{"all-x", "all-x again"} {
+		if g := recv(t, msgs, "message"); g.handler != want || g.m.From != alice.Addr || g.m.Sequence != 8 {
+			t.Fatalf("alice's x went to %s: %+v; want %s", g.handler, g.m, want)
+		}
 	}
+	inbox.Do(func(*service.Agent) { second.Cancel() })
 
 	bob.Do(func(a *service.Agent) {
 		_ = a.SendMessage(inbox.Addr, "whatever", "d", service.Raw{ContentType: "text/plain", Data: []byte("plain")}, 1)
@@ -262,7 +267,7 @@ func TestSetupErrorFailsStart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer stopWatch()
+	defer stopWatch.Cancel()
 
 	noConfig := errors.New("no config")
 	_, err = rt.Start(ctx, "broken", service.SetupFunc(func(a *service.Agent) error {
@@ -381,7 +386,7 @@ func TestAgentStopFromHandler(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer stopWatch()
+	defer stopWatch.Cancel()
 	wantEvents(t, events, avail("selfstop", addr))
 	if s, err := service.CallFor[string](ctx, rt, addr, "quit"); err != nil || s != "bye" {
 		t.Fatalf("quit: %q, %v", s, err)

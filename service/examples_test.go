@@ -248,7 +248,7 @@ func ExampleRuntime_Watch() {
 	if err != nil {
 		panic(err)
 	}
-	defer stop()
+	defer stop.Cancel()
 	addr, _ := rt.Start(ctx, "db", service.SetupFunc(func(*service.Agent) error { return nil }))
 	_ = rt.StopService(ctx, addr)
 	fmt.Println((<-events).Kind, (<-events).Kind)

@@ -156,7 +156,7 @@ func TestLinkDownFailsRequestsAndWithdrawsBindings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer stopWatch()
+	defer stopWatch.Cancel()
 	importService(rt, la, "remote", r, 0, "g")
 	wantEvents(t, events, avail("remote", r), joined("remote", r, "g"))
 	rt.Kernel().Import(la, registry.Change{Kind: service.Joined, Binding: service.Binding{Address: r}, Group: "h"})

@@ -45,17 +45,18 @@ func (a *Agent) SendMessage(to Target, id, description string, content any, seq 
 
 // HandleMessages runs fn for one-way messages with this id from the
 // services from names (a Name, an Address, or AllServices). An empty id
-// matches every id. The first matching handler, in registration order,
-// gets the message; messages nobody handles are dropped.
-func (a *Agent) HandleMessages(from Target, id string, fn func(Message)) {
-	a.msgs = append(a.msgs, messageHandler{from: from, id: id, fn: fn})
+// matches every id. Every matching handler gets the message, in the
+// order they were registered; messages nobody handles are dropped.
+func (a *Agent) HandleMessages(from Target, id string, fn func(Message)) *Handler {
+	return a.msgs.add(&messageHandler{from: from, id: id, fn: fn})
 }
 
 func (a *Agent) receiveMessage(e *registry.Envelope) {
 	m := Message{From: e.From, ID: e.Subject, Description: e.Pattern, Sequence: e.Seq,
 		Payload: Payload{ContentType: e.ContentType, Data: e.Data}}
 	var senderName string
-	for _, h := range a.msgs {
+	handled := false
+	for _, h := range a.msgs.list {
 		if h.id != "" && h.id != m.ID {
 			continue
 		}
@@ -76,6 +77,9 @@ func (a *Agent) receiveMessage(e *registry.Envelope) {
 		}
 		fn := h.fn
 		a.guard("message handler", func() { fn(m) })
+		handled = true
+	}
+	if handled {
 		return
 	}
 	a.log.Debug("dropping unexpected message", "from", m.From, "id", m.ID)

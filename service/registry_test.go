@@ -61,7 +61,7 @@ func TestHiddenServiceAnnouncesLater(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer stopWatch()
+	defer stopWatch.Cancel()
 
 	shy := start(t, rt, "shy", func(a *service.Agent) error {
 		a.Export("hello", func() string { return "hi" })
@@ -120,7 +120,7 @@ func TestAnonymousServiceNeverListed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer stopWatch()
+	defer stopWatch.Cancel()
 
 	senders := make(chan service.Address, 1)
 	math := start(t, rt, "math", func(a *service.Agent) error {
@@ -385,7 +385,7 @@ func TestRuntimeWatch(t *testing.T) {
 	stop(t, rt, r1)
 	wantEvents(t, events, avail("rw", r2), withdrawn("rw", r1))
 
-	stopWatch()
+	stopWatch.Cancel()
 	stop(t, rt, r2)
 	r3 := start(t, rt, "rw", func(a *service.Agent) error { return nil })
 	// A second watch sees r3; the stopped one, whose service is gone,
@@ -395,7 +395,7 @@ func TestRuntimeWatch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer stop2()
+	defer stop2.Cancel()
 	wantEvents(t, later, avail("rw", r3))
 	empty(t, events, "event after stop")
 }

@@ -54,14 +54,16 @@ type publisherState struct {
 	subscribers    map[Address]*subscriberPatterns
 	order          []*subscriberPatterns // in the order they first subscribed
 	kept           map[string]*kept
-	onSubscription func(SubscriptionEvent)
+	onSubscription handlers[func(SubscriptionEvent)]
 	refusedLog     rateLog // subscriptions over the limits, for the log
 }
 
-// OnSubscription sets a callback for subscribers coming and going on
+// OnSubscription adds a callback for subscribers coming and going on
 // this service's reports, so it can send a new subscriber the current
 // state (see SendReport).
-func (a *Agent) OnSubscription(fn func(SubscriptionEvent)) { a.pub.onSubscription = fn }
+func (a *Agent) OnSubscription(fn func(SubscriptionEvent)) *Handler {
+	return a.pub.onSubscription.add(&fn)
+}
 
 // Publish sends a report to every subscriber whose pattern matches the
 // subject, once per matching pattern (SPEC rules 18, 19). A report kept
@@ -350,8 +352,8 @@ func (a *Agent) removeSubscriber(sub Address) {
 }
 
 func (a *Agent) notifySubscription(ev SubscriptionEvent) {
-	if fn := a.pub.onSubscription; fn != nil {
-		a.guard("subscription handler", func() { fn(ev) })
+	for _, fn := range a.pub.onSubscription.list {
+		a.guard("subscription handler", func() { (*fn)(ev) })
 	}
 }
 
@@ -374,15 +376,17 @@ type pubPattern struct {
 	pattern string
 }
 
-type acceptKey struct {
-	from    Target
+// acceptor takes directed reports of one subject from a publisher.
+type acceptor struct {
+	from    Target // a Name or an Address
 	subject string
+	fn      func(Report)
 }
 
 type subscriberState struct {
 	subs     []*Subscription
 	attached map[pubPattern]int // subscriptions needing each (publisher, pattern)
-	accept   map[acceptKey]func(Report)
+	accept   handlers[acceptor]
 }
 
 // SubscribeOption configures a subscription.
@@ -511,12 +515,9 @@ func (s *Subscription) Publishers() []Address {
 
 // AcceptReports receives reports with exactly this subject from the
 // services t names (a Name or an Address) without subscribing: the
-// publisher sends them with SendReport (SPEC rule 29).
-func (a *Agent) AcceptReports(t Target, subject string, fn func(Report)) {
-	if a.sub.accept == nil {
-		a.sub.accept = map[acceptKey]func(Report){}
-	}
-	a.sub.accept[acceptKey{t, subject}] = fn
+// publisher sends them with SendReport.
+func (a *Agent) AcceptReports(t Target, subject string, fn func(Report)) *Handler {
+	return a.sub.accept.add(&acceptor{from: t, subject: subject, fn: fn})
 }
 
 func (a *Agent) receiveReport(e *registry.Envelope) {
@@ -537,18 +538,33 @@ func (a *Agent) receiveReport(e *registry.Envelope) {
 			delivered = true
 		}
 	}
-	if delivered || len(a.sub.accept) == 0 {
+	if delivered || len(a.sub.accept.list) == 0 {
 		return
 	}
-	fn := a.sub.accept[acceptKey{e.From, e.Subject}]
-	if fn == nil {
-		if b, ok := a.rt.LookupAddress(e.From); ok {
-			r.PublisherName = b.Name
-			fn = a.sub.accept[acceptKey{Name(b.Name), e.Subject}]
+	looked := false
+	for _, acc := range a.sub.accept.list {
+		if acc.subject != e.Subject {
+			continue
 		}
-	}
-	if fn != nil {
-		a.deliverReport(fn, r)
+		switch from := acc.from.(type) {
+		case Address:
+			if from != e.From {
+				continue
+			}
+		case Name:
+			if !looked {
+				if b, ok := a.rt.LookupAddress(e.From); ok {
+					r.PublisherName = b.Name
+				}
+				looked = true
+			}
+			if r.PublisherName == "" || string(from) != r.PublisherName {
+				continue
+			}
+		default:
+			continue
+		}
+		a.deliverReport(acc.fn, r)
 	}
 }
 

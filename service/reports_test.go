@@ -639,3 +639,53 @@ func TestKeptReportsBeforeReportsFromOnSubscription(t *testing.T) {
 	subscribe(t, sub, service.Name("state"), "state", fn)
 	wantReports(t, reports, "state[state]=old", "state[state]=directed", "state[state]=new")
 }
+
+// TestCallbacksAddAndCancel checks that registering a callback reads the
+// same everywhere: OnSubscription and AcceptReports add (every one that
+// matches runs, in order), and Cancel removes one.
+func TestCallbacksAddAndCancel(t *testing.T) {
+	rt := newRuntime(t)
+	calls := make(chan string, 20)
+	var second, directed *service.Handler
+	pub := startProbe(t, rt, "pub", func(a *service.Agent) {
+		a.OnSubscription(func(service.SubscriptionEvent) { calls <- "first" })
+		second = a.OnSubscription(func(service.SubscriptionEvent) { calls <- "second" })
+	})
+	sub := startProbe(t, rt, "sub", func(a *service.Agent) {
+		a.AcceptReports(service.Name("pub"), "hi", func(service.Report) { calls <- "accept by name" })
+		directed = a.AcceptReports(service.Name("pub"), "hi", func(service.Report) { calls <- "accept again" })
+	})
+	sub.Do(func(a *service.Agent) {
+		if _, err := a.Subscribe(service.Name("pub"), "one", func(service.Report) {}); err != nil {
+			t.Error(err)
+		}
+	})
+	if got := recvN(t, calls, 2, "subscription callbacks"); got[0] != "first" || got[1] != "second" {
+		t.Fatalf("callbacks ran %v, want first then second", got)
+	}
+	pub.Do(func(a *service.Agent) {
+		second.Cancel()
+		second.Cancel() // again: nothing
+		if err := a.SendReport(sub.Addr, "hi", 1); err != nil {
+			t.Error(err)
+		}
+	})
+	if got := recvN(t, calls, 2, "directed report callbacks"); got[0] != "accept by name" || got[1] != "accept again" {
+		t.Fatalf("callbacks ran %v", got)
+	}
+	sub.Do(func(a *service.Agent) {
+		directed.Cancel()
+		if _, err := a.Subscribe(service.Name("pub"), "two", func(service.Report) {}); err != nil {
+			t.Error(err)
+		}
+	})
+	if got := recv(t, calls, "subscription callback"); got != "first" {
+		t.Fatalf("after Cancel, %q ran", got)
+	}
+	pub.Do(func(a *service.Agent) { _ = a.SendReport(sub.Addr, "hi", 2) })
+	if got := recv(t, calls, "directed report callback"); got != "accept by name" {
+		t.Fatalf("after Cancel, %q ran", got)
+	}
+	sub.Do(func(*service.Agent) {})
+	empty(t, calls, "callback")
+}

@@ -8,6 +8,7 @@ import (
 type Watch struct {
 	agent *Agent
 	id    uint64
+	stop  func() // for Runtime.Watch: stops the service that watches
 }
 
 // Watch tells fn of every binding matching t — a Name, an Address, a
@@ -35,7 +36,12 @@ func (a *Agent) watch(t Target, fn func(RegistryEvent)) *Watch {
 
 // Cancel ends the watch; no event reaches the handler afterwards.
 func (w *Watch) Cancel() {
-	if w == nil || w.agent.watches == nil {
+	if w != nil && w.stop != nil {
+		w.stop()
+		w.stop = nil
+		return
+	}
+	if w == nil || w.agent == nil || w.agent.watches == nil {
 		return
 	}
 	if _, ok := w.agent.watches[w.id]; ok {
@@ -52,10 +58,10 @@ func (w *Watch) Cancel() {
 // (SPEC rule 13).
 func (a *Agent) Lookup(name string) []Binding { return a.rt.Lookup(name) }
 
-// Watch runs fn, on a goroutine of its own, for every registry event
-// matching t (see Agent.Watch) until the returned stop function is
-// called. It returns once the snapshot of existing bindings is queued.
-func (rt *Runtime) Watch(ctx context.Context, t Target, fn func(RegistryEvent)) (stop func(), err error) {
+// Watch runs fn, inside a service of its own, for every registry event
+// matching t (see Agent.Watch) until the watch is cancelled. It returns
+// once the snapshot of existing bindings is queued.
+func (rt *Runtime) Watch(ctx context.Context, t Target, fn func(RegistryEvent)) (*Watch, error) {
 	addr, err := rt.Start(ctx, "", SetupFunc(func(a *Agent) error {
 		a.Watch(t, fn)
 		return nil
@@ -63,5 +69,5 @@ func (rt *Runtime) Watch(ctx context.Context, t Target, fn func(RegistryEvent)) 
 	if err != nil {
 		return nil, err
 	}
-	return func() { _ = rt.StopService(context.Background(), addr) }, nil
+	return &Watch{stop: func() { _ = rt.StopService(context.Background(), addr) }}, nil
 }

@@ -207,7 +207,7 @@ func (c *Console) events(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, "cannot watch the registry: "+err.Error())
 		return
 	}
-	defer stopWatch()
+	defer stopWatch.Cancel()
 
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")

@@ -280,7 +280,7 @@ func watch(t testing.TB, p *proc, target service.Target) *events {
 	if err != nil {
 		t.Fatalf("watch %v on %s: %v", target, p.name, err)
 	}
-	t.Cleanup(stop)
+	t.Cleanup(stop.Cancel)
 	return ev
 }
 

@@ -34,7 +34,7 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	defer stopWatch()
+	defer stopWatch.Cancel()
 
 	// The math service publishes a retained "status" report at start.
 	mathAddr, err := rt.Start(ctx, "math", service.SetupFunc(func(a *service.Agent) error {

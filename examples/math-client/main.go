@@ -78,7 +78,7 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	defer stopWatch()
+	defer stopWatch.Cancel()
 	select {
 	case <-found:
 	case <-ctx.Done():
