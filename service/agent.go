@@ -3,10 +3,11 @@ package service
 import (
 	"context"
 	"fmt"
-	"github.com/netsvc-go/netsvc/actors/registry"
 	"log/slog"
 	"runtime/debug"
 	"time"
+
+	"github.com/netsvc-go/netsvc/actors/registry"
 
 	"github.com/asynkron/protoactor-go/actor"
 )

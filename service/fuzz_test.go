@@ -2,12 +2,13 @@ package service
 
 import (
 	"context"
-	"github.com/netsvc-go/netsvc/actors/registry"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"github.com/netsvc-go/netsvc/actors/registry"
 )
 
 // Fuzz targets for what a service reads from the wire and the command

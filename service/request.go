@@ -3,10 +3,11 @@ package service
 import (
 	"context"
 	"fmt"
-	"github.com/netsvc-go/netsvc/actors/registry"
 	"reflect"
 	"runtime/debug"
 	"time"
+
+	"github.com/netsvc-go/netsvc/actors/registry"
 )
 
 // Request is the request a handler is serving. A handler whose first

@@ -230,3 +230,31 @@ func (b *Budget) admitQueued(q *outQueue, n int) bool {
 	}
 	return true
 }
+
+// sync brings, locked, the queue's charge against the node's budget to
+// what it holds.
+func (q *outQueue) sync() {
+	if q.budget == nil {
+		return
+	}
+	cur := int64(q.live + q.inflight)
+	if d := cur - q.charged.Load(); d != 0 {
+		q.charged.Store(cur)
+		q.budget.queued.Add(d)
+	}
+}
+
+// relieve makes the queue pay for a node out of outbound room: its
+// reports are dropped, and if it still holds anything (answers, which
+// cannot be) the link is closed.
+func (q *outQueue) relieve() {
+	q.mu.Lock()
+	q.dropping = true
+	q.dropOldestReports(q.live)
+	held := q.live + q.inflight
+	shut := held > 0 && !q.closed
+	q.mu.Unlock()
+	if shut && q.overBudget != nil {
+		q.overBudget("the node's outbound budget is full and this link held the most (" + itoa(held) + " bytes)")
+	}
+}

@@ -1,0 +1,80 @@
+package connection
+
+// Backpressure hop by hop: a relay waits, briefly, for room on a link
+// that drains, rather than dropping what its publisher could not know was
+// too much.
+
+import (
+	"time"
+)
+
+// A relaying reader waits at most relayWait per read for room on
+// draining links; a write that has taken longer than stallAfter means its
+// peer is not keeping up. Variables so tests can stretch them.
+var (
+	relayWait  = 20 * time.Millisecond
+	stallAfter = 50 * time.Millisecond
+)
+
+// awaitRoom holds a relaying reader back while the queue has no room for
+// n more bytes but is draining. The reader's own socket then goes unread,
+// TCP slows the link upstream, its queue fills and its publisher is told
+// to pause (Publish returns overloaded): backpressure hop by hop, rather
+// than a relay dropping reports the publisher had no way to know were
+// too many. A queue whose writer is stuck (a peer that stopped reading)
+// is not waited on: its limits apply as before (reports drop oldest
+// first, requests are refused).
+//
+// The wait ends at *deadline, which the first wait of a read sets
+// relayWait ahead (0: not set yet): everything else the incoming link
+// carries is held up for no longer than that per read: once it has
+// passed, later calls in the same read return at once. awaitRoom reports
+// false when it gave up at the deadline.
+func (q *outQueue) awaitRoom(n int, deadline *int64) bool {
+	if n > q.soft {
+		return true // no room will do: the queue's limits decide
+	}
+	var timer *time.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for !q.closed && q.live+q.inflight >= q.soft {
+		now := nanotime()
+		if q.writing && now-q.writeStart > int64(stallAfter) {
+			return true
+		}
+		if *deadline == 0 {
+			*deadline = now + int64(relayWait)
+		} else if now >= *deadline {
+			return false
+		}
+		if q.roomWait == nil {
+			q.roomWait = make(chan struct{})
+		}
+		room := q.roomWait
+		q.mu.Unlock()
+		if timer == nil {
+			timer = time.NewTimer(time.Duration(*deadline - now))
+		} else {
+			timer.Reset(time.Duration(*deadline - now))
+		}
+		select {
+		case <-room:
+		case <-timer.C:
+		}
+		q.mu.Lock()
+	}
+	return true
+}
+
+// roomFreed wakes, locked, the relays waiting in awaitRoom.
+func (q *outQueue) roomFreed() {
+	if q.roomWait != nil {
+		close(q.roomWait)
+		q.roomWait = nil
+	}
+}
