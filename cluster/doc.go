@@ -7,6 +7,15 @@
 //
 //   - joins the seeds in the background, retrying with backoff (and again
 //     whenever the node finds itself alone), so nodes may start in any order;
+//   - reconnects, as Serf does: it remembers the gossip address of every
+//     member it saw fail (not of those that left) and of its seeds, and
+//     joins them again every Config.ReconnectInterval (30 s in LAN and
+//     Local, 1 s in Fast) for Config.ReconnectTimeout (24 h), whether or
+//     not it is alone, at most 1,024 failed members. memberlist itself
+//     talks only to members it believes alive, so without this a partition
+//     longer than failure detection, or a node started without seeds and
+//     cut off, would never heal. A member that comes back is reported
+//     MemberUp again, under the same name;
 //   - reports every compatible member through [Events]: MemberUp when it
 //     joins or changes its metadata, MemberDown with reason "left" (it called
 //     [Cluster.Leave]) or "dead" (the failure detector gave up on it);
