@@ -36,15 +36,15 @@ func (pn *partitionNet) blocked(from, to string) bool {
 	return pn.side[from] != pn.side[to]
 }
 
-// cut puts each group of members on a side of its own (the first group
-// on side 1, and so on); members in no group stay on side 0.
-func (pn *partitionNet) cut(groups ...[]*testNode) {
+// cut puts each group of gossip addresses on a side of its own (the
+// first group on side 1, and so on); addresses in no group stay on side 0.
+func (pn *partitionNet) cut(groups ...[]string) {
 	pn.mu.Lock()
 	defer pn.mu.Unlock()
 	clear(pn.side)
 	for i, g := range groups {
-		for _, n := range g {
-			pn.side[n.LocalAddr()] = i + 1
+		for _, addr := range g {
+			pn.side[addr] = i + 1
 		}
 	}
 }
@@ -66,14 +66,27 @@ func (pn *partitionNet) dialsTo(addr string) int {
 // config returns a Fast config for node joining join, on this network.
 func (pn *partitionNet) config(node string, join ...string) Config {
 	cfg := testConfig(node, join...)
-	cfg.wrapTransport = func(inner memberlist.NodeAwareTransport) memberlist.NodeAwareTransport {
-		port := inner.(*memberlist.NetTransport).GetAutoBindPort()
-		t := &cutTransport{NodeAwareTransport: inner, net: pn, self: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
-			packets: make(chan *memberlist.Packet), done: make(chan struct{})}
-		go t.filter()
-		return t
-	}
+	cfg.wrapTransport = pn.wrap
 	return cfg
+}
+
+// wrap puts a member's transport (bound to 127.0.0.1) on this network;
+// it is a Config.wrapTransport.
+func (pn *partitionNet) wrap(inner memberlist.NodeAwareTransport) memberlist.NodeAwareTransport {
+	port := inner.(*memberlist.NetTransport).GetAutoBindPort()
+	t := &cutTransport{NodeAwareTransport: inner, net: pn, self: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
+		packets: make(chan *memberlist.Packet), done: make(chan struct{})}
+	go t.filter()
+	return t
+}
+
+// addrs returns the gossip addresses of nodes.
+func addrs(nodes []*testNode) []string {
+	out := make([]string, len(nodes))
+	for i, n := range nodes {
+		out[i] = n.LocalAddr()
+	}
+	return out
 }
 
 // cutTransport is memberlist's transport of one member of a partitionNet.
@@ -238,7 +251,7 @@ func partition(t *testing.T, pn *partitionNet, hold time.Duration, one, two []*t
 	}
 
 	cut := time.Now()
-	pn.cut(one, two)
+	pn.cut(addrs(one), addrs(two))
 	checkFor(t, settle, 10*time.Millisecond, func() error {
 		if err := seesOnly(one, two); err != nil {
 			return err
