@@ -53,11 +53,18 @@ type Cluster struct {
 	evStop chan struct{}
 	evDone chan struct{}
 
-	joinStop chan struct{}
+	joinStop chan struct{} // closed by Leave and Shutdown: stops the join and reconnect loops
 	joinDone chan struct{} // nil when there are no seeds
 	alone    chan struct{}
 
-	joinFailures atomic.Int64 // failed join rounds, for tests
+	rejoin            *rejoinList   // addresses of failed members and seeds, joined again
+	reconnectInterval time.Duration // ≤ 0: reconnecting is off
+	reconnectTimeout  time.Duration
+	rejoinDone        chan struct{} // nil when reconnecting is off
+
+	joinFailures   atomic.Int64 // failed join rounds, for tests
+	rejoinAttempts atomic.Int64 // joins started by the reconnect loop, for tests
+	rejoins        atomic.Int64 // of those, the ones that reached a member
 
 	ready chan struct{} // closed once ml is set
 	acks  chan<- string // guarded by mu; while saying goodbye: names of the peers that acknowledged
@@ -135,7 +142,9 @@ func Start(cfg Config, ev Events) (*Cluster, error) {
 		joinStop: make(chan struct{}),
 		alone:    make(chan struct{}, 1),
 		ready:    make(chan struct{}),
+		rejoin:   newRejoinList(maxRejoin),
 	}
+	c.reconnectInterval, c.reconnectTimeout = cfg.reconnect()
 	c.meta.Store(&encoded)
 	c.self.Store(&meta)
 
@@ -146,10 +155,20 @@ func Start(cfg Config, ev Events) (*Cluster, error) {
 	mc.Ping = d
 	mc.LogOutput = nil
 	mc.Logger = memberlistLogger(logger.With("component", "memberlist", "self", mc.Name))
+	if cfg.wrapTransport != nil {
+		nt, err := netTransport(mc)
+		if err != nil {
+			return nil, fmt.Errorf("cluster: start gossip on %s: %w", bind, err)
+		}
+		mc.Transport = cfg.wrapTransport(nt)
+	}
 
 	go c.deliver()
 	c.ml, err = memberlist.Create(mc)
 	if err != nil {
+		if mc.Transport != nil {
+			_ = mc.Transport.Shutdown()
+		}
 		close(c.evStop)
 		<-c.evDone
 		return nil, fmt.Errorf("cluster: start gossip on %s: %w", bind, err)
@@ -161,12 +180,43 @@ func Start(cfg Config, ev Events) (*Cluster, error) {
 
 	seeds := c.seeds(cfg.Join, bind)
 	c.log.Info("started", "addr", c.addr, "preset", cfg.Preset.String(), "cluster", meta.Cluster,
-		"encrypted", cfg.SecretKey != nil, "seeds", seeds)
+		"encrypted", cfg.SecretKey != nil, "seeds", seeds, "reconnect_interval", c.reconnectInterval,
+		"reconnect_timeout", c.reconnectTimeout)
 	if len(seeds) > 0 {
 		c.joinDone = make(chan struct{})
 		go c.joinLoop(seeds)
 	}
+	if c.reconnectInterval > 0 {
+		for _, s := range seeds {
+			c.rejoin.addSeed(s)
+		}
+		c.rejoinDone = make(chan struct{})
+		go c.reconnectLoop()
+	}
 	return c, nil
+}
+
+// netTransport makes memberlist's own network transport for mc, as
+// memberlist.Create would (retrying a port that another socket took
+// between the TCP and the UDP bind), and sets mc's ports from it.
+func netTransport(mc *memberlist.Config) (*memberlist.NetTransport, error) {
+	var err error
+	for range 10 {
+		var nt *memberlist.NetTransport
+		nt, err = memberlist.NewNetTransport(&memberlist.NetTransportConfig{
+			BindAddrs: []string{mc.BindAddr}, BindPort: mc.BindPort, Logger: mc.Logger})
+		if err == nil {
+			if mc.BindPort == 0 {
+				mc.BindPort = nt.GetAutoBindPort()
+				mc.AdvertisePort = mc.BindPort
+			}
+			return nt, nil
+		}
+		if mc.BindPort != 0 || !strings.Contains(err.Error(), "address already in use") {
+			break
+		}
+	}
+	return nil, err
 }
 
 // bootID returns 16 random hex digits.
@@ -309,11 +359,15 @@ func (c *Cluster) Shutdown() error {
 	return nil
 }
 
-// stop waits for the join loop and the events goroutine to end, then
-// forgets the peers.
+// stop waits for the join and reconnect loops and the events goroutine to
+// end, then forgets the peers. Joins the reconnect loop started may still
+// be under way; they end within memberlist's TCPTimeout.
 func (c *Cluster) stop() {
 	if c.joinDone != nil {
 		<-c.joinDone
+	}
+	if c.rejoinDone != nil {
+		<-c.rejoinDone
 	}
 	close(c.evStop)
 	<-c.evDone

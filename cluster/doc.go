@@ -7,9 +7,20 @@
 //
 //   - joins the seeds in the background, retrying with backoff (and again
 //     whenever the node finds itself alone), so nodes may start in any order;
+//   - reconnects, as Serf does: it remembers the gossip address of every
+//     member it saw fail (not of those that left) and of its seeds, and
+//     joins them again every Config.ReconnectInterval (30 s in LAN and
+//     Local, 1 s in Fast) while no live member has that address, whether
+//     or not it is alone: a failed member for Config.ReconnectTimeout
+//     (24 h), at most 1,024 of them; a seed for as long as it runs.
+//     memberlist itself talks only to members it believes alive, so
+//     without this a partition longer than failure detection, or a node
+//     started without seeds and cut off, would never heal;
 //   - reports every compatible member through [Events]: MemberUp when it
-//     joins or changes its metadata, MemberDown with reason "left" (it called
-//     [Cluster.Leave]) or "dead" (the failure detector gave up on it);
+//     joins, comes back after being declared dead (a partition healed:
+//     the same member, same name) or changes its metadata, MemberDown
+//     with reason "left" (it called [Cluster.Leave]) or "dead" (the
+//     failure detector gave up on it);
 //   - ignores, and logs once, members of another cluster, of another wire
 //     protocol version, or whose metadata it cannot decode, so gossip from a
 //     foreign or newer node can never crash or confuse it;

@@ -219,6 +219,9 @@ func (c *Cluster) memberUp(e event) {
 		c.log.Info("member updated", "member", m.Name, "exchange", meta.Exchange, "group", meta.Group, "role", meta.Role)
 	} else {
 		c.log.Info("member up", "member", m.Name, "addr", m.Addr, "exchange", meta.Exchange, "group", meta.Group, "role", meta.Role)
+		// A member declared dead that comes back (memberlist took its
+		// refutation: dead → alive) is here too, reported up at once.
+		c.rejoinBack(m, time.Now())
 	}
 	c.ev.MemberUp(m)
 }
@@ -238,6 +241,11 @@ func (c *Cluster) memberDown(e event) {
 	}
 	alone := len(c.peers) == 0
 	c.mu.Unlock()
+	if e.kind == evLeaving {
+		c.rejoin.left(e.name) // whether it was up or not: it is not rejoined
+	} else if ok {
+		c.rejoinFailed(p.member, now)
+	}
 	if ok {
 		reason, state := ReasonDead, StateDead
 		if e.kind == evLeaving {
