@@ -30,6 +30,10 @@ type Mesh struct {
 	mu     sync.Mutex
 	peers  map[string]Member // same-group servers, by member name
 	dialed map[string]string // member name → the exchange address this node dials
+	// dead are the members this node closed links to because they were
+	// declared dead: when one is seen alive again (a blip) this node
+	// dials it once itself, whichever side rule 10 says dials.
+	dead map[string]bool
 }
 
 // StartMesh joins the gossip cluster for a node's server exchange. It
@@ -53,7 +57,7 @@ func StartMesh(rt *service.Runtime, x *exchange.Exchange, cfg Config, ev Events)
 		log = rt.Logger()
 	}
 	m := &Mesh{x: x, ev: ev, self: rt.ProcessID(), addr: cfg.Meta.Exchange, group: x.Group(), log: log,
-		peers: map[string]Member{}, dialed: map[string]string{}}
+		peers: map[string]Member{}, dialed: map[string]string{}, dead: map[string]bool{}}
 	c, err := Start(cfg, m)
 	if err != nil {
 		return nil, err
@@ -92,12 +96,18 @@ func (m *Mesh) MemberUp(mb Member) {
 	if dial {
 		m.dialed[mb.Name] = mb.Meta.Exchange
 	}
+	back := m.dead[mb.Name]
+	delete(m.dead, mb.Name)
 	m.mu.Unlock()
+	m.x.Alive(p)
 	if dial {
 		if prev != "" {
 			m.x.Undial(prev)
 		}
 		m.x.Dial(mb.Meta.Exchange)
+	} else if back {
+		// The peer dials, but may never have seen this node drop it.
+		m.x.DialOnce(p, mb.Meta.Exchange)
 	}
 	if !known {
 		m.log.Debug("cluster member up", "member", mb.Name, "exchange", mb.Meta.Exchange, "dial", m.self < p)
@@ -118,6 +128,12 @@ func (m *Mesh) memberDown(mb Member, reason string) {
 	delete(m.peers, mb.Name)
 	addr := m.dialed[mb.Name]
 	delete(m.dialed, mb.Name)
+	if reason == ReasonDead && known {
+		if len(m.dead) >= maxDead {
+			clear(m.dead)
+		}
+		m.dead[mb.Name] = true
+	}
 	for _, other := range m.dialed {
 		if other == addr {
 			// A newer member has the address: the node restarted on
@@ -139,6 +155,9 @@ func (m *Mesh) memberDown(mb Member, reason string) {
 	}
 	m.log.Debug("cluster member down", "member", mb.Name, "reason", reason)
 }
+
+// maxDead bounds the members remembered as declared dead.
+const maxDead = 1024
 
 // Peers returns the same-group servers this node meshes with.
 func (m *Mesh) Peers() []Member {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/netsvc-go/netsvc/actors/exchange"
 	"github.com/netsvc-go/netsvc/actors/node"
+	"github.com/netsvc-go/netsvc/actors/registry"
 	"github.com/netsvc-go/netsvc/service"
 )
 
@@ -29,7 +30,7 @@ func TestMeshRelinksAfterPartition(t *testing.T) {
 		t.Helper()
 		ctx := context.Background()
 		n, err := node.Start(ctx, node.Config{Name: name, Exchanges: []exchange.Config{
-			{Role: service.RoleServer, Listen: "127.0.0.1:0", Retry: 200 * time.Millisecond}}})
+			{Role: registry.RoleServer, Listen: "127.0.0.1:0", Retry: 200 * time.Millisecond}}})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -92,6 +92,8 @@ func (x *Exchange) check(h connection.Hello) error {
 		return errors.New("connected to itself")
 	case x.cfg.Role == registry.RoleClient && h.Role == registry.RoleClient:
 		return errors.New("a client endpoint links only to a server, and the peer is a client")
+	case x.dead.has(h.Process):
+		return errors.New("the cluster declared this node dead: links resume once gossip sees it alive")
 	}
 	return nil
 }

@@ -36,6 +36,12 @@ type target struct {
 	redialNow bool
 	waitFor   registry.ProcessID // linked to this process over another link (duplicate rule)
 	wanted    bool
+	once      bool // one attempt only (DialOnce): dropped instead of retried
+	// wasUp is set while the target's link is up: when the peer closes
+	// it, the first redial is at once (after a blip a peer may have
+	// closed it on a false death while this side heard nothing), later
+	// ones after the retry delay.
+	wasUp bool
 }
 
 // maxBackoff caps the delay between tries of a peer that refuses this
@@ -152,6 +158,13 @@ func (a *exchangeActor) refused(t *target, reason string) {
 // target after its backoff), so peers that lost a server together do not
 // all dial at the same moment.
 func (a *exchangeActor) retryLater(t *target) {
+	if t.once && t.conn == nil && !t.dialling {
+		t.wanted = false
+		if a.targets[t.addr] == t {
+			delete(a.targets, t.addr)
+		}
+		return
+	}
 	if !t.wanted || a.stopping {
 		return
 	}

@@ -70,6 +70,7 @@ type Exchange struct {
 	ln       net.Listener
 	log      *slog.Logger
 	refusals refusalCounts
+	dead     deadSet // processes the cluster declared dead (Forget)
 }
 
 var linkSeq atomic.Uint64
@@ -155,14 +156,31 @@ func (x *Exchange) PID() *actor.PID { return x.pid }
 // Dial makes the exchange link to addr and keep it linked.
 func (x *Exchange) Dial(addr string) { x.send(&dialTarget{addr: addr}) }
 
+// DialOnce links to process p at addr with one attempt, unless it is
+// linked already: no retries, and no redial when that link goes. A node
+// that closed a link for a peer the cluster declared dead calls it when
+// the peer is seen alive again, though the peer is the one to dial
+// (SPEC rule 10): after a blip only this side may know the link went.
+func (x *Exchange) DialOnce(p registry.ProcessID, addr string) {
+	x.dead.clear(p)
+	x.send(&dialOnce{process: p, addr: addr})
+}
+
 // Undial stops keeping a link to addr (an established link stays).
 func (x *Exchange) Undial(addr string) { x.send(&undialTarget{addr: addr}) }
 
 // Forget closes the link to a process at once, for a peer the cluster
 // declared dead: its services are withdrawn without waiting for TCP.
+// Until Alive says otherwise, the process is refused if it links again:
+// a node whose gossip hangs while its links work is kept out.
 func (x *Exchange) Forget(p registry.ProcessID, reason string) {
+	x.dead.mark(p)
 	x.send(&forgetPeer{process: p, reason: reason})
 }
+
+// Alive tells the exchange the cluster sees process p alive (again): a
+// process Forget refused may link.
+func (x *Exchange) Alive(p registry.ProcessID) { x.dead.clear(p) }
 
 // Stop closes the listener, says bye on every link (after what is
 // queued on it), waits for the links to close and stops the actor.
@@ -203,7 +221,11 @@ type (
 	dialTarget    struct{ addr string }
 	dialFallbacks struct{ addrs []string }
 	undialTarget  struct{ addr string }
-	dialResult    struct {
+	dialOnce      struct {
+		process registry.ProcessID
+		addr    string
+	}
+	dialResult struct {
 		t         *target
 		nc        net.Conn
 		err       error
@@ -254,6 +276,13 @@ func (a *exchangeActor) Receive(ctx actor.Context) {
 		a.dialTarget(m.addr)
 	case *dialFallbacks:
 		t := &target{addr: m.addrs[0], fallbacks: m.addrs, wanted: true}
+		a.targets[t.addr] = t
+		a.dial(t)
+	case *dialOnce:
+		if a.byPeer[m.process] != nil || a.targets[m.addr] != nil {
+			break // linked, or dialled anyway
+		}
+		t := &target{addr: m.addr, wanted: true, once: true}
 		a.targets[t.addr] = t
 		a.dial(t)
 	case *undialTarget:

@@ -81,7 +81,7 @@ func (a *exchangeActor) handshaked(c *connection.Conn) {
 	a.byPeer[peer] = c
 	if t := l.target; t != nil {
 		t.lastErr, t.attempts, t.waitFor, t.refusals = "", 0, 0, 0
-		t.rejected, t.backoff = false, 0
+		t.rejected, t.backoff, t.wasUp = false, 0, true
 	}
 	info := c.Info()
 	a.x.log.Info("link up", "link", c.ID(), "peer", info.PeerNode, "process", info.PeerProcess, "remote", info.PeerAddress, "role", info.PeerRole)
@@ -164,8 +164,8 @@ func (a *exchangeActor) closed(m *connection.Closed) {
 	}
 	t.conn = nil
 	t.lastErr = m.Reason
-	redialNow := t.redialNow
-	t.redialNow = false
+	redialNow := t.redialNow || (m.WasActive && t.wasUp && !m.Rejected)
+	t.redialNow, t.wasUp = false, false
 	duplicate := strings.Contains(m.Reason, connection.DuplicateLink)
 	if duplicate {
 		// The peer kept its own link to us: wait for it rather than
@@ -182,7 +182,11 @@ func (a *exchangeActor) closed(m *connection.Closed) {
 		a.notify(LinkEvent{Refused: true, Link: c.Info(), Reason: m.Reason})
 	case t.waitFor != 0 && a.byPeer[t.waitFor] != nil:
 		// Linked over another connection: dial again only when it goes.
-	case redialNow && t.wanted:
+	case redialNow && t.wanted && !duplicate:
+		if len(t.fallbacks) > 1 {
+			t.refusals = 0
+			a.rotate(t)
+		}
 		a.dial(t)
 	default:
 		if !duplicate {

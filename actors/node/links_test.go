@@ -461,6 +461,7 @@ func TestRedialAtOnceWhenAliveAgain(t *testing.T) {
 	start := time.Now()
 	x.Undial(b.Addr()) // what the mesh does for a member declared dead
 	x.Forget(b.pid(), "cluster member b dead")
+	x.Alive(b.pid())
 	x.Dial(b.Addr()) // ... and for one alive again, moments later
 	waitFor(t, 4*time.Second, func() error {
 		if l := activeLinks(a, b.pid()); len(l) != 1 || l[0].ID == old {

@@ -408,6 +408,7 @@ func TestTLSReload(t *testing.T) {
 			return nil
 		})
 		x.x("").Forget(c.pid(), "test: dial again")
+		x.x("").Alive(c.pid()) // only the link goes: c may link again
 		waitFor(t, waitLong, func() error {
 			now := activeLinks(c, x.pid())
 			if len(now) == 1 && now[0].ID != link[0].ID {
