@@ -27,7 +27,7 @@ const (
 // Preset selects memberlist's failure-detector and gossip timings, and the
 // defaults of Config.ReconnectInterval and ReconnectTimeout. The zero
 // value is LAN. Detection times below were measured on loopback with 3–5
-// members (shared/notes/protoactor-memberlist.md §4.3). A member that calls
+// members. A member that calls
 // Leave is reported "left" at once in every preset: it tells its peers
 // directly before it goes.
 //

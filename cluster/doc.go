@@ -37,10 +37,16 @@
 // (a killed member is noticed after about 5–8 s); [Fast] notices it in about
 // 1 s and is meant for loopback tests and demos.
 //
-// What it is not for: it does not dial, hold or mesh exchange connections
-// (the node wiring does that from the events), and it carries no registry or
-// service data. memberlist gossip is best-effort and may take a push/pull
-// round (seconds) to repair a missed update, so anything that must arrive
-// goes over the exchange links instead. It does not import the service or
-// actors packages.
+// Mesh (mesh.go) is the one part that acts on what gossip says: it keeps
+// a node's server exchange linked to every other server of its exchange
+// group, dialling and closing links through the exchange (package
+// actors/exchange), and relinking members that come back. It is the
+// only file here that imports the runtime; the rest of the package
+// knows nothing of it.
+//
+// What it is not for: it carries no registry or service data. memberlist
+// gossip is best-effort and may take a push/pull round (seconds) to
+// repair a missed update, so anything that must arrive goes over the
+// exchange links instead. Numbered rules cited in comments are those of
+// package actors.
 package cluster

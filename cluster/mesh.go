@@ -12,9 +12,9 @@ import (
 )
 
 // Mesh keeps a node's server exchange linked to every other server of its
-// exchange group that gossip reports: the full mesh of DESIGN.md without
+// exchange group that gossip reports: a full mesh, without
 // peer lists. Of each pair, the server with the smaller process id dials
-// (the same rule that picks the surviving link when both do, SPEC rule
+// (the same rule that picks the surviving link when both do, rule
 // 10); a member declared dead, or gone, has its link closed at once
 // instead of waiting for TCP to notice. Servers of other exchange groups
 // sharing the gossip are not linked.

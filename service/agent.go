@@ -201,7 +201,7 @@ func (a *Agent) stop() {
 // Stop stops the service after the current handler returns.
 func (a *Agent) Stop() { a.ctx.Stop(a.ctx.Self()) }
 
-// Announce makes a service started Hidden visible (SPEC rule 27).
+// Announce makes a service started Hidden visible (rule 27).
 func (a *Agent) Announce() {
 	a.k.Announce(a.ref)
 }

@@ -13,7 +13,7 @@ import (
 	"github.com/netsvc-go/netsvc/service"
 )
 
-// Tests of the bounds a slow or hostile peer meets (SPEC rules 25, 36)
+// Tests of the bounds a slow or hostile peer meets (rules 25, 36)
 // and of the watch on handlers that run too long.
 
 // logSink keeps log records for tests to look at.

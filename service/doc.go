@@ -100,4 +100,8 @@
 // services of a name, an address, a group or all services becoming
 // available or withdrawn (and joining or leaving groups): first those that
 // exist now, then each change in the order it happened in this process.
+//
+// Rules cited by number in comments ("rule 13") are listed in the
+// documentation of package actors, with how the runtime under this
+// package is built.
 package service

@@ -49,7 +49,7 @@ func FuzzPattern(f *testing.F) {
 	})
 }
 
-// referenceMatch is SPEC rule 19 as one regular expression per pattern:
+// referenceMatch is rule 19 as one regular expression per pattern:
 // "*" alone is any one word, ">" last is one or more words, and within
 // a word "*" is any run of characters and "?" one character.
 func referenceMatch(pattern, subject string) bool {

@@ -6,7 +6,7 @@ import (
 	"github.com/netsvc-go/netsvc/actors/registry"
 )
 
-// Message is a one-way message between services (SPEC rule 32): no
+// Message is a one-way message between services (rule 32): no
 // answer, no subscription, just delivered to the handler the receiver
 // registered for its sender and id.
 type Message struct {

@@ -6,7 +6,7 @@ import (
 	"unicode/utf8"
 )
 
-// Pattern is a compiled subject pattern (SPEC rule 19). Subjects are words
+// Pattern is a compiled subject pattern (rule 19). Subjects are words
 // separated by dots. In a pattern:
 //
 //   - "*" as a whole word matches exactly one word;

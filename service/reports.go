@@ -1,7 +1,7 @@
 package service
 
 // Reports, the publisher's side: publishing (kept reports included,
-// SPEC rules 18-20), directed reports, expiring kept reports, and the
+// rules 18-20), directed reports, expiring kept reports, and the
 // subscribers a publisher holds (within the bounds of rule 36).
 
 import (
@@ -26,7 +26,7 @@ type Report struct {
 }
 
 // SubscriptionEvent tells a publisher that a subscriber subscribed to or
-// unsubscribed from a pattern (SPEC rule 28).
+// unsubscribed from a pattern (rule 28).
 type SubscriptionEvent struct {
 	Subscriber Address
 	Pattern    string
@@ -34,7 +34,7 @@ type SubscriptionEvent struct {
 }
 
 // PublisherEvent tells a subscriber that a publisher of one of its
-// subscriptions appeared or was withdrawn (SPEC rule 21).
+// subscriptions appeared or was withdrawn (rule 21).
 type PublisherEvent struct {
 	Publisher Binding
 	Available bool
@@ -68,15 +68,15 @@ func (a *Agent) OnSubscription(fn func(SubscriptionEvent)) *Handler {
 }
 
 // Publish sends a report to every subscriber whose pattern matches the
-// subject, once per matching pattern (SPEC rules 18, 19). A report kept
+// subject, once per matching pattern (rules 18, 19). A report kept
 // for the subject from an earlier PublishRetained is dropped.
 func (a *Agent) Publish(subject string, v any) error {
 	return a.PublishRetained(subject, v, 0)
 }
 
 // PublishRetained publishes and keeps the report for lifetime (Forever
-// for no limit), so subscribers arriving later receive it first (SPEC
-// rule 20). A zero lifetime is Publish.
+// for no limit), so subscribers arriving later receive it first
+// (rule 20). A zero lifetime is Publish.
 //
 // When a subscriber's link is congested, reports to it are dropped
 // oldest first (and counted) rather than queued without bound: Publish
@@ -142,7 +142,7 @@ func (a *Agent) sendReport(to Address, subject, pattern string, p Payload) *Fail
 }
 
 // SendReport sends a report to one subscriber only, bypassing the kept
-// reports (SPEC rule 29): once per pattern of its that matches, or once
+// reports (rule 29): once per pattern of its that matches, or once
 // without a pattern when none does (the subscriber takes those with
 // AcceptReports). The subscriber must have subscribed to this service.
 func (a *Agent) SendReport(to Address, subject string, v any) error {
@@ -168,7 +168,7 @@ func (a *Agent) SendReport(to Address, subject string, v any) error {
 }
 
 // ExpireReports drops kept reports whose subject matches pattern and
-// that were published more than olderThan ago (SPEC rule 30).
+// that were published more than olderThan ago (rule 30).
 func (a *Agent) ExpireReports(pattern string, olderThan time.Duration) error {
 	pt, err := CompilePattern(pattern)
 	if err != nil {
@@ -222,7 +222,7 @@ func (a *Agent) Subscribers() map[Address][]string {
 
 // subscribed handles a subscriber's request for a pattern. A pattern
 // held for another process takes one of the process's subscription
-// slots (SPEC rule 36); past the bounds it is ignored, logged and
+// slots (rule 36); past the bounds it is ignored, logged and
 // counted.
 func (a *Agent) subscribed(e *registry.Envelope) {
 	if a.stopping {

@@ -69,7 +69,7 @@ func (r *Request) Err() error { return nil }
 // Value returns nil for every key.
 func (r *Request) Value(any) any { return nil }
 
-// Delayed is a request whose answer comes later (SPEC rule 15).
+// Delayed is a request whose answer comes later (rule 15).
 type Delayed struct {
 	agent *Agent
 	conv  uint64
@@ -142,8 +142,8 @@ func (a *Agent) releaseDelayed() {
 
 // delayedFull refuses a request while the service holds as many delayed
 // requests as Config.MaxDelayed allows, or holds some while the process
-// is at Config.MaxDelayedTotal: its handler could delay one more (SPEC
-// rule 36). A service holding none goes on serving at the process's
+// is at Config.MaxDelayedTotal: its handler could delay one more
+// (rule 36). A service holding none goes on serving at the process's
 // bound, so services that never delay are not stopped by those that do.
 func (a *Agent) delayedFull(e *registry.Envelope) *Failure {
 	n := len(a.delayed)

@@ -1,7 +1,7 @@
 package service
 
 // The subscriber's side of reports: subscriptions that attach to
-// publishers as they appear (SPEC rules 19, 21), directed reports taken
+// publishers as they appear (rules 19, 21), directed reports taken
 // with AcceptReports, and handing reports to the service's callbacks.
 
 import (
@@ -51,7 +51,7 @@ func OnPublisher(fn func(PublisherEvent)) SubscribeOption {
 	return func(s *Subscription) { s.onPublisher = fn }
 }
 
-// Subscribe receives reports whose subject matches pattern (SPEC rule 19)
+// Subscribe receives reports whose subject matches pattern (rule 19)
 // from the services t names: every service of a Name, now and later; one
 // Address; or the members of a Group as they join and leave. fn runs
 // inside this service; reports from one publisher arrive in the order

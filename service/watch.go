@@ -13,7 +13,7 @@ type Watch struct {
 
 // Watch tells fn of every binding matching t — a Name, an Address, a
 // Group or AllServices — first those that exist now, then each change in
-// the order it happened (SPEC rule 12). Name watches get Available and
+// the order it happened (rule 12). Name watches get Available and
 // Withdrawn; Group watches get Joined and Left; Address and AllServices
 // watches get all four. fn runs inside this service.
 func (a *Agent) Watch(t Target, fn func(RegistryEvent)) *Watch {
@@ -55,7 +55,7 @@ func (w *Watch) Cancel() {
 }
 
 // Lookup returns the visible bindings of a name, the preferred first
-// (SPEC rule 13).
+// (rule 13).
 func (a *Agent) Lookup(name string) []Binding { return a.rt.Lookup(name) }
 
 // Watch runs fn, inside a service of its own, for every registry event

@@ -1,6 +1,6 @@
 package connection
 
-// The bounds on what a peer announces over a link (SPEC rule 36): the
+// The bounds on what a peer announces over a link (rule 36): the
 // bindings, processes and group joins a link holds, counted against the
 // link's bounds and the node's.
 
@@ -11,7 +11,7 @@ import (
 )
 
 // announced is what the peer announced on this link and the link still
-// holds: the bounds of SPEC rule 36 count it.
+// holds: the bounds of rule 36 count it.
 type announced struct {
 	bindings  map[registry.Address]struct{}
 	processes map[registry.ProcessID]struct{}
@@ -19,7 +19,7 @@ type announced struct {
 	joinCount int
 }
 
-// admit applies the bounds of SPEC rule 36 to an announcement: on a
+// admit applies the bounds of rule 36 to an announcement: on a
 // client link one past a bound closes the link (the error); on a link
 // between servers it is refused (false), counted and logged, and the
 // link goes on.

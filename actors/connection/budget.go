@@ -11,7 +11,7 @@ import (
 )
 
 // Limits bounds what the peers of a node can make it hold across all its
-// links (SPEC rule 36); each link has bounds of its own too (Config).
+// links (rule 36); each link has bounds of its own too (Config).
 // The zero value of a field takes its default.
 type Limits struct {
 	// Incomplete bounds the bytes of frames that have begun to arrive

@@ -434,7 +434,7 @@ const writerGrace = 100 * time.Millisecond
 
 // close ends the link. A graceful close first lets the writer send what
 // is queued; what is left (everything, otherwise) is accounted for:
-// requests are failed back, reports counted as dropped (SPEC rule 24).
+// requests are failed back, reports counted as dropped (rule 24).
 func (a *connActor) close(ctx actor.Context, reason string, rejected, graceful bool) {
 	c := a.c
 	if a.closing {
@@ -511,7 +511,7 @@ func (c *Conn) flushControl(pending []byte, frames []frameMeta) {
 }
 
 // failQueued fails the requests still queued on a closing link back to
-// their callers and counts the reports as dropped (SPEC rule 24).
+// their callers and counts the reports as dropped (rule 24).
 func (c *Conn) failQueued(pending []byte, frames []frameMeta) {
 	for _, f := range frames {
 		if f.dropped {

@@ -13,7 +13,7 @@ import (
 	"time"
 )
 
-// The handshake (SPEC rule 35). No frame depends on a secret before the
+// The handshake (rule 35). No frame depends on a secret before the
 // peer is accepted, and a token is proven, never sent:
 //
 //	dialler                                   accepter

@@ -44,10 +44,10 @@ var (
 // frames share a write. When the peer reads too slowly the pending bytes
 // reach the soft limit: reports are then dropped oldest first (counted),
 // requests are refused, and everything else is kept up to the hard
-// limit, past which the link is closed (SPEC rules 24, 25). The soft
+// limit, past which the link is closed (rules 24, 25). The soft
 // limit is a bound on what waits before a frame, not on the frame: one
 // frame up to the maximum (16 MiB) fits a queue that is not backed up
-// (SPEC rule 37). Every queue of a node also draws on the node's Budget.
+// (rule 37). Every queue of a node also draws on the node's Budget.
 //
 // Why not the connection actor's mailbox: a protoactor mailbox is
 // unbounded and cannot drop the oldest report or refuse a request at the

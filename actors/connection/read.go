@@ -92,7 +92,7 @@ type frameReader struct {
 	data  []byte
 
 	// betweenServers is set on a link between two servers: the node's
-	// bounds refuse what it brings but never close it (SPEC rule 36).
+	// bounds refuse what it brings but never close it (rule 36).
 	betweenServers bool
 	// incomplete is what the frame still arriving is charged against the
 	// node's budget; partialSince when its first bytes came, partialAt
@@ -254,7 +254,7 @@ func (rd *frameReader) loop() error {
 }
 
 // chargeIncomplete charges the node's budget with the bytes of the frame
-// still arriving (SPEC rule 36). Past the node's bound the link is
+// still arriving (rule 36). Past the node's bound the link is
 // closed, unless it links two servers.
 func (rd *frameReader) chargeIncomplete(n int64) error {
 	if n == rd.incomplete {
@@ -377,7 +377,7 @@ func (rd *frameReader) envelope(off int, frame, body []byte) error {
 	local := to.Process == c.rt.ProcessID()
 	if local && kind != registry.KindResponse && kind != registry.KindFailure {
 		// Handed over still encoded, so check it whole now: bad input
-		// closes the link (SPEC rule 26) rather than reaching a registry.
+		// closes the link (rule 26) rather than reaching a registry.
 		if err := checkEnvelope(body); err != nil {
 			return err
 		}

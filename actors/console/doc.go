@@ -41,7 +41,7 @@
 //
 // The gateway speaks for HTTP clients, which are not inside the
 // process: a service of
-// audience "" (visible inside its own process only, SPEC rule 38) is
+// audience "" (visible inside its own process only, rule 38) is
 // answered 404 "no such service", as a name nobody has, unless
 // Config.GatewayCallsLocalOnly allows it; among several services of a
 // name it picks the best whose audience is not "". Audience is
@@ -63,4 +63,6 @@
 // suppressed, and counted in netsvc_console_auth_failures_total. Behind
 // a reverse proxy every client is the proxy's address and shares one
 // budget. A request without a token is no guess and is not counted.
+//
+// Numbered rules cited in comments are those of package actors.
 package console

@@ -21,7 +21,7 @@ import (
 //
 // Each stream has a registry watch of its own, so it starts with an
 // "available" event for every binding present, then the changes as they
-// happen (SPEC rule 12). Link events come from one watch per exchange
+// happen (rule 12). Link events come from one watch per exchange
 // that the console shares among its streams. A stream that cannot keep
 // up is closed; the browser's EventSource reconnects and starts afresh.
 

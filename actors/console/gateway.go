@@ -17,7 +17,7 @@ import (
 
 // The HTTP gateway: POST /rpc/SERVICE/METHOD with a JSON array of
 // arguments calls the method of the service of that name (the best of
-// its bindings whose audience is not "", SPEC rules 13 and 38) and
+// its bindings whose audience is not "", rules 13 and 38) and
 // answers 200 with the result as JSON. A failure answers
 // with the status HTTPStatus gives its code and the failure as JSON:
 //
@@ -170,7 +170,7 @@ func (c *Console) maxBody() int64 {
 }
 
 // resolve picks what a call to the service name goes to. Services of
-// audience "" are visible in their own process only (SPEC rule 38);
+// audience "" are visible in their own process only (rule 38);
 // the gateway is in that process, but it speaks for whoever reaches it
 // over HTTP, so it passes them over unless Config.GatewayCallsLocalOnly
 // says otherwise. A name it finds nothing for goes to the runtime as it

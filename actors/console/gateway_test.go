@@ -137,7 +137,7 @@ func TestGatewayStatusOfLinkLoss(t *testing.T) {
 }
 
 // A service of audience "" is visible inside its own process only
-// (SPEC rule 38): the gateway, which speaks for HTTP clients, answers
+// (rule 38): the gateway, which speaks for HTTP clients, answers
 // for it as for a name nobody has, unless GatewayCallsLocalOnly.
 func TestGatewayLocalOnly(t *testing.T) {
 	p := startPair(t)

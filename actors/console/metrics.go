@@ -16,7 +16,7 @@ import (
 // Link series are labelled by peer — a server peer's node name, or
 // "clients" for every client link together — and summed over the links a
 // peer has had, so they survive reconnects; label values never come from
-// what a stranger may send at will (SPEC rule 36).
+// what a stranger may send at will (rule 36).
 var (
 	peerLabels = []string{"peer", "group"}
 	dirLabels  = []string{"peer", "group", "direction"}

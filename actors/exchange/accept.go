@@ -18,7 +18,7 @@ import (
 // accept hands accepted connections to the actor. A connection past
 // the node's bounds on connections still in their handshake (in all, and
 // from one host) is refused at once: a stranger holding sockets open
-// cannot crowd out the peers (SPEC rule 36).
+// cannot crowd out the peers (rule 36).
 func (x *Exchange) accept() {
 	for {
 		nc, err := x.ln.Accept()

@@ -35,7 +35,7 @@ func appendChange(b []byte, c registry.Change) []byte {
 	return connection.AppendAnnounce(b, c)
 }
 
-// dump sends a new link everything the filters allow (SPEC rule 8).
+// dump sends a new link everything the filters allow (rule 8).
 func (a *exchangeActor) dump(d *registry.Dump) {
 	conn, ok := d.Link.(*connection.Conn)
 	if !ok {

@@ -1,7 +1,7 @@
 package exchange
 
 // Dialling: the peers an exchange keeps linked (targets), a client's
-// fallback servers, and when to try again (SPEC rule 11).
+// fallback servers, and when to try again (rule 11).
 
 import (
 	"crypto/tls"
@@ -28,7 +28,7 @@ type target struct {
 	lastErr   string
 	// rejected is set while the peer refuses this endpoint (token, group,
 	// version, TLS); backoff is then the delay before the next try,
-	// doubling up to maxBackoff and reset once a link is up (SPEC rule 11).
+	// doubling up to maxBackoff and reset once a link is up (rule 11).
 	rejected bool
 	backoff  time.Duration
 	// redialNow asks for a dial as soon as the link the target has now
@@ -146,7 +146,7 @@ func (a *exchangeActor) nextFallback(t *target) bool {
 
 // refused records that the peer refused this endpoint: retrying cannot
 // help until someone changes a configuration, so the delay doubles, from
-// the retry delay up to maxBackoff (SPEC rule 11).
+// the retry delay up to maxBackoff (rule 11).
 func (a *exchangeActor) refused(t *target, reason string) {
 	t.rejected = true
 	t.backoff = min(max(2*t.backoff, a.x.cfg.Retry), maxBackoff)

@@ -2,7 +2,7 @@
 // the group's links (listening for peers, dialling and redialling them),
 // decides which link survives when two processes link twice, and applies
 // the audience, group and split-horizon filters to every registry change
-// it announces (SPEC §2–3).
+// it announces (rules 1–10 of package actors).
 package exchange
 
 import (
@@ -33,17 +33,17 @@ type Config struct {
 	// Advertise is the listen address told to peers (default: the bound one).
 	Advertise string
 	// Connect lists peers to dial and keep linked, retrying every Retry
-	// forever (SPEC rule 11).
+	// forever (rule 11).
 	Connect []string
 	Retry   time.Duration
 	// Tokens, when set, are the shared secrets of the exchange group: a
 	// peer must prove it knows one, and this endpoint proves it knows
-	// the first (SPEC rule 35). No token crosses the wire. Two at once
+	// the first (rule 35). No token crosses the wire. Two at once
 	// rotate a token without an outage: give every node both (the old
 	// first), then the new one first, then drop the old.
 	Tokens []string
 	// Admit, when set, decides per remote address whether to accept a
-	// connection (SPEC rule 33); an error refuses it with that reason.
+	// connection (rule 33); an error refuses it with that reason.
 	Admit func(remote net.Addr) error
 	// ServerTLS and ClientTLS turn on TLS for accepted and dialled links
 	// (TLSFiles.Load builds both from PEM files). A dialled link checks
@@ -53,7 +53,7 @@ type Config struct {
 	ServerTLS, ClientTLS *tls.Config
 	// Link bounds each link (frame size, queues, timeouts, what a client
 	// may announce); Budget bounds them all together, across the node's
-	// exchanges (SPEC rule 36). A nil Budget is one of the exchange's own
+	// exchanges (rule 36). A nil Budget is one of the exchange's own
 	// with the default limits.
 	Link   connection.Config
 	Budget *connection.Budget
@@ -160,7 +160,7 @@ func (x *Exchange) Dial(addr string) { x.send(&dialTarget{addr: addr}) }
 // linked already: no retries, and no redial when that link goes. A node
 // that closed a link for a peer the cluster declared dead calls it when
 // the peer is seen alive again, though the peer is the one to dial
-// (SPEC rule 10): after a blip only this side may know the link went.
+// (rule 10): after a blip only this side may know the link went.
 func (x *Exchange) DialOnce(p registry.ProcessID, addr string) {
 	x.dead.clear(p)
 	x.send(&dialOnce{process: p, addr: addr})

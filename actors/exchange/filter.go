@@ -3,7 +3,7 @@ package exchange
 import "github.com/netsvc-go/netsvc/actors/registry"
 
 // Exports decides whether a registry change goes out on a link: the
-// audience, exchange-group and split-horizon rules of SPEC §2 and §3 as
+// audience, exchange-group and split-horizon rules (rules 1–10, package actors) as
 // one filter. role is this process's endpoint role on the link's group.
 //
 //   - Own services, and bindings bridged in from another exchange group,

@@ -23,7 +23,7 @@ const (
 )
 
 // TestExports checks the audience, exchange-group and split-horizon
-// rules (SPEC rules 1–3, 5–7) as the one filter every announcement
+// rules (rules 1–3, 5–7) as the one filter every announcement
 // passes on its way to a link.
 func TestExports(t *testing.T) {
 	// Links of a server process in group "": to another server, to two

@@ -1,7 +1,7 @@
 package exchange
 
 // A link's life as the exchange sees it: started, accepted by both sides,
-// the duplicate rule (SPEC rule 10), and closed.
+// the duplicate rule (rule 10), and closed.
 
 import (
 	"fmt"
@@ -52,7 +52,7 @@ func (a *exchangeActor) spawn(nc net.Conn, t *target, release func()) {
 
 // handshaked activates a link whose hello was accepted, unless the
 // process is already linked: then the link dialled by the process with
-// the smaller id survives, so both ends keep the same one (SPEC rule 10).
+// the smaller id survives, so both ends keep the same one (rule 10).
 func (a *exchangeActor) handshaked(c *connection.Conn) {
 	l := a.conns[c]
 	if l == nil || c.State() != connection.StateHandshaking {
@@ -109,7 +109,7 @@ func (a *exchangeActor) survives(c, old *connection.Conn) bool {
 }
 
 // unlinked forgets an active link: everything learned through it is
-// withdrawn and requests waiting on it fail (SPEC rules 9, 17).
+// withdrawn and requests waiting on it fail (rules 9, 17).
 func (a *exchangeActor) unlinked(c *connection.Conn, reason string) {
 	peer := c.Peer().Process
 	if a.byPeer[peer] != c {

@@ -12,7 +12,7 @@ import (
 // link it has had, so they survive reconnects (metrics need counters
 // that only grow). Peer is the node name of a server peer, or "clients"
 // for all client links together: a label must never be a value a
-// stranger chooses at will (SPEC rule 36).
+// stranger chooses at will (rule 36).
 type PeerStats struct {
 	Peer      string `json:"peer"`
 	Group     string `json:"group"`

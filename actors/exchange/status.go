@@ -13,7 +13,7 @@ import (
 	"github.com/netsvc-go/netsvc/actors/registry"
 )
 
-// LinkEvent tells observers a link went up or down (SPEC rule 11), or,
+// LinkEvent tells observers a link went up or down (rule 11), or,
 // with Synced, that everything the peer announced at link-up is now in
 // this process's registry.
 type LinkEvent struct {

@@ -69,7 +69,7 @@ func TestHubRequestReply(t *testing.T) {
 	}
 }
 
-// TestAudienceEmpty checks SPEC rule 2: a service with audience "" is
+// TestAudienceEmpty checks rule 2: a service with audience "" is
 // visible and callable in its own process only.
 func TestAudienceEmpty(t *testing.T) {
 	x := startNode(t, "x", serverX("", listen(t)))
@@ -124,7 +124,7 @@ func TestAudienceEmpty(t *testing.T) {
 	mustMultiply(t, c2, service.Name("public"))
 }
 
-// TestAudienceGroup checks SPEC rule 3: a service whose audience names
+// TestAudienceGroup checks rule 3: a service whose audience names
 // exchange group G is exported through the process's endpoint of group
 // G only.
 func TestAudienceGroup(t *testing.T) {
@@ -161,7 +161,7 @@ func TestAudienceGroup(t *testing.T) {
 	}
 }
 
-// TestBridge checks SPEC rule 5: a process with client endpoints in
+// TestBridge checks rule 5: a process with client endpoints in
 // groups "" and "backend" re-exports "*" services between them as if
 // they were its own, but not a service whose audience is "backend" into
 // group "".
@@ -216,7 +216,7 @@ func TestBridge(t *testing.T) {
 	}
 }
 
-// TestExchangeGroupMismatch is OSE scenario 9 and SPEC rule 4: a client
+// TestExchangeGroupMismatch is OSE scenario 9 and rule 4: a client
 // of group "other" dialling a server of group "" is refused with the
 // reason on both sides, no bindings cross, and the server keeps serving
 // its other clients.

@@ -35,7 +35,7 @@ func clientHello(t *testing.T) []byte {
 	return buf[:n]
 }
 
-// TestBadInput checks SPEC rule 26: bad input on the exchange port closes
+// TestBadInput checks rule 26: bad input on the exchange port closes
 // that connection with a logged reason, and the node goes on: a client
 // linked before keeps its link and keeps calling.
 func TestBadInput(t *testing.T) {
@@ -163,7 +163,7 @@ func TestStrayClientsRecognisedAtOnce(t *testing.T) {
 // hello with another protocol version, a missing or wrong proof of the
 // token, get a reject frame with the reason, and a node client with a
 // wrong token is refused with "not authorised" and never sees the node's
-// services (SPEC rules 16, 26, 35).
+// services (rules 16, 26, 35).
 func TestHandshakeRefusals(t *testing.T) {
 	xc := serverX("", listen(t))
 	xc.Tokens = []string{"secret"}
@@ -257,7 +257,7 @@ func TestHandshakeRefusals(t *testing.T) {
 	})
 }
 
-// TestCorruptEnvelopeForService checks SPEC rule 26 for envelopes a link
+// TestCorruptEnvelopeForService checks rule 26 for envelopes a link
 // hands to a local service without decoding them first: one whose header
 // routes but whose body is bad still closes the link, with a reason.
 func TestCorruptEnvelopeForService(t *testing.T) {

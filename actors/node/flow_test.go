@@ -111,7 +111,7 @@ func burst(t testing.TB, p *proc) int {
 	return n
 }
 
-// TestSlowSubscriber checks SPEC rules 24 and 25 with a subscriber whose
+// TestSlowSubscriber checks rules 24 and 25 with a subscriber whose
 // report handler blocks: the publisher's node keeps its queue to it
 // bounded, its other links carry on, and the subscriber's node does not
 // hold without bound what its service cannot handle: past the service's
@@ -178,7 +178,7 @@ func TestSlowSubscriber(t *testing.T) {
 	}
 }
 
-// TestStalledPeer checks SPEC rules 24 and 25 at the link: a peer that
+// TestStalledPeer checks rules 24 and 25 at the link: a peer that
 // subscribes and then stops reading its socket makes the publisher's
 // node queue a bounded amount for it, drop the oldest reports (counted
 // on the link, and told to the publisher), refuse requests to it with

@@ -19,7 +19,7 @@ import (
 	"github.com/netsvc-go/netsvc/service"
 )
 
-// The bounds of SPEC rule 36, each tried as an attacker would, against a
+// The bounds of rule 36, each tried as an attacker would, against a
 // real node over loopback.
 
 // startNodeLimited is startNode with node-wide limits.
@@ -285,7 +285,7 @@ func TestOutboundBudget(t *testing.T) {
 	})
 }
 
-// TestLargePayloadsCross checks SPEC rule 37: requests, replies, reports
+// TestLargePayloadsCross checks rule 37: requests, replies, reports
 // and one-way messages up to the payload limit cross client → server →
 // server → client; one byte over it is "payload too large", never
 // "overloaded". (Payloads over about 1 MiB used to fail with overloaded
@@ -338,7 +338,7 @@ func TestLargePayloadsCross(t *testing.T) {
 	}
 }
 
-// TestSlowSubscriberOverLinkKeepsNewest checks SPEC rule 25 at a
+// TestSlowSubscriberOverLinkKeepsNewest checks rule 25 at a
 // service queue fed by a link: reports for a subscriber that fell behind
 // are dropped oldest first (whole batches of them, as they came off the
 // wire), counted, and once it catches up it has the latest report.

@@ -51,7 +51,7 @@ func mutualSettled(a, b *proc) (idA, idB string, err error) {
 	return la[0].ID, lb[0].ID, nil
 }
 
-// TestMutualConnect is OSE scenario 12 and SPEC rule 10: two servers
+// TestMutualConnect is OSE scenario 12 and rule 10: two servers
 // that each connect to the other end with exactly one active link on
 // each side, the one dialled by the process with the smaller id, the
 // same one for as long as they run, and no binding twice in either
@@ -85,8 +85,8 @@ func TestMutualConnect(t *testing.T) {
 
 // TestMutualConnectNoChurn checks that after a mutual connect nobody
 // keeps dialling: each side has one connection, and the losing
-// dialler's target says "duplicate" and makes no more attempts (SPEC
-// rule 10).
+// dialler's target says "duplicate" and makes no more attempts
+// (rule 10).
 func TestMutualConnectNoChurn(t *testing.T) {
 	for i := 0; i < 10; i++ {
 		t.Run(fmt.Sprint("run", i), func(t *testing.T) {
@@ -132,7 +132,7 @@ func TestMutualConnectNoChurn(t *testing.T) {
 
 // TestMutualConnectRoutes checks that after a mutual connect each side
 // routes to the other over the link that survived, so calls work both
-// ways (SPEC rule 10, and rule 23 for the surviving link).
+// ways (rule 10, and rule 23 for the surviving link).
 func TestMutualConnectRoutes(t *testing.T) {
 	for i := 0; i < 10; i++ {
 		t.Run(fmt.Sprint("run", i), func(t *testing.T) {
@@ -190,7 +190,7 @@ func listenOn(t *testing.T, addr string) net.Listener {
 	return ln
 }
 
-// TestClientRetries is OSE scenario 13 and SPEC rule 11: a client
+// TestClientRetries is OSE scenario 13 and rule 11: a client
 // started before its server dials every retry delay until the server is
 // there, links up, loses the link when the server stops, and links to
 // the restarted server on the same port; observers see each link go up
@@ -267,7 +267,7 @@ func TestClientRetries(t *testing.T) {
 	}
 }
 
-// TestServerConnectRetries checks SPEC rule 11 for a server's static
+// TestServerConnectRetries checks rule 11 for a server's static
 // connect: the server keeps redialling a peer server that goes away and
 // relinks when it is back on the same port.
 func TestServerConnectRetries(t *testing.T) {
@@ -354,7 +354,7 @@ func TestDuplicateLinkAnnouncementsDropped(t *testing.T) {
 	})
 }
 
-// TestRefusedDialBacksOff checks SPEC rule 11 for a dial the peer
+// TestRefusedDialBacksOff checks rule 11 for a dial the peer
 // refuses (here a wrong token): the dialler tries again, but each delay
 // doubles, from the retry delay up to a minute, rather than hammering the
 // peer every retry delay or giving up for good.
@@ -385,7 +385,7 @@ func TestRefusedDialBacksOff(t *testing.T) {
 
 // TestRefusedDialHealsWhenFixed checks that a client refused by a
 // server (a token it does not know) links by itself once the server is
-// fixed, without a restart (SPEC rule 11).
+// fixed, without a restart (rule 11).
 func TestRefusedDialHealsWhenFixed(t *testing.T) {
 	ln := listen(t)
 	addr := ln.Addr().String()
@@ -416,7 +416,7 @@ func TestRefusedDialHealsWhenFixed(t *testing.T) {
 	mustMultiply(t, c, service.Name("math"))
 }
 
-// TestClientLinksOnlyToServers checks SPEC rule 11's last words: a
+// TestClientLinksOnlyToServers checks rule 11's last words: a
 // client endpoint cannot be given a listener, and one that dials a
 // client refuses it.
 func TestClientLinksOnlyToServers(t *testing.T) {

@@ -50,7 +50,7 @@ func startMesh(t *testing.T) *mesh {
 
 func (m *mesh) all() []*proc { return append(m.x[:], m.c[:]...) }
 
-// TestMeshPropagation checks SPEC rules 6–8 on three fully meshed
+// TestMeshPropagation checks rules 6–8 on three fully meshed
 // servers with a client each: every process sees every client's
 // services exactly once, with the hop counts of the shortest path, can
 // call them, and a late joiner gets the whole picture at link-up.
@@ -131,7 +131,7 @@ func TestMeshPropagation(t *testing.T) {
 	mustMultiply(t, m.c[0], service.Name("late-svc"))
 }
 
-// TestMeshServerGoes checks SPEC rules 9 and 11: when one of three
+// TestMeshServerGoes checks rules 9 and 11: when one of three
 // meshed servers goes, by a crash (connections reset, no bye) or a
 // graceful stop, its client's services are withdrawn in every other
 // process, registry watchers see Withdrawn, the links to it are reported
@@ -222,7 +222,7 @@ func parkService(t testing.TB, p *proc, name string, got chan<- struct{}) {
 	})
 }
 
-// TestRequestFailsWhenPathGoes checks SPEC rule 17 across two hops of
+// TestRequestFailsWhenPathGoes checks rule 17 across two hops of
 // servers (client → server → server → client): a request waiting on a
 // service fails at once, not at its deadline, when the serving process
 // or its server stops or crashes.
@@ -275,7 +275,7 @@ func TestRequestFailsWhenPathGoes(t *testing.T) {
 	}
 }
 
-// TestInOrderAcrossMesh checks SPEC rules 22 and 23: 10 000 requests and
+// TestInOrderAcrossMesh checks rules 22 and 23: 10 000 requests and
 // 10 000 reports sent back to back across client → server → server →
 // client all arrive, in the order sent, and nothing is dropped.
 func TestInOrderAcrossMesh(t *testing.T) {

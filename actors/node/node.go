@@ -1,6 +1,10 @@
 // Package node wires a netsvc process together: the service runtime
-// (registry and services), one exchange per exchange group it takes part
-// in, and, for server nodes, cluster discovery and the console.
+// (its kernel: registry and services) and one exchange per exchange group
+// it takes part in, with the node's limits shared by them. Gossip
+// discovery (package cluster's Mesh) and the console (package
+// actors/console) are started beside it by the program, as the netsvc
+// command does. Numbered rules cited in comments are those of package
+// actors.
 package node
 
 import (
@@ -23,13 +27,13 @@ type Config struct {
 	Name string
 	// Exchanges are the node's exchange endpoints, one per exchange
 	// group. A node with none runs services in-process only; a process
-	// with endpoints in two groups is a bridge (SPEC rule 5).
+	// with endpoints in two groups is a bridge (rule 5).
 	Exchanges []exchange.Config
 	// Runtime tunes the service runtime (call timeout, payload limit).
 	// Its Node and Logger fields are taken from Name and Logger.
 	Runtime service.Config
 	// Limits bound what peers can make the node hold across all its
-	// links and exchanges (SPEC rule 36); zero fields take the defaults.
+	// links and exchanges (rule 36); zero fields take the defaults.
 	// Each exchange's Link config bounds each of its links.
 	Limits connection.Limits
 	// Logger receives the node's logs; nil is quiet.

@@ -2,7 +2,7 @@ package registry
 
 import "slices"
 
-// Binding is what a registry knows of one service (SPEC §1).
+// Binding is what a registry knows of one service.
 type Binding struct {
 	Name     string   `json:"name"`
 	Address  Address  `json:"address"`
@@ -37,7 +37,7 @@ func (b Binding) InGroup(g string) bool { return slices.Contains(b.Groups, g) }
 // EventKind says what changed in a registry event.
 type EventKind uint8
 
-// Registry event kinds (SPEC rule 12).
+// Registry event kinds (rule 12).
 const (
 	Available EventKind = iota + 1 // a service became visible
 	Withdrawn                      // a service stopped being visible
@@ -77,7 +77,7 @@ type Target interface {
 	String() string
 }
 
-// Name targets every service of that name (a call picks one, SPEC rule 13).
+// Name targets every service of that name (a call picks one, rule 13).
 type Name string
 
 // Group targets the members of a service group.

@@ -71,7 +71,7 @@ type Change struct {
 }
 
 // Dump is everything the registry knows, sent to an exchange when a link
-// comes up so it can announce what its filters allow (SPEC rule 8).
+// comes up so it can announce what its filters allow (rule 8).
 type Dump struct {
 	Link    Link
 	Changes []Change
@@ -135,7 +135,7 @@ type EncodedBatch struct {
 	Decode func(b []byte, e *Envelope) (rest []byte, err error)
 	// Droppable says every envelope in the batch is a report or a one-way
 	// message, so the service's queue limit may drop the batch whole,
-	// like a report, rather than refuse it (SPEC rule 25).
+	// like a report, rather than refuse it (rule 25).
 	Droppable bool
 }
 

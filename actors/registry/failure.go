@@ -12,7 +12,7 @@ import (
 // applications may use any other number.
 type Code int
 
-// The runtime's failure codes (SPEC rule 16).
+// The runtime's failure codes (rule 16).
 const (
 	CodeResponseDecoding Code = 44 // the caller cannot decode the response into its result
 	CodeNoSuchService    Code = 46 // nothing of that name or address is visible

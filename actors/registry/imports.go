@@ -1,7 +1,7 @@
 package registry
 
 // What links bring in: bindings and processes announced by peers, and
-// what goes when a link does (SPEC rules 8, 9).
+// what goes when a link does (rules 8, 9).
 
 import (
 	"slices"

@@ -51,7 +51,7 @@ type Config struct {
 	// default: nil discards everything.
 	Logger *slog.Logger
 	// CallTimeout bounds calls whose context has no deadline, so no
-	// request waits forever (SPEC rule 17).
+	// request waits forever (rule 17).
 	CallTimeout time.Duration
 	// MaxPayload is the largest encoded argument list, result or report
 	// value; larger ones fail with CodePayloadTooLarge.
@@ -60,7 +60,7 @@ type Config struct {
 	StopTimeout time.Duration
 	// ServiceQueueLimit bounds the bytes waiting in one service's
 	// mailbox, so a slow service cannot make its process run out of
-	// memory (SPEC rule 25). A report or one-way message that would go
+	// memory (rule 25). A report or one-way message that would go
 	// over it makes room by dropping the oldest reports and messages
 	// waiting, so a subscriber that catches up gets the latest state (it
 	// is dropped itself only when that would not make room); drops are
@@ -78,7 +78,7 @@ type Config struct {
 	// MaxSubscriptionsPerProcess bounds the subscription patterns this
 	// process's publishers hold, all together, for one other process:
 	// each is memory, a registry watch and work on every publish, and a
-	// peer must not grow them without bound (SPEC rule 36). A remote
+	// peer must not grow them without bound (rule 36). A remote
 	// subscription past it is ignored, logged and counted
 	// (Stats.SubscriptionsRefused); subscribers in this process are not
 	// limited. Default DefaultMaxSubscriptionsPerProcess.
@@ -89,7 +89,7 @@ type Config struct {
 	MaxSubscriptions int
 	// MaxDelayed bounds the requests one service has put off with
 	// Request.Delay and not answered yet: each keeps its caller waiting
-	// and its state here (SPEC rule 36). At the bound, requests to the
+	// and its state here (rule 36). At the bound, requests to the
 	// service fail with CodeOverloaded before their handler runs, until
 	// it answers some. Default DefaultMaxDelayed.
 	MaxDelayed int

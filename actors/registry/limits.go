@@ -7,8 +7,8 @@ import (
 
 // subscriptionSlots counts the subscription patterns this process's
 // publishers hold for other processes, per process and in all, against
-// Config.MaxSubscriptionsPerProcess and Config.MaxSubscriptions (SPEC
-// rule 36). Subscribers in this process take no slot.
+// Config.MaxSubscriptionsPerProcess and Config.MaxSubscriptions
+// (rule 36). Subscribers in this process take no slot.
 type subscriptionSlots struct {
 	mu         sync.Mutex
 	perProcess int

@@ -13,7 +13,7 @@ import (
 // semantics of protoactor's default mailbox — system messages first,
 // suspend and resume, a panic escalated to the supervisor, the
 // dispatcher's throughput between yields — and adds what a service needs
-// in front of it (SPEC rule 25):
+// in front of it (rule 25):
 //
 //   - a bound in bytes (Config.ServiceQueueLimit) on the envelopes
 //     waiting. A report or one-way message that would go over it makes

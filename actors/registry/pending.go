@@ -40,7 +40,7 @@ var syncCallPool = sync.Pool{New: func() any {
 
 // pendingTable holds every request of this process that awaits an
 // answer, by conversation id and by target, so a withdrawal, a lost link
-// or a vanished process fails the right ones at once (SPEC rule 17).
+// or a vanished process fails the right ones at once (rule 17).
 type pendingTable struct {
 	rt       *Kernel
 	mu       sync.Mutex

@@ -6,7 +6,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 )
 
-// The registry is one actor per process (SPEC §1). It alone changes the
+// The registry is one actor per process. It alone changes the
 // bindings, so every watcher sees changes in the order they happened
 // (rule 12). Lookups and envelope routing read the index (index.go) under a
 // read lock instead of asking the actor: that keeps the registry off the

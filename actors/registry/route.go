@@ -49,7 +49,7 @@ func (rt *Kernel) deliverLocal(e *Envelope) {
 }
 
 // post puts an envelope in a local service's mailbox, within its queue
-// limit (SPEC rule 25; see serviceMailbox): a report or one-way message
+// limit (rule 25; see serviceMailbox): a report or one-way message
 // is queued, older ones dropped to make room, or dropped itself (all
 // counted); a request over the limit is refused with CodeOverloaded.
 // That bounds the memory a slow service can make its process hold,

@@ -145,7 +145,7 @@ type WatchEvent struct {
 func (k *Kernel) NextID() uint64 { return k.nextWatch.Add(1) }
 
 // Watch starts watch id of target t: events go to pid as *WatchEvent,
-// first for what exists now, then for each change (SPEC rule 12).
+// first for what exists now, then for each change (rule 12).
 func (k *Kernel) Watch(id uint64, pid *actor.PID, t Target) {
 	w := &watcher{id: id, pid: pid}
 	switch t := t.(type) {

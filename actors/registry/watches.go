@@ -1,6 +1,6 @@
 package registry
 
-// Registry watches (SPEC rule 12): who watches what, the snapshot a new
+// Registry watches (rule 12): who watches what, the snapshot a new
 // watch gets first, then each change, from the registry actor.
 
 import (

@@ -101,7 +101,7 @@ func TestBugDiallerRefusalIsNotRejected(t *testing.T) {
 	}
 }
 
-// SPEC rule 4: a refused client gets "a clear reason on both sides".
+// rule 4: a refused client gets "a clear reason on both sides".
 // The server logs a refused hello (or a reject it received) at debug
 // level only ("link closed"), so a node at the default info level says
 // nothing about a client of the wrong group.

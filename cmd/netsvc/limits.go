@@ -12,7 +12,7 @@ import (
 	"github.com/netsvc-go/netsvc/service"
 )
 
-// nodeLimits are the bounds of "netsvc node" (SPEC rule 36), set with
+// nodeLimits are the bounds of "netsvc node" (rule 36), set with
 // --limit NAME=VALUE, one flag per bound repeated as needed: a table
 // here names each, so help lists them all with their defaults.
 type nodeLimits struct {

@@ -30,11 +30,11 @@ import (
 	"github.com/netsvc-go/netsvc/service"
 )
 
-// The reliability tests run a real "netsvc node" process and check SPEC
+// The reliability tests run a real "netsvc node" process and check
 // rules 25 and 26 from outside, as an operator would see them: in its
 // log, its console (/api/connections, /metrics) and its memory (VmRSS).
 
-// TestE2EBadInputBounded checks SPEC rule 26 against a node process:
+// TestE2EBadInputBounded checks rule 26 against a node process:
 // hundreds of connections that never finish the handshake, and a loop of
 // bad inputs (garbage, truncated and oversized frames, unknown kinds, an
 // HTTP request, a TLS hello, a wrong group or version), each closed with a
@@ -305,7 +305,7 @@ func badInputs(t *testing.T, addr string) []badInput {
 	}
 }
 
-// TestE2ESlowConsumer checks SPEC rule 25 against a node process: for
+// TestE2ESlowConsumer checks rule 25 against a node process: for
 // 10 s a publisher (a client process of the node) publishes as fast as it
 // can to a subscriber that stopped reading its socket. The node's memory
 // stays within a bound, its queue to the subscriber too; reports are
@@ -538,7 +538,7 @@ func TestE2ESlowConsumer(t *testing.T) {
 		t.Errorf("the subscriber got %d of %d reports without a gap: nothing was dropped?", len(seqs), published)
 	}
 
-	// None was lost silently (SPEC rule 24): each report was read, or
+	// None was lost silently (rule 24): each report was read, or
 	// counted as dropped by the node or, when the node itself fell
 	// behind, by the publisher's own link.
 	l, err = subLink()

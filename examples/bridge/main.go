@@ -1,5 +1,5 @@
 // Command bridge links two exchange groups in one process and republishes
-// the backend's reports to the front (OSE's "publish-frontend" demo, SPEC
+// the backend's reports to the front (OSE's "publish-frontend" demo,
 // rule 5):
 //
 //	 front: exchange group ""                back: exchange group "backend"
