@@ -1,5 +1,7 @@
 package cluster
 
+// A member of the cluster: start, members, metadata, leave and shutdown.
+
 import (
 	"bytes"
 	"crypto/rand"

@@ -1,5 +1,8 @@
 package cluster
 
+// Configuration: presets of memberlist's timings, and how a member
+// binds, joins and tells about itself.
+
 import (
 	"context"
 	"fmt"

@@ -1,5 +1,8 @@
 package cluster
 
+// memberlist's delegates: metadata, events, vetoes of incompatible
+// members, probe round trips.
+
 import (
 	"errors"
 	"net"

@@ -1,5 +1,7 @@
 package cluster
 
+// Members coming and going, and the events the cluster's user is told.
+
 import (
 	"net"
 	"strconv"

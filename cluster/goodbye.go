@@ -1,5 +1,7 @@
 package cluster
 
+// Leaving with a goodbye to every peer, so they report "left" at once.
+
 import (
 	"maps"
 	"net"

@@ -1,5 +1,7 @@
 package cluster
 
+// Joining the seeds in the background, retrying with backoff.
+
 import (
 	"errors"
 	"math/rand/v2"

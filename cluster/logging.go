@@ -1,5 +1,7 @@
 package cluster
 
+// memberlist's log lines, forwarded to slog at their level.
+
 import (
 	"context"
 	"log"

@@ -1,5 +1,8 @@
 package cluster
 
+// Mesh: a server exchange kept linked to every server of its group
+// that gossip reports.
+
 import (
 	"log/slog"
 	"sync"

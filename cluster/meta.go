@@ -1,5 +1,7 @@
 package cluster
 
+// What a member gossips about itself, and when another is compatible.
+
 import (
 	"encoding/json"
 	"errors"

@@ -1,5 +1,8 @@
 package service
 
+// The Agent, a service's handle, and its actor: lifecycle, groups,
+// child actors and the calls it makes.
+
 import (
 	"context"
 	"fmt"

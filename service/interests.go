@@ -1,5 +1,7 @@
 package service
 
+// What a service listens to, published for the console.
+
 import (
 	"slices"
 

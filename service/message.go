@@ -1,5 +1,7 @@
 package service
 
+// One-way messages between services (rule 32).
+
 import (
 	"fmt"
 

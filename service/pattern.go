@@ -1,5 +1,7 @@
 package service
 
+// Subject patterns of subscriptions (rule 19).
+
 import (
 	"fmt"
 	"strings"

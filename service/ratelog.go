@@ -1,5 +1,7 @@
 package service
 
+// A warning let through at most once per interval.
+
 import "time"
 
 // rateLog lets a repeated warning through at most once per interval,

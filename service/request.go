@@ -1,5 +1,8 @@
 package service
 
+// Exported methods and the requests they serve: decoding arguments,
+// answering now or later (rule 15).
+
 import (
 	"context"
 	"fmt"

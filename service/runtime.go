@@ -1,5 +1,7 @@
 package service
 
+// Runtime: starting, calling and stopping services from a program.
+
 import (
 	"context"
 	"errors"

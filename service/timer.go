@@ -1,5 +1,7 @@
 package service
 
+// Timers whose callbacks run inside their service.
+
 import "time"
 
 // Timer is a timer whose callback runs inside its service.

@@ -1,5 +1,7 @@
 package service
 
+// Registry watches (rule 12) and lookups.
+
 import (
 	"context"
 )

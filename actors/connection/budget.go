@@ -1,5 +1,9 @@
 package connection
 
+// The node's budget across all its links (rule 36): connections in
+// their handshake, bytes of frames still arriving, bytes queued outbound,
+// remote bindings; and how an outbound queue pays when it holds the most.
+
 import (
 	"log/slog"
 	"net"

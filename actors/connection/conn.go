@@ -1,5 +1,8 @@
 package connection
 
+// A link's Conn (the registry.Link routes go through) and its actor,
+// which owns the socket's life: handshake deadline, liveness, close.
+
 import (
 	"errors"
 	"fmt"

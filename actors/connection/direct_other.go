@@ -2,6 +2,9 @@
 
 package connection
 
+// Where non-blocking socket writes are not available: every frame goes
+// through the writer goroutine.
+
 import "net"
 
 // directWriter is nil where writing to a socket without blocking is not

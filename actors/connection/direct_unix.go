@@ -2,6 +2,9 @@
 
 package connection
 
+// A write that never blocks, for a sender that writes inline on an idle
+// link.
+
 import (
 	"net"
 	"syscall"

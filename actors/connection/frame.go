@@ -1,5 +1,8 @@
 package connection
 
+// Frames: the kinds, the length-prefixed layout, the protocol version
+// and the field reader every decoder uses.
+
 import (
 	"encoding/binary"
 	"errors"

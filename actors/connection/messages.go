@@ -1,5 +1,8 @@
 package connection
 
+// The control frames: hello, reject and bye, proof and accept, move,
+// announce and group, ping.
+
 import (
 	"encoding/binary"
 	"fmt"

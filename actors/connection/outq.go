@@ -1,5 +1,9 @@
 package connection
 
+// A link's bounded outbound queue and its writer goroutine: frames batch
+// into one write, reports drop oldest first, requests are refused when it
+// is full (rules 24, 25).
+
 import (
 	"errors"
 	"io"

@@ -1,5 +1,9 @@
 package connection
 
+// The reader goroutine: the handshake, then frames split, checked and
+// routed with no actor hop — to a local service, to the call waiting for
+// it, or on to the next link as bytes.
+
 import (
 	"encoding/binary"
 	"errors"

@@ -1,5 +1,7 @@
 package console
 
+// Guessing the console's token is slowed and counted per remote host.
+
 import (
 	"container/list"
 	"log/slog"

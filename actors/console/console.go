@@ -1,5 +1,8 @@
 package console
 
+// The console's server: its configuration, the handler chain (token,
+// loopback, cross-origin checks) and JSON answers.
+
 import (
 	"context"
 	"crypto/subtle"

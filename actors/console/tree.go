@@ -1,5 +1,7 @@
 package console
 
+// GET /api/tree: the live actor tree, built from the kernel's Tree.
+
 import (
 	"sort"
 	"strconv"

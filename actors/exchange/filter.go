@@ -1,5 +1,8 @@
 package exchange
 
+// The one filter every announcement passes: audience, exchange groups
+// and split horizon (rules 1–7).
+
 import "github.com/netsvc-go/netsvc/actors/registry"
 
 // Exports decides whether a registry change goes out on a link: the

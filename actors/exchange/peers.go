@@ -1,5 +1,8 @@
 package exchange
 
+// Link counters by peer, summed over the links a peer has had, for
+// metrics that survive reconnects.
+
 import (
 	"sort"
 	"time"

@@ -1,5 +1,8 @@
 package exchange
 
+// Why connections were turned away before they were up, counted by
+// reason.
+
 import (
 	"strings"
 	"sync/atomic"

@@ -1,5 +1,8 @@
 package exchange
 
+// TLS for links: the files, their reloading when they change, and the
+// TLS handshake of accepted and dialled connections.
+
 import (
 	"crypto/tls"
 	"crypto/x509"

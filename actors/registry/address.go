@@ -1,5 +1,7 @@
 package registry
 
+// Process ids and service addresses.
+
 import (
 	"crypto/rand"
 	"encoding/binary"

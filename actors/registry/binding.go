@@ -1,5 +1,8 @@
 package registry
 
+// Bindings, registry events and the targets of calls, subscriptions and
+// watches.
+
 import "slices"
 
 // Binding is what a registry knows of one service.

@@ -1,5 +1,7 @@
 package registry
 
+// Payloads and the CBOR codec: arguments, results, reports.
+
 import (
 	"bytes"
 	"encoding/json"

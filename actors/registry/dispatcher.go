@@ -1,5 +1,7 @@
 package registry
 
+// The dispatcher actors run on: a pool of long-lived goroutines.
+
 import (
 	"slices"
 	"sync"

@@ -1,5 +1,7 @@
 package registry
 
+// Failures: the codes, their text, and the sentinels errors.Is matches.
+
 import (
 	"context"
 	"errors"

@@ -1,5 +1,8 @@
 package registry
 
+// The Kernel: its configuration, start and close, and what the node and
+// the console read of it.
+
 import (
 	"context"
 	"fmt"

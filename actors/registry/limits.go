@@ -1,5 +1,8 @@
 package registry
 
+// The subscriptions this process's publishers hold for others, counted
+// against the bounds of rule 36.
+
 import (
 	"fmt"
 	"sync"

@@ -1,5 +1,7 @@
 package registry
 
+// Local: what the kernel knows of a service of this process.
+
 import (
 	"sync/atomic"
 

@@ -1,5 +1,8 @@
 package registry
 
+// The service mailbox: bounded in bytes, dropping the oldest reports
+// first (rule 25), with the watch for handlers that run too long.
+
 import (
 	"runtime"
 	"sync"

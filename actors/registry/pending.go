@@ -1,5 +1,8 @@
 package registry
 
+// The calls of this process waiting for an answer, failed at once when
+// their target or link goes (rule 17).
+
 import (
 	"sync"
 	"time"

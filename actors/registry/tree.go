@@ -1,5 +1,8 @@
 package registry
 
+// The live actor tree the console shows, kept by a wrapper every actor
+// of the runtime runs in.
+
 import (
 	"sort"
 	"sync"
