@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/netsvc-go/netsvc/actors/exchange"
-	"github.com/netsvc-go/netsvc/actors/node"
 	"github.com/netsvc-go/netsvc/actors/registry"
 	"github.com/netsvc-go/netsvc/service"
 )
@@ -334,7 +333,7 @@ func TestMetrics(t *testing.T) {
 // handler running past the slow-handler threshold shows as stuck.
 func TestMetricsShowServiceDropsAndStuckHandlers(t *testing.T) {
 	ctx := context.Background()
-	n, err := node.Start(ctx, node.Config{Name: "n", Runtime: service.Config{ServiceQueueLimit: 64 << 10, SlowHandler: 50 * time.Millisecond}})
+	n, err := startTestNode("n", service.Config{ServiceQueueLimit: 64 << 10, SlowHandler: 50 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,8 +18,10 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/netsvc-go/netsvc/actors/node"
+	"github.com/netsvc-go/netsvc/actors/connection"
+	"github.com/netsvc-go/netsvc/actors/exchange"
 	"github.com/netsvc-go/netsvc/actors/registry"
+	"github.com/netsvc-go/netsvc/service"
 )
 
 // DefaultAddr is where a console listens when Config.Addr is empty.
@@ -42,6 +44,16 @@ var (
 	idleTimeout       = 2 * time.Minute
 )
 
+// Node is what a console shows: a node (package actors/node) is one.
+// The console reads it; it changes nothing but what a gateway call does.
+type Node interface {
+	Runtime() *service.Runtime
+	Exchanges() []*exchange.Exchange
+	Links() []exchange.LinkStatus
+	Addr() string
+	Budget() *connection.Budget
+}
+
 // Config configures a console.
 type Config struct {
 	// Addr is the HOST:PORT to listen on; DefaultAddr when empty. Port 0
@@ -52,7 +64,7 @@ type Config struct {
 	// "Authorization: Bearer TOKEN" or the query parameter "token".
 	Token string
 	// Node is the node the console shows. Required.
-	Node *node.Node
+	Node Node
 	// Members returns the cluster members for /api/members and the
 	// metrics; the result must marshal to JSON (a slice, usually). It is
 	// called on each request and must not block for long. Nil means no

@@ -15,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/netsvc-go/netsvc/actors/node"
 	"github.com/netsvc-go/netsvc/actors/registry"
 	"github.com/netsvc-go/netsvc/service"
 )
@@ -61,10 +60,10 @@ func heapPeak() (stop func() uint64) {
 }
 
 // startSingle starts a node without links, with the math service.
-func startSingle(t testing.TB, cfg service.Config) *node.Node {
+func startSingle(t testing.TB, cfg service.Config) *testNode {
 	t.Helper()
 	ctx := context.Background()
-	n, err := node.Start(ctx, node.Config{Name: "single", Runtime: cfg})
+	n, err := startTestNode("single", cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/netsvc-go/netsvc/actors/node"
 	"github.com/netsvc-go/netsvc/service"
 )
 
@@ -185,7 +184,7 @@ func (e errTest) Error() string { return string(e) }
 
 func TestGatewayBodyLimit(t *testing.T) {
 	ctx := context.Background()
-	n, err := node.Start(ctx, node.Config{Name: "small", Runtime: service.Config{MaxPayload: 1024}})
+	n, err := startTestNode("small", service.Config{MaxPayload: 1024})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,8 +14,6 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
-	"github.com/netsvc-go/netsvc/actors/exchange"
-	"github.com/netsvc-go/netsvc/actors/node"
 	"github.com/netsvc-go/netsvc/service"
 )
 
@@ -39,7 +37,7 @@ func waitFor(t testing.TB, d time.Duration, fn func() error) {
 // pair is a server node with test services and a client node linked to
 // it, like a netsvc node and a program using it.
 type pair struct {
-	srv, cli *node.Node
+	srv, cli *testNode
 	stopCli  func() // stops the client once (Node.Stop is not idempotent)
 }
 
@@ -50,7 +48,7 @@ func startPair(t testing.TB) pair {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	srv, err := node.Start(ctx, node.Config{Name: "srv", Exchanges: []exchange.Config{node.Server("", "127.0.0.1:0")}})
+	srv, err := startTestNode("srv", service.Config{}, serverEndpoint("127.0.0.1:0"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +63,7 @@ func startPair(t testing.TB) pair {
 	if _, err := rt.Start(ctx, "hidden", mathService(), service.Audience("")); err != nil {
 		t.Fatal(err)
 	}
-	cli, err := node.Start(ctx, node.Config{Name: "cli", Exchanges: []exchange.Config{node.Client("", srv.Addr())}})
+	cli, err := startTestNode("cli", service.Config{}, clientEndpoint(srv.Addr()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +88,7 @@ func startPair(t testing.TB) pair {
 	return pair{srv: srv, cli: cli, stopCli: stopCli}
 }
 
-func stopNode(n *node.Node) {
+func stopNode(n *testNode) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	n.Stop(ctx)
@@ -226,11 +224,11 @@ func wantJSONError(t testing.TB, r response, status int, want string) map[string
 
 // startClient starts a client node named name linked to the server at
 // addr, waits until the link synced and stops it when the test ends.
-func startClient(t testing.TB, addr, name string) *node.Node {
+func startClient(t testing.TB, addr, name string) *testNode {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	n, err := node.Start(ctx, node.Config{Name: name, Exchanges: []exchange.Config{node.Client("", addr)}})
+	n, err := startTestNode(name, service.Config{}, clientEndpoint(addr))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,7 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/netsvc-go/netsvc/actors/node"
 	"github.com/netsvc-go/netsvc/actors/registry"
 	"github.com/netsvc-go/netsvc/service"
 )
@@ -36,7 +35,7 @@ type TreeNode struct {
 }
 
 // buildTree builds the live actor tree of a node from its runtime.
-func buildTree(n *node.Node) *TreeNode {
+func buildTree(n Node) *TreeNode {
 	rt := n.Runtime()
 	root := &TreeNode{Name: rt.Node(), PID: "node", Kind: registry.KindNode, Since: rt.Kernel().Started(),
 		Detail: map[string]any{"process": rt.ProcessID().String(), "listen": n.Addr()}, Children: []*TreeNode{}}
