@@ -157,12 +157,12 @@ func Start(cfg Config, ev Events) (*Cluster, error) {
 	mc.Ping = d
 	mc.LogOutput = nil
 	mc.Logger = memberlistLogger(logger.With("component", "memberlist", "self", mc.Name))
-	if cfg.wrapTransport != nil {
+	if cfg.WrapTransport != nil {
 		nt, err := netTransport(mc)
 		if err != nil {
 			return nil, fmt.Errorf("cluster: start gossip on %s: %w", bind, err)
 		}
-		mc.Transport = cfg.wrapTransport(nt)
+		mc.Transport = cfg.WrapTransport(nt)
 	}
 
 	go c.deliver()

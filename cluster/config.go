@@ -167,9 +167,10 @@ type Config struct {
 	// level. Nil means quiet.
 	Logger *slog.Logger
 
-	// wrapTransport, when set (by tests), wraps memberlist's network
-	// transport, for instance to drop the traffic of a partition.
-	wrapTransport func(memberlist.NodeAwareTransport) memberlist.NodeAwareTransport
+	// WrapTransport, when set, wraps memberlist's network transport
+	// (bound to BindAddr) before gossip starts: to observe the gossip
+	// traffic, or to cut it as package clustertest does in tests.
+	WrapTransport func(memberlist.NodeAwareTransport) memberlist.NodeAwareTransport
 }
 
 // reconnect returns the reconnect interval and timeout of cfg: its own,

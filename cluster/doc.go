@@ -37,12 +37,10 @@
 // (a killed member is noticed after about 5–8 s); [Fast] notices it in about
 // 1 s and is meant for loopback tests and demos.
 //
-// Mesh (mesh.go) is the one part that acts on what gossip says: it keeps
-// a node's server exchange linked to every other server of its exchange
-// group, dialling and closing links through the exchange (package
-// actors/exchange), and relinking members that come back. It is the
-// only file here that imports the runtime; the rest of the package
-// knows nothing of it.
+// This package tells its user who is up; it dials nothing. The node
+// (package actors/node) acts on it: its Mesh keeps a server exchange
+// linked to every other server of its exchange group. Package
+// clustertest cuts the gossip of a test's cluster.
 //
 // What it is not for: it carries no registry or service data. memberlist
 // gossip is best-effort and may take a push/pull round (seconds) to

@@ -2,164 +2,12 @@ package cluster
 
 import (
 	"fmt"
-	"net"
-	"os"
 	"slices"
-	"strconv"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/hashicorp/memberlist"
+	"github.com/netsvc-go/netsvc/cluster/clustertest"
 )
-
-// partitionNet is the loopback network of a test, which the test can cut:
-// members on different sides then drop each other's packets without a
-// word, and their connections to each other never open (the dial waits
-// its whole timeout), as when a link between two switches goes down. The
-// members run memberlist's own transport underneath; only what crosses
-// the cut is held back.
-type partitionNet struct {
-	mu    sync.Mutex
-	side  map[string]int // gossip address → side of the cut; absent is side 0
-	dials map[string]int // stream dials by destination address
-}
-
-func newPartitionNet() *partitionNet {
-	return &partitionNet{side: map[string]int{}, dials: map[string]int{}}
-}
-
-// blocked reports whether traffic from one address to another is dropped.
-func (pn *partitionNet) blocked(from, to string) bool {
-	pn.mu.Lock()
-	defer pn.mu.Unlock()
-	return pn.side[from] != pn.side[to]
-}
-
-// cut puts each group of gossip addresses on a side of its own (the
-// first group on side 1, and so on); addresses in no group stay on side 0.
-func (pn *partitionNet) cut(groups ...[]string) {
-	pn.mu.Lock()
-	defer pn.mu.Unlock()
-	clear(pn.side)
-	for i, g := range groups {
-		for _, addr := range g {
-			pn.side[addr] = i + 1
-		}
-	}
-}
-
-// heal puts every member back on one network.
-func (pn *partitionNet) heal() {
-	pn.mu.Lock()
-	defer pn.mu.Unlock()
-	clear(pn.side)
-}
-
-// dialsTo returns how many streams were dialled to addr so far.
-func (pn *partitionNet) dialsTo(addr string) int {
-	pn.mu.Lock()
-	defer pn.mu.Unlock()
-	return pn.dials[addr]
-}
-
-// config returns a Fast config for node joining join, on this network.
-func (pn *partitionNet) config(node string, join ...string) Config {
-	cfg := testConfig(node, join...)
-	cfg.wrapTransport = pn.wrap
-	return cfg
-}
-
-// wrap puts a member's transport (bound to 127.0.0.1) on this network;
-// it is a Config.wrapTransport.
-func (pn *partitionNet) wrap(inner memberlist.NodeAwareTransport) memberlist.NodeAwareTransport {
-	port := inner.(*memberlist.NetTransport).GetAutoBindPort()
-	t := &cutTransport{NodeAwareTransport: inner, net: pn, self: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
-		packets: make(chan *memberlist.Packet), done: make(chan struct{})}
-	go t.filter()
-	return t
-}
-
-// addrs returns the gossip addresses of nodes.
-func addrs(nodes []*testNode) []string {
-	out := make([]string, len(nodes))
-	for i, n := range nodes {
-		out[i] = n.LocalAddr()
-	}
-	return out
-}
-
-// cutTransport is memberlist's transport of one member of a partitionNet.
-type cutTransport struct {
-	memberlist.NodeAwareTransport
-	net     *partitionNet
-	self    string // this member's gossip address
-	packets chan *memberlist.Packet
-	done    chan struct{}
-	once    sync.Once
-}
-
-// filter passes on the packets that do not cross the cut.
-func (t *cutTransport) filter() {
-	in := t.NodeAwareTransport.PacketCh()
-	for {
-		select {
-		case <-t.done:
-			return
-		case p := <-in:
-			if t.net.blocked(p.From.String(), t.self) {
-				continue
-			}
-			select {
-			case t.packets <- p:
-			case <-t.done:
-				return
-			}
-		}
-	}
-}
-
-func (t *cutTransport) PacketCh() <-chan *memberlist.Packet { return t.packets }
-
-func (t *cutTransport) WriteTo(b []byte, addr string) (time.Time, error) {
-	return t.WriteToAddress(b, memberlist.Address{Addr: addr})
-}
-
-func (t *cutTransport) WriteToAddress(b []byte, a memberlist.Address) (time.Time, error) {
-	if t.net.blocked(t.self, a.Addr) {
-		return time.Now(), nil // sent, as far as the sender can tell
-	}
-	return t.NodeAwareTransport.WriteToAddress(b, a)
-}
-
-func (t *cutTransport) DialTimeout(addr string, timeout time.Duration) (net.Conn, error) {
-	return t.DialAddressTimeout(memberlist.Address{Addr: addr}, timeout)
-}
-
-func (t *cutTransport) DialAddressTimeout(a memberlist.Address, timeout time.Duration) (net.Conn, error) {
-	t.net.mu.Lock()
-	t.net.dials[a.Addr]++
-	t.net.mu.Unlock()
-	if t.net.blocked(t.self, a.Addr) {
-		timer := time.NewTimer(timeout)
-		defer timer.Stop()
-		select {
-		case <-timer.C:
-		case <-t.done:
-		}
-		return nil, &net.OpError{Op: "dial", Net: "tcp", Err: os.ErrDeadlineExceeded}
-	}
-	return t.NodeAwareTransport.DialAddressTimeout(a, timeout)
-}
-
-// Shutdown shuts the transport underneath down first: it waits for its
-// listeners, which may be handing a packet to filter, which must still
-// take it.
-func (t *cutTransport) Shutdown() error {
-	err := t.NodeAwareTransport.Shutdown()
-	t.once.Do(func() { close(t.done) })
-	return err
-}
 
 // seesOnly checks that each node sees exactly the others of its group.
 func seesOnly(groups ...[]*testNode) error {
@@ -180,7 +28,7 @@ func seesOnly(groups ...[]*testNode) error {
 // intervals of the heal. The cut is held past memberlist's
 // GossipToTheDeadTime, so the dead have been forgotten by memberlist too.
 func TestReconnectHealsSplit(t *testing.T) {
-	pn := newPartitionNet()
+	pn := clustertest.NewNetwork()
 	nodes := startChain(t, pn, "split", 5)
 	a, b, c, d, e := nodes[0], nodes[1], nodes[2], nodes[3], nodes[4]
 	partition(t, pn, 7*time.Second, []*testNode{a, b}, []*testNode{c, d, e})
@@ -190,7 +38,7 @@ func TestReconnectHealsSplit(t *testing.T) {
 // gossiped to, but at the same incarnation, which memberlist ignores,
 // until a join tells each side that it was declared dead.
 func TestReconnectHealsShortSplit(t *testing.T) {
-	pn := newPartitionNet()
+	pn := clustertest.NewNetwork()
 	nodes := startChain(t, pn, "blip", 5)
 	a, b, c, d, e := nodes[0], nodes[1], nodes[2], nodes[3], nodes[4]
 	partition(t, pn, 2*time.Second, []*testNode{a, b}, []*testNode{c, d, e})
@@ -201,7 +49,7 @@ func TestReconnectHealsShortSplit(t *testing.T) {
 // reconnect too, by default; here they do not, so the heal is the first
 // member's doing: none of them is alone, so none rejoins its seeds.)
 func TestReconnectFirstMemberAlone(t *testing.T) {
-	pn := newPartitionNet()
+	pn := clustertest.NewNetwork()
 	nodes := startChain(t, pn, "first", 4, func(i int, cfg *Config) {
 		if i > 0 {
 			cfg.ReconnectInterval = -1
@@ -216,7 +64,7 @@ func TestReconnectFirstMemberAlone(t *testing.T) {
 // startChain starts n members on pn: the first without seeds, each next
 // one joining the one before, and waits until all see all. tweak, when
 // given, changes the config of member i.
-func startChain(t *testing.T, pn *partitionNet, prefix string, n int, tweak ...func(i int, cfg *Config)) []*testNode {
+func startChain(t *testing.T, pn *clustertest.Network, prefix string, n int, tweak ...func(i int, cfg *Config)) []*testNode {
 	t.Helper()
 	nodes := make([]*testNode, n)
 	for i := range n {
@@ -224,7 +72,7 @@ func startChain(t *testing.T, pn *partitionNet, prefix string, n int, tweak ...f
 		if i > 0 {
 			join = []string{nodes[i-1].LocalAddr()}
 		}
-		cfg := pn.config(fmt.Sprintf("%s-%c", prefix, 'a'+i), join...)
+		cfg := partitionConfig(pn, fmt.Sprintf("%s-%c", prefix, 'a'+i), join...)
 		for _, f := range tweak {
 			f(i, &cfg)
 		}
@@ -238,7 +86,7 @@ func startChain(t *testing.T, pn *partitionNet, prefix string, n int, tweak ...f
 // that each side then sees only itself (with the other side reported
 // dead), heals it, and checks that every member is reported up again by
 // the other side within healBound.
-func partition(t *testing.T, pn *partitionNet, hold time.Duration, one, two []*testNode) {
+func partition(t *testing.T, pn *clustertest.Network, hold time.Duration, one, two []*testNode) {
 	t.Helper()
 	const healBound = 5 * time.Second // 1 s reconnect interval; measured 0.15–1.7 s
 	all := append(slices.Clone(one), two...)
@@ -251,7 +99,7 @@ func partition(t *testing.T, pn *partitionNet, hold time.Duration, one, two []*t
 	}
 
 	cut := time.Now()
-	pn.cut(addrs(one), addrs(two))
+	pn.Cut(addrs(one), addrs(two))
 	checkFor(t, settle, 10*time.Millisecond, func() error {
 		if err := seesOnly(one, two); err != nil {
 			return err
@@ -276,7 +124,7 @@ func partition(t *testing.T, pn *partitionNet, hold time.Duration, one, two []*t
 	}
 
 	healed := time.Now()
-	pn.heal()
+	pn.Heal()
 	var took time.Duration
 	checkFor(t, healBound, 5*time.Millisecond, func() error {
 		if err := allSee(all...); err != nil {
@@ -317,9 +165,9 @@ func partition(t *testing.T, pn *partitionNet, hold time.Duration, one, two []*t
 // A member that left is not rejoined; one that crashed is, every
 // reconnect interval, and its entry goes after the reconnect timeout.
 func TestReconnectSkipsLeftMembers(t *testing.T) {
-	pn := newPartitionNet()
+	pn := clustertest.NewNetwork()
 	cfg := func(node string, join ...string) Config {
-		c := pn.config(node, join...)
+		c := partitionConfig(pn, node, join...)
 		c.ReconnectInterval = 50 * time.Millisecond
 		c.ReconnectTimeout = 2 * time.Second
 		return c
@@ -348,7 +196,7 @@ func TestReconnectSkipsLeftMembers(t *testing.T) {
 		}
 		return nil
 	})
-	leaverDials, crasherDials := pn.dialsTo(leaver.LocalAddr()), pn.dialsTo(crasher.LocalAddr())
+	leaverDials, crasherDials := pn.Dials(leaver.LocalAddr()), pn.Dials(crasher.LocalAddr())
 	for _, n := range []*testNode{a, b} {
 		var addrs []string
 		for _, e := range n.rejoin.snapshot() {
@@ -376,10 +224,10 @@ func TestReconnectSkipsLeftMembers(t *testing.T) {
 	if gaveUp := time.Since(crashed); gaveUp < 2*time.Second {
 		t.Errorf("gave up on the crashed member after %v, before the 2 s reconnect timeout", gaveUp)
 	}
-	if n := pn.dialsTo(crasher.LocalAddr()) - crasherDials; n < 10 {
+	if n := pn.Dials(crasher.LocalAddr()) - crasherDials; n < 10 {
 		t.Errorf("the crashed member's address was dialled %d times in its 2 s reconnect timeout at 50 ms intervals; want many", n)
 	}
-	if n := pn.dialsTo(leaver.LocalAddr()) - leaverDials; n != 0 {
+	if n := pn.Dials(leaver.LocalAddr()) - leaverDials; n != 0 {
 		t.Errorf("the address of the member that left was dialled %d times after it left", n)
 	}
 	for _, n := range []*testNode{a, b} {
@@ -531,4 +379,20 @@ func TestRejoinList(t *testing.T) {
 	if got := addrs(); !slices.Equal(got, []string{"seed:1"}) {
 		t.Errorf("list at the end %v, want only the seed", got)
 	}
+}
+
+// partitionConfig returns a Fast config for node joining join, on pn.
+func partitionConfig(pn *clustertest.Network, node string, join ...string) Config {
+	cfg := testConfig(node, join...)
+	cfg.WrapTransport = pn.Wrap
+	return cfg
+}
+
+// addrs returns the gossip addresses of nodes.
+func addrs(nodes []*testNode) []string {
+	out := make([]string, len(nodes))
+	for i, n := range nodes {
+		out[i] = n.LocalAddr()
+	}
+	return out
 }

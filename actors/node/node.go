@@ -1,7 +1,7 @@
 // Package node wires a netsvc process together: the service runtime
 // (its kernel: registry and services) and one exchange per exchange group
 // it takes part in, with the node's limits shared by them. Gossip
-// discovery (package cluster's Mesh) and the console (package
+// discovery (Mesh, over package cluster) and the console (package
 // actors/console) are started beside it by the program, as the netsvc
 // command does. Numbered rules cited in comments are those of package
 // actors.

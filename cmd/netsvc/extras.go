@@ -19,7 +19,7 @@ import (
 // stderr. stop is called once, before the node stops: it leaves the
 // cluster first, so peers drop this node at once.
 func startExtras(n *node.Node, cfg nodeFlags, stderr io.Writer) (stop func(), err error) {
-	var mesh atomic.Pointer[cluster.Mesh]
+	var mesh atomic.Pointer[node.Mesh]
 	var members func() any
 	if cfg.gossip != "" {
 		members = func() any {
@@ -40,7 +40,7 @@ func startExtras(n *node.Node, cfg nodeFlags, stderr io.Writer) (stop func(), er
 	if con != nil {
 		meta.Console = con.Addr()
 	}
-	m, err := cluster.StartMesh(n.Runtime(), n.Exchange(cfg.group), cluster.Config{
+	m, err := node.StartMesh(n.Runtime(), n.Exchange(cfg.group), cluster.Config{
 		BindAddr:  cfg.gossip,
 		Advertise: cfg.gossipAdvertise,
 		Join:      cfg.join,

@@ -130,9 +130,9 @@ func run() error {
 	// and group, and dials each server of the same group it hears of (of
 	// each pair, the one with the smaller process id dials). The
 	// EventFuncs are told of members coming and going, of every group.
-	var mesh *cluster.Mesh
+	var mesh *node.Mesh
 	if *gossip != "off" {
-		mesh, err = cluster.StartMesh(n.Runtime(), x, cluster.Config{
+		mesh, err = node.StartMesh(n.Runtime(), x, cluster.Config{
 			BindAddr: *gossip,
 			Join:     join,
 			Preset:   preset,

@@ -1,4 +1,4 @@
-package cluster_test
+package node_test
 
 import (
 	"context"
@@ -18,7 +18,7 @@ import (
 type meshNode struct {
 	name string
 	n    *node.Node
-	m    *cluster.Mesh
+	m    *node.Mesh
 }
 
 // startMeshNode starts a server node with a service named after it and
@@ -37,7 +37,7 @@ func startMeshNode(t *testing.T, name, group string, seeds ...string) *meshNode 
 	})); err != nil {
 		t.Fatal(err)
 	}
-	m, err := cluster.StartMesh(n.Runtime(), n.Exchange(group), cluster.Config{
+	m, err := node.StartMesh(n.Runtime(), n.Exchange(group), cluster.Config{
 		BindAddr: "127.0.0.1:0", Join: seeds, Preset: cluster.Fast}, nil)
 	if err != nil {
 		n.Stop(ctx)
@@ -72,7 +72,7 @@ func sees(n *node.Node, names ...string) error {
 	return nil
 }
 
-func activeLinks(n *node.Node) int {
+func meshLinks(n *node.Node) int {
 	k := 0
 	for _, l := range n.Links() {
 		if l.State == "active" {
@@ -116,7 +116,7 @@ func TestMeshFiveNodes(t *testing.T) {
 			if err := sees(mn.n, names...); err != nil {
 				return err
 			}
-			if k := activeLinks(mn.n); k != len(names)-1 {
+			if k := meshLinks(mn.n); k != len(names)-1 {
 				return fmt.Errorf("%s has %d links, want %d", mn.name, k, len(names)-1)
 			}
 		}
@@ -224,7 +224,7 @@ func TestMeshRestart(t *testing.T) {
 			if err := sees(mn.n, "a", "b", "c"); err != nil {
 				return err
 			}
-			if k := activeLinks(mn.n); k != 2 {
+			if k := meshLinks(mn.n); k != 2 {
 				return fmt.Errorf("%s has %d links, want 2", mn.name, k)
 			}
 		}
@@ -251,7 +251,7 @@ func TestMeshTwoGroups(t *testing.T) {
 				if err := sees(mn.n, pair[1-i].name); err != nil {
 					return err
 				}
-				if k := activeLinks(mn.n); k != 1 {
+				if k := meshLinks(mn.n); k != 1 {
 					return fmt.Errorf("%s has %d links, want 1", mn.name, k)
 				}
 			}

@@ -1,4 +1,4 @@
-package cluster_test
+package node_test
 
 import (
 	"context"
@@ -21,7 +21,7 @@ import (
 // the node with the smaller process id links to the restarted node once
 // it listens; else the pair stays unlinked, and neither sees the other's
 // services, until one of them restarts again. (Found while writing
-// "netsvc chaos"; the window is narrow, so this test forces the order.)
+// "netsvc-chaos"; the window is narrow, so this test forces the order.)
 func TestMeshRestartUpBeforeOldDown(t *testing.T) {
 	ctx := context.Background()
 	a, err := node.Start(ctx, node.Config{Name: "a", Runtime: service.Config{ProcessID: 1}, Exchanges: []exchange.Config{
@@ -30,7 +30,7 @@ func TestMeshRestartUpBeforeOldDown(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { a.Stop(ctx) })
-	m, err := cluster.StartMesh(a.Runtime(), a.Exchange(""), cluster.Config{BindAddr: "127.0.0.1:0", Preset: cluster.Fast}, nil)
+	m, err := node.StartMesh(a.Runtime(), a.Exchange(""), cluster.Config{BindAddr: "127.0.0.1:0", Preset: cluster.Fast}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +70,7 @@ func TestMeshRestartUpBeforeOldDown(t *testing.T) {
 	}
 	t.Cleanup(func() { b.Stop(ctx) })
 	waitUntil(t, 5*time.Second, "a linked to the restarted b", func() error {
-		if activeLinks(a) != 1 {
+		if meshLinks(a) != 1 {
 			return fmt.Errorf("a's links: %+v; targets: %+v", a.Links(), a.Exchange("").Targets())
 		}
 		return nil
@@ -81,7 +81,7 @@ func TestMeshRestartUpBeforeOldDown(t *testing.T) {
 // port hears of its earlier run from gossip until that is declared dead.
 // It must not dial it: the address is its own, and the dial would be
 // refused as "connected to itself", logged as an error every restart.
-// (Seen in the logs of "netsvc chaos".)
+// (Seen in the logs of "netsvc-chaos".)
 func TestMeshIgnoresItsEarlierRun(t *testing.T) {
 	ctx := context.Background()
 	a, err := node.Start(ctx, node.Config{Name: "a", Runtime: service.Config{ProcessID: 1}, Exchanges: []exchange.Config{
@@ -90,7 +90,7 @@ func TestMeshIgnoresItsEarlierRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { a.Stop(ctx) })
-	m, err := cluster.StartMesh(a.Runtime(), a.Exchange(""), cluster.Config{BindAddr: "127.0.0.1:0", Preset: cluster.Fast}, nil)
+	m, err := node.StartMesh(a.Runtime(), a.Exchange(""), cluster.Config{BindAddr: "127.0.0.1:0", Preset: cluster.Fast}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package cluster
+package node
 
 // Mesh: a server exchange kept linked to every server of its group
 // that gossip reports.
@@ -11,6 +11,7 @@ import (
 	"github.com/netsvc-go/netsvc/actors/connection"
 	"github.com/netsvc-go/netsvc/actors/exchange"
 	"github.com/netsvc-go/netsvc/actors/registry"
+	"github.com/netsvc-go/netsvc/cluster"
 	"github.com/netsvc-go/netsvc/service"
 )
 
@@ -22,8 +23,8 @@ import (
 // instead of waiting for TCP to notice. Servers of other exchange groups
 // sharing the gossip are not linked.
 type Mesh struct {
-	c     *Cluster
-	ev    Events // told of members too, after the mesh acted
+	c     *cluster.Cluster
+	ev    cluster.Events // told of members too, after the mesh acted
 	x     *exchange.Exchange
 	self  service.ProcessID
 	addr  string // this node's exchange address, as gossiped
@@ -31,8 +32,8 @@ type Mesh struct {
 	log   *slog.Logger
 
 	mu     sync.Mutex
-	peers  map[string]Member // same-group servers, by member name
-	dialed map[string]string // member name → the exchange address this node dials
+	peers  map[string]cluster.Member // same-group servers, by member name
+	dialed map[string]string         // member name → the exchange address this node dials
 	// dead are the members this node closed links to because they were
 	// declared dead: when one is seen alive again (a blip) this node
 	// dials it once itself, whichever side rule 10 says dials.
@@ -43,15 +44,15 @@ type Mesh struct {
 // fills cfg.Meta with the node's process id, name, exchange address and
 // group; set cfg.Meta.Console and Version yourself. ev, when not nil, is
 // told of every member change too (of every group), after the mesh acted
-// on it, under the rules of Events.
-func StartMesh(rt *service.Runtime, x *exchange.Exchange, cfg Config, ev Events) (*Mesh, error) {
+// on it, under the rules of cluster.Events.
+func StartMesh(rt *service.Runtime, x *exchange.Exchange, cfg cluster.Config, ev cluster.Events) (*Mesh, error) {
 	cfg.Meta.Process = rt.ProcessID().String()
 	cfg.Meta.Node = rt.Node()
 	if cfg.Meta.Exchange == "" {
 		cfg.Meta.Exchange = x.Addr()
 	}
 	cfg.Meta.Group = x.Group()
-	cfg.Meta.Role = RoleServer
+	cfg.Meta.Role = cluster.RoleServer
 	if cfg.Meta.Protocol == 0 {
 		cfg.Meta.Protocol = connection.Protocol
 	}
@@ -60,8 +61,8 @@ func StartMesh(rt *service.Runtime, x *exchange.Exchange, cfg Config, ev Events)
 		log = rt.Logger()
 	}
 	m := &Mesh{x: x, ev: ev, self: rt.ProcessID(), addr: cfg.Meta.Exchange, group: x.Group(), log: log,
-		peers: map[string]Member{}, dialed: map[string]string{}, dead: map[string]bool{}}
-	c, err := Start(cfg, m)
+		peers: map[string]cluster.Member{}, dialed: map[string]string{}, dead: map[string]bool{}}
+	c, err := cluster.Start(cfg, m)
 	if err != nil {
 		return nil, err
 	}
@@ -70,11 +71,11 @@ func StartMesh(rt *service.Runtime, x *exchange.Exchange, cfg Config, ev Events)
 }
 
 // MemberUp links to a same-group server, when this node is the one to dial.
-func (m *Mesh) MemberUp(mb Member) {
+func (m *Mesh) MemberUp(mb cluster.Member) {
 	if m.ev != nil {
 		defer m.ev.MemberUp(mb)
 	}
-	meshed := mb.Meta.Role == RoleServer && mb.Meta.Group == m.group && mb.Meta.Exchange != ""
+	meshed := mb.Meta.Role == cluster.RoleServer && mb.Meta.Group == m.group && mb.Meta.Exchange != ""
 	if !meshed {
 		m.memberDown(mb, "no longer a server of group "+groupLabel(m.group))
 		return
@@ -118,20 +119,20 @@ func (m *Mesh) MemberUp(mb Member) {
 }
 
 // MemberDown closes the link to a member that left or died, at once.
-func (m *Mesh) MemberDown(mb Member, reason string) {
+func (m *Mesh) MemberDown(mb cluster.Member, reason string) {
 	m.memberDown(mb, reason)
 	if m.ev != nil {
 		m.ev.MemberDown(mb, reason)
 	}
 }
 
-func (m *Mesh) memberDown(mb Member, reason string) {
+func (m *Mesh) memberDown(mb cluster.Member, reason string) {
 	m.mu.Lock()
 	_, known := m.peers[mb.Name]
 	delete(m.peers, mb.Name)
 	addr := m.dialed[mb.Name]
 	delete(m.dialed, mb.Name)
-	if reason == ReasonDead && known {
+	if reason == cluster.ReasonDead && known {
 		if len(m.dead) >= maxDead {
 			clear(m.dead)
 		}
@@ -163,10 +164,10 @@ func (m *Mesh) memberDown(mb Member, reason string) {
 const maxDead = 1024
 
 // Peers returns the same-group servers this node meshes with.
-func (m *Mesh) Peers() []Member {
+func (m *Mesh) Peers() []cluster.Member {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	out := make([]Member, 0, len(m.peers))
+	out := make([]cluster.Member, 0, len(m.peers))
 	for _, mb := range m.peers {
 		out = append(out, mb)
 	}
@@ -174,10 +175,10 @@ func (m *Mesh) Peers() []Member {
 }
 
 // Cluster returns the gossip member underneath.
-func (m *Mesh) Cluster() *Cluster { return m.c }
+func (m *Mesh) Cluster() *cluster.Cluster { return m.c }
 
 // Members returns every compatible member of the gossip cluster.
-func (m *Mesh) Members() []Member { return m.c.Members() }
+func (m *Mesh) Members() []cluster.Member { return m.c.Members() }
 
 // Leave leaves the cluster gracefully, so the peers drop this node at
 // once, then stops gossiping.

@@ -1,4 +1,4 @@
-package cluster
+package node_test
 
 import (
 	"context"
@@ -9,6 +9,8 @@ import (
 	"github.com/netsvc-go/netsvc/actors/exchange"
 	"github.com/netsvc-go/netsvc/actors/node"
 	"github.com/netsvc-go/netsvc/actors/registry"
+	"github.com/netsvc-go/netsvc/cluster"
+	"github.com/netsvc-go/netsvc/cluster/clustertest"
 	"github.com/netsvc-go/netsvc/service"
 )
 
@@ -20,11 +22,11 @@ import (
 // is cut here; the exchange links would get through, so what relinks
 // them is the MemberUp of the member that came back.)
 func TestMeshRelinksAfterPartition(t *testing.T) {
-	pn := newPartitionNet()
+	pn := clustertest.NewNetwork()
 	type meshNode struct {
 		name string
 		n    *node.Node
-		m    *Mesh
+		m    *node.Mesh
 	}
 	start := func(name string, seeds ...string) *meshNode {
 		t.Helper()
@@ -41,8 +43,8 @@ func TestMeshRelinksAfterPartition(t *testing.T) {
 		})); err != nil {
 			t.Fatal(err)
 		}
-		m, err := StartMesh(n.Runtime(), n.Exchange(""), Config{BindAddr: "127.0.0.1:0", Join: seeds, Preset: Fast,
-			wrapTransport: pn.wrap}, nil)
+		m, err := node.StartMesh(n.Runtime(), n.Exchange(""), cluster.Config{BindAddr: "127.0.0.1:0", Join: seeds, Preset: cluster.Fast,
+			WrapTransport: pn.Wrap}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -97,11 +99,11 @@ func TestMeshRelinksAfterPartition(t *testing.T) {
 		}
 		return nil
 	}
-	checkFor(t, settle, 10*time.Millisecond, whole)
+	waitFor(t, 5*time.Second, whole)
 
-	pn.cut([]string{a.m.Cluster().LocalAddr()}, []string{b.m.Cluster().LocalAddr(), c.m.Cluster().LocalAddr()})
+	pn.Cut([]string{a.m.Cluster().LocalAddr()}, []string{b.m.Cluster().LocalAddr(), c.m.Cluster().LocalAddr()})
 	cut := time.Now()
-	checkFor(t, settle, 10*time.Millisecond, func() error {
+	waitFor(t, 5*time.Second, func() error {
 		if err := seesOnly(a); err != nil {
 			return err
 		}
@@ -113,9 +115,9 @@ func TestMeshRelinksAfterPartition(t *testing.T) {
 	t.Logf("cut: links across closed and services withdrawn after %v", time.Since(cut).Round(time.Millisecond))
 	time.Sleep(2*time.Second - time.Since(cut)) // the length of the cut, not a synchronisation
 
-	pn.heal()
+	pn.Heal()
 	healed := time.Now()
-	checkFor(t, 5*time.Second, 10*time.Millisecond, whole)
+	waitFor(t, 5*time.Second, whole)
 	t.Logf("heal: full mesh and every service back after %v", time.Since(healed).Round(time.Millisecond))
 	for _, mn := range all {
 		for _, o := range all {
