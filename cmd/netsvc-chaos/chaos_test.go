@@ -13,7 +13,7 @@ import (
 	"github.com/netsvc-go/netsvc/service"
 )
 
-// TestChaos runs "netsvc chaos" for a minute: five nodes killed and
+// TestChaos runs netsvc-chaos for a minute: five nodes killed and
 // restarted under load. Every call must end in an answer or a failure
 // within its deadline, and the cluster must settle with every service
 // once everywhere and one link per pair. The kill schedule is random;
@@ -31,8 +31,8 @@ func TestChaos(t *testing.T) {
 		seed = v
 	}
 	t.Logf("seed %d (NETSVC_CHAOS_SEED=%d replays this schedule)", seed, seed)
-	bin := buildBinary(t)
-	p := startProc(t, bin, "chaos", "--bin", bin, "--duration", "60s", "--seed", strconv.FormatUint(seed, 10), "--json")
+	netsvc, chaos := buildBinaries(t)
+	p := startProc(t, chaos, "--bin", netsvc, "--duration", "60s", "--seed", strconv.FormatUint(seed, 10), "--json")
 	r := p.wait(t, 3*time.Minute)
 	t.Logf("progress:\n%s", r.stderr)
 	var sum chaosSummary
@@ -43,7 +43,7 @@ func TestChaos(t *testing.T) {
 	sum.print(&human)
 	t.Logf("summary:\n%s", human.String())
 	if r.code != 0 {
-		t.Fatalf("netsvc chaos exited with %d: %v", r.code, sum.Problems)
+		t.Fatalf("netsvc-chaos exited with %d: %v", r.code, sum.Problems)
 	}
 	if sum.Seed != seed || sum.Kills < 10 || sum.Restarts != sum.Kills || sum.Sent == 0 || sum.Answered < sum.Sent/2 ||
 		sum.Hung != 0 || sum.Lost != 0 || sum.Wrong != 0 || sum.Settled == "" || len(sum.Problems) != 0 {
@@ -60,13 +60,13 @@ func TestChaos(t *testing.T) {
 
 func TestChaosUsage(t *testing.T) {
 	for _, args := range [][]string{
-		{"chaos", "--nodes", "2"},
-		{"chaos", "--duration", "0s"},
-		{"chaos", "--rate", "0"},
-		{"chaos", "extra"},
+		{"--nodes", "2"},
+		{"--duration", "0s"},
+		{"--rate", "0"},
+		{"extra"},
 	} {
 		r := runCmd(context.Background(), args...)
-		if r.code != 2 || !strings.HasPrefix(r.stderr, "netsvc chaos: ") {
+		if r.code != 2 || !strings.HasPrefix(r.stderr, "netsvc-chaos: ") {
 			t.Errorf("%v: %v", args, r)
 		}
 	}
