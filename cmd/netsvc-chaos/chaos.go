@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -86,13 +87,11 @@ func runChaos(ctx context.Context, env *cmdEnv) int {
 	if err := cfg.validate(); err != nil {
 		return env.usageError("%v", err)
 	}
-	if cfg.bin == "" {
-		bin, err := exec.LookPath("netsvc")
-		if err != nil {
-			return env.usageError("no netsvc binary on PATH to run the nodes with: build one with 'go build -o netsvc ./cmd/netsvc' and pass --bin ./netsvc")
-		}
-		cfg.bin = bin
+	bin, version, err := netsvcBinary(ctx, cfg.bin)
+	if err != nil {
+		return env.usageError("%v", err)
 	}
+	cfg.bin = bin
 	if cfg.seed == 0 {
 		cfg.seed = rand.Uint64()
 	}
@@ -106,7 +105,7 @@ func runChaos(ctx context.Context, env *cmdEnv) int {
 	} else if err := os.MkdirAll(logDir, 0o755); err != nil {
 		return env.fail(err)
 	}
-	r := &chaosRun{cfg: cfg, progress: env.stderr, logDir: logDir,
+	r := &chaosRun{cfg: cfg, progress: env.stderr, logDir: logDir, version: version,
 		rng:    rand.New(rand.NewPCG(cfg.seed, 0x6b696c6c)), // "kill"
 		http:   &http.Client{Timeout: 2 * time.Second},
 		stalls: startStallMonitor()}
@@ -137,10 +136,40 @@ func runChaos(ctx context.Context, env *cmdEnv) int {
 	return exitOK
 }
 
+// netsvcBinary finds the netsvc binary to run the nodes with: bin as
+// exec finds it, or without bin the netsvc on PATH. It checks that it is
+// one by its "version" line, which it returns, so a run does not start
+// nodes that cannot start (and the progress tells which build runs).
+func netsvcBinary(ctx context.Context, bin string) (path, version string, err error) {
+	if bin == "" {
+		if path, err = exec.LookPath("netsvc"); err != nil {
+			return "", "", errors.New("no netsvc binary on PATH to run the nodes with: build one with 'go build -o netsvc ./cmd/netsvc' and pass --bin ./netsvc")
+		}
+	} else if path, err = exec.LookPath(bin); err != nil {
+		return "", "", fmt.Errorf("--bin %s: %v", bin, errors.Unwrap(err))
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, path, "version").Output()
+	if v := strings.TrimSpace(string(out)); err == nil && strings.HasPrefix(v, "netsvc ") {
+		return path, v, nil
+	}
+	said := fmt.Sprintf("printed %q", oneLine(string(out)))
+	if err != nil {
+		said = "failed: " + err.Error()
+		if ee := (*exec.ExitError)(nil); errors.As(err, &ee) && len(ee.Stderr) > 0 {
+			first, _, _ := strings.Cut(strings.TrimSpace(string(ee.Stderr)), "\n")
+			said += ": " + first
+		}
+	}
+	return "", "", fmt.Errorf("%s is not a netsvc binary (its \"version\" %s); build one with 'go build -o netsvc ./cmd/netsvc'", path, said)
+}
+
 // chaosRun is one run of the chaos command.
 type chaosRun struct {
 	cfg      *chaosFlags
 	progress io.Writer // a line per kill and restart
+	version  string    // of the netsvc binary the nodes run
 	logDir   string
 	rng      *rand.Rand // the killer's: which nodes, how long down
 	http     *http.Client
@@ -198,6 +227,7 @@ func (r *chaosRun) run(ctx context.Context) *chaosSummary {
 	cfg := r.cfg
 	r.begin = time.Now()
 	r.logf("seed %d, %d nodes, %v, logs in %s", cfg.seed, cfg.nodes, cfg.duration, r.logDir)
+	r.logf("nodes run %s: %s", cfg.bin, r.version)
 	sum := &chaosSummary{Seed: cfg.seed, Nodes: cfg.nodes, Duration: cfg.duration.String(), Rate: cfg.rate,
 		Deadline: cfg.deadline.String(), Failed: map[string]uint64{}}
 	defer r.stopAll()

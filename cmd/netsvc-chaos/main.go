@@ -14,7 +14,8 @@
 // what happened.
 //
 // The nodes run the netsvc binary named by --bin, or else the netsvc
-// found on PATH; build the one to test with
+// found on PATH; its "version" line must say netsvc, and the progress
+// shows it. Build the one to test with
 //
 //	go build -o netsvc ./cmd/netsvc
 //	go run ./cmd/netsvc-chaos --bin ./netsvc --duration 60s
@@ -24,7 +25,8 @@
 // kept and their directory printed.
 //
 // Exit status: 0 when every guarantee held, 1 when one broke (or the run
-// could not be set up), 2 for a usage error, one line on stderr.
+// could not be set up), 2 for a usage error (a bad flag, or no netsvc
+// binary to run), one line on stderr.
 //
 // Run "netsvc-chaos --help" for the flags.
 package main
