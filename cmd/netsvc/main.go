@@ -9,7 +9,6 @@
 //	netsvc services    list the services a node sees
 //	netsvc tree        print the live actor tree of a node (from its console)
 //	netsvc bench       run the benchmark in the peer topology
-//	netsvc chaos       kill and restart nodes under load and check that every call ends
 //	netsvc version     print the version
 //
 // The client commands (call, publish, subscribe, services) start a small
@@ -106,7 +105,6 @@ func commands() []*command {
 		servicesCommand(),
 		treeCommand(),
 		benchCommand(),
-		chaosCommand(),
 		versionCommand(),
 	}
 }

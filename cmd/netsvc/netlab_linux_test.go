@@ -14,6 +14,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -302,7 +303,7 @@ func (h *labHost) start(t testing.TB, bin string, env []string, args ...string) 
 	t.Helper()
 	cmd := exec.Command("ip", append([]string{"netns", "exec", h.ns, bin}, args...)...)
 	cmd.Env = append(os.Environ(), env...)
-	dieWithParent(cmd)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	p := &proc{cmd: cmd, stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.stdout, p.stderr
 	if err := cmd.Start(); err != nil {

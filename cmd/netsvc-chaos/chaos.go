@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -22,18 +23,7 @@ import (
 	"github.com/netsvc-go/netsvc/service"
 )
 
-// "netsvc chaos" checks the delivery and failure guarantees (SPEC §7,
-// rules 17 and 23–26) the way Orleans' ChaoticCluster does: server nodes
-// run as processes of this binary, meshed by gossip, each with the demo
-// services; one client per node, in this process, calls the math service
-// of every other node at a steady rate with a deadline per call, while a
-// killer SIGKILLs random nodes and restarts them (same name, same ports).
-// At the end it checks that every call ended, in a response or a
-// failure, within its deadline, and that the cluster settles with every
-// service visible exactly once everywhere and one link per pair of
-// servers; it prints what happened and exits 1 when a guarantee broke.
-
-// chaosFlags is the configuration of "netsvc chaos".
+// chaosFlags is the configuration of netsvc-chaos.
 type chaosFlags struct {
 	bin       string
 	nodes     int
@@ -49,29 +39,20 @@ type chaosFlags struct {
 	json      bool
 }
 
-func chaosCommand() *command {
-	return &command{
-		name:    "chaos",
-		summary: "kill and restart nodes under load and check that every call ends (a reliability test)",
-		usage:   "[--duration D] [--nodes N] [--seed N] [--bin PATH] [flags]",
-		flags: func(fs *flag.FlagSet) any {
-			c := &chaosFlags{}
-			fs.StringVar(&c.bin, "bin", "", "run the nodes with the netsvc binary at `PATH` (default: this one)")
-			fs.IntVar(&c.nodes, "nodes", 5, "how many server nodes to run (`N`, 3 or more)")
-			fs.DurationVar(&c.duration, "duration", time.Minute, "how long to kill and restart nodes under load")
-			fs.DurationVar(&c.killEvery, "kill-every", 3*time.Second, "how often to SIGKILL a random node (sometimes two)")
-			fs.DurationVar(&c.maxDown, "max-down", 2*time.Second, "longest a killed node stays down before its restart (random, from 0)")
-			fs.Float64Var(&c.rate, "rate", 10, "calls per second from each client to each other node")
-			fs.DurationVar(&c.deadline, "deadline", 2*time.Second, "the deadline of each call")
-			fs.DurationVar(&c.grace, "grace", time.Second, "how far past its deadline a call may end before it counts as hung")
-			fs.DurationVar(&c.settle, "settle", 30*time.Second, "how long the cluster may take to settle after the last restart")
-			fs.Uint64Var(&c.seed, "seed", 0, "seed of the kill schedule and the calls (0: random, printed)")
-			fs.StringVar(&c.logs, "logs", "", "keep the nodes' logs in `DIR` (default: a temporary directory, removed when all went well)")
-			fs.BoolVar(&c.json, "json", false, "print the summary as JSON")
-			return c
-		},
-		run: runChaos,
-	}
+// register defines the flags of c in fs.
+func (c *chaosFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&c.bin, "bin", "", "run the nodes with the netsvc binary at `PATH` (default: netsvc on PATH)")
+	fs.IntVar(&c.nodes, "nodes", 5, "how many server nodes to run (`N`, 3 or more)")
+	fs.DurationVar(&c.duration, "duration", time.Minute, "how long to kill and restart nodes under load")
+	fs.DurationVar(&c.killEvery, "kill-every", 3*time.Second, "how often to SIGKILL a random node (sometimes two)")
+	fs.DurationVar(&c.maxDown, "max-down", 2*time.Second, "longest a killed node stays down before its restart (random, from 0)")
+	fs.Float64Var(&c.rate, "rate", 10, "calls per second from each client to each other node")
+	fs.DurationVar(&c.deadline, "deadline", 2*time.Second, "the deadline of each call")
+	fs.DurationVar(&c.grace, "grace", time.Second, "how far past its deadline a call may end before it counts as hung")
+	fs.DurationVar(&c.settle, "settle", 30*time.Second, "how long the cluster may take to settle after the last restart")
+	fs.Uint64Var(&c.seed, "seed", 0, "seed of the kill schedule and the calls (0: random, printed)")
+	fs.StringVar(&c.logs, "logs", "", "keep the nodes' logs in `DIR` (default: a temporary directory, removed when all went well)")
+	fs.BoolVar(&c.json, "json", false, "print the summary as JSON")
 }
 
 func (c *chaosFlags) validate() error {
@@ -99,20 +80,18 @@ func (c *chaosFlags) validate() error {
 }
 
 func runChaos(ctx context.Context, env *cmdEnv) int {
-	cfg := env.cfg.(*chaosFlags)
+	cfg := env.cfg
 	if len(env.args) > 0 {
 		return env.usageError("unexpected argument %q", env.args[0])
 	}
 	if err := cfg.validate(); err != nil {
 		return env.usageError("%v", err)
 	}
-	if cfg.bin == "" {
-		exe, err := os.Executable()
-		if err != nil {
-			return env.fail(fmt.Errorf("cannot find this binary: %w (set --bin)", err))
-		}
-		cfg.bin = exe
+	bin, version, err := netsvcBinary(ctx, cfg.bin)
+	if err != nil {
+		return env.usageError("%v", err)
 	}
+	cfg.bin = bin
 	if cfg.seed == 0 {
 		cfg.seed = rand.Uint64()
 	}
@@ -126,7 +105,7 @@ func runChaos(ctx context.Context, env *cmdEnv) int {
 	} else if err := os.MkdirAll(logDir, 0o755); err != nil {
 		return env.fail(err)
 	}
-	r := &chaosRun{cfg: cfg, progress: env.stderr, logDir: logDir,
+	r := &chaosRun{cfg: cfg, progress: env.stderr, logDir: logDir, version: version,
 		rng:    rand.New(rand.NewPCG(cfg.seed, 0x6b696c6c)), // "kill"
 		http:   &http.Client{Timeout: 2 * time.Second},
 		stalls: startStallMonitor()}
@@ -157,10 +136,40 @@ func runChaos(ctx context.Context, env *cmdEnv) int {
 	return exitOK
 }
 
+// netsvcBinary finds the netsvc binary to run the nodes with: bin as
+// exec finds it, or without bin the netsvc on PATH. It checks that it is
+// one by its "version" line, which it returns, so a run does not start
+// nodes that cannot start (and the progress tells which build runs).
+func netsvcBinary(ctx context.Context, bin string) (path, version string, err error) {
+	if bin == "" {
+		if path, err = exec.LookPath("netsvc"); err != nil {
+			return "", "", errors.New("no netsvc binary on PATH to run the nodes with: build one with 'go build -o netsvc ./cmd/netsvc' and pass --bin ./netsvc")
+		}
+	} else if path, err = exec.LookPath(bin); err != nil {
+		return "", "", fmt.Errorf("--bin %s: %v", bin, errors.Unwrap(err))
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, path, "version").Output()
+	if v := strings.TrimSpace(string(out)); err == nil && strings.HasPrefix(v, "netsvc ") {
+		return path, v, nil
+	}
+	said := fmt.Sprintf("printed %q", oneLine(string(out)))
+	if err != nil {
+		said = "failed: " + err.Error()
+		if ee := (*exec.ExitError)(nil); errors.As(err, &ee) && len(ee.Stderr) > 0 {
+			first, _, _ := strings.Cut(strings.TrimSpace(string(ee.Stderr)), "\n")
+			said += ": " + first
+		}
+	}
+	return "", "", fmt.Errorf("%s is not a netsvc binary (its \"version\" %s); build one with 'go build -o netsvc ./cmd/netsvc'", path, said)
+}
+
 // chaosRun is one run of the chaos command.
 type chaosRun struct {
 	cfg      *chaosFlags
 	progress io.Writer // a line per kill and restart
+	version  string    // of the netsvc binary the nodes run
 	logDir   string
 	rng      *rand.Rand // the killer's: which nodes, how long down
 	http     *http.Client
@@ -218,6 +227,7 @@ func (r *chaosRun) run(ctx context.Context) *chaosSummary {
 	cfg := r.cfg
 	r.begin = time.Now()
 	r.logf("seed %d, %d nodes, %v, logs in %s", cfg.seed, cfg.nodes, cfg.duration, r.logDir)
+	r.logf("nodes run %s: %s", cfg.bin, r.version)
 	sum := &chaosSummary{Seed: cfg.seed, Nodes: cfg.nodes, Duration: cfg.duration.String(), Rate: cfg.rate,
 		Deadline: cfg.deadline.String(), Failed: map[string]uint64{}}
 	defer r.stopAll()
@@ -390,7 +400,7 @@ func (r *chaosRun) describe(rec *callRecord, k killEvent, near bool) string {
 }
 
 func (s *chaosSummary) print(w io.Writer) {
-	fmt.Fprintf(w, "netsvc chaos: seed %d, %d nodes, %s, %g calls/s per client and node, deadline %s\n",
+	fmt.Fprintf(w, "netsvc-chaos: seed %d, %d nodes, %s, %g calls/s per client and node, deadline %s\n",
 		s.Seed, s.Nodes, s.Duration, s.Rate, s.Deadline)
 	fmt.Fprintf(w, "kills      %d (restarts %d)\n", s.Kills, s.Restarts)
 	fmt.Fprintf(w, "sent       %d\n", s.Sent)

@@ -312,6 +312,13 @@ func (r *chaosRun) stopAll() {
 	}
 }
 
+// stopNode stops a node, bounded in time.
+func stopNode(n *node.Node) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return n.Stop(ctx)
+}
+
 // get reads a JSON answer of n's console.
 func (r *chaosRun) get(n *chaosNode, path string, v any) error {
 	resp, err := r.http.Get("http://" + n.console + path)

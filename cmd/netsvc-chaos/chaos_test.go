@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -13,7 +15,7 @@ import (
 	"github.com/netsvc-go/netsvc/service"
 )
 
-// TestChaos runs "netsvc chaos" for a minute: five nodes killed and
+// TestChaos runs netsvc-chaos for a minute: five nodes killed and
 // restarted under load. Every call must end in an answer or a failure
 // within its deadline, and the cluster must settle with every service
 // once everywhere and one link per pair. The kill schedule is random;
@@ -31,8 +33,8 @@ func TestChaos(t *testing.T) {
 		seed = v
 	}
 	t.Logf("seed %d (NETSVC_CHAOS_SEED=%d replays this schedule)", seed, seed)
-	bin := buildBinary(t)
-	p := startProc(t, bin, "chaos", "--bin", bin, "--duration", "60s", "--seed", strconv.FormatUint(seed, 10), "--json")
+	netsvc, chaos := buildBinaries(t)
+	p := startProc(t, chaos, "--bin", netsvc, "--duration", "60s", "--seed", strconv.FormatUint(seed, 10), "--json")
 	r := p.wait(t, 3*time.Minute)
 	t.Logf("progress:\n%s", r.stderr)
 	var sum chaosSummary
@@ -43,7 +45,7 @@ func TestChaos(t *testing.T) {
 	sum.print(&human)
 	t.Logf("summary:\n%s", human.String())
 	if r.code != 0 {
-		t.Fatalf("netsvc chaos exited with %d: %v", r.code, sum.Problems)
+		t.Fatalf("netsvc-chaos exited with %d: %v", r.code, sum.Problems)
 	}
 	if sum.Seed != seed || sum.Kills < 10 || sum.Restarts != sum.Kills || sum.Sent == 0 || sum.Answered < sum.Sent/2 ||
 		sum.Hung != 0 || sum.Lost != 0 || sum.Wrong != 0 || sum.Settled == "" || len(sum.Problems) != 0 {
@@ -58,16 +60,38 @@ func TestChaos(t *testing.T) {
 	}
 }
 
+// TestChaosUsage checks the command line: --help, and usage errors as
+// one line and a hint, exit 2, before any node starts: bad flags, and a
+// netsvc binary that is missing or is not one.
 func TestChaosUsage(t *testing.T) {
-	for _, args := range [][]string{
-		{"chaos", "--nodes", "2"},
-		{"chaos", "--duration", "0s"},
-		{"chaos", "--rate", "0"},
-		{"chaos", "extra"},
+	ctx := context.Background()
+	r := runCmd(ctx, "--help")
+	if r.code != 0 || !strings.HasPrefix(r.stdout, "Usage: netsvc-chaos ") || !strings.Contains(r.stdout, "-bin PATH") || r.stderr != "" {
+		t.Errorf("--help: %v", r)
+	}
+
+	goCmd, _ := exec.LookPath("go") // a binary that is not netsvc
+	t.Setenv("PATH", t.TempDir())   // and no netsvc on PATH
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--nodes", "2"}, "--nodes must be 3 or more"},
+		{[]string{"--duration", "0s"}, "--duration must be positive"},
+		{[]string{"--rate", "0"}, "--rate must be in"},
+		{[]string{"--bogus"}, "flag provided but not defined: -bogus"},
+		{[]string{"extra"}, `unexpected argument "extra"`},
+		{[]string{"--duration", "1s"}, "no netsvc binary on PATH to run the nodes with: build one with 'go build -o netsvc ./cmd/netsvc'"},
+		{[]string{"--bin", filepath.Join(t.TempDir(), "netsvc")}, "no such file"},
+		{[]string{"--bin", goCmd}, " is not a netsvc binary"},
 	} {
-		r := runCmd(context.Background(), args...)
-		if r.code != 2 || !strings.HasPrefix(r.stderr, "netsvc chaos: ") {
-			t.Errorf("%v: %v", args, r)
+		if c.args[len(c.args)-1] == "" {
+			continue // no go command
+		}
+		r := runCmd(ctx, c.args...)
+		if l := strings.Split(r.stderr, "\n"); r.code != 2 || len(l) != 3 || !strings.HasPrefix(l[0], "netsvc-chaos: ") ||
+			!strings.Contains(l[0], c.want) || l[1] != "run 'netsvc-chaos --help' for usage" || r.stdout != "" {
+			t.Errorf("%v: want exit 2 and %q, then the hint: %v", c.args, c.want, r)
 		}
 	}
 }
