@@ -71,8 +71,9 @@
 //  6. An announcement never goes back over the link it came on.
 //  7. A server forwards what it learns from a client to all its links,
 //     and what it learns from a server to its clients only (servers are
-//     fully meshed); a client forwards to its other links; a process's
-//     own services go to all its links.
+//     fully meshed); a client forwards nothing between its servers (it
+//     has two only while it moves, rule 11); a process's own services
+//     go to all its links.
 //  8. When a link comes up, each side sends the other every binding the
 //     rules above allow.
 //  9. When a link goes down, what was learned through it is withdrawn

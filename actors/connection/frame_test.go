@@ -129,6 +129,10 @@ func TestFrameRoundTrip(t *testing.T) {
 				registry.Change{Kind: registry.Withdrawn, Binding: availableChange(false).Binding},
 				registry.Change{Kind: registry.Withdrawn, Binding: registry.Binding{Address: registry.Address{Process: 42, ID: 9}}},
 			},
+			"withdrawn while draining": {
+				registry.Change{Kind: registry.Withdrawn, Draining: true, Binding: availableChange(false).Binding},
+				registry.Change{Kind: registry.Withdrawn, Draining: true, Binding: registry.Binding{Address: registry.Address{Process: 42, ID: 9}}},
+			},
 			"withdrawn process": {
 				registry.Change{Kind: registry.Withdrawn, Process: true, Binding: registry.Binding{Address: registry.Address{Process: 42}, Node: "n1"}},
 				registry.Change{Kind: registry.Withdrawn, Process: true, Binding: registry.Binding{Address: registry.Address{Process: 42}}},

@@ -143,8 +143,8 @@ func DecodeProof(body []byte) ([]byte, error) {
 // accepting side.
 func AppendAccept(b []byte) []byte { return appendHeader(b, FrameAccept, 0) }
 
-// maxMoveServers bounds the servers of one move frame.
-const maxMoveServers = 64
+// MaxMoveServers bounds the servers of one move frame.
+const MaxMoveServers = 64
 
 // AppendMove appends a move frame: the servers a client should move to.
 func AppendMove(b []byte, servers []string) []byte {
@@ -164,10 +164,10 @@ func AppendMove(b []byte, servers []string) []byte {
 func DecodeMove(body []byte) ([]string, error) {
 	r := reader{b: body}
 	n := r.uvarint()
-	if n > maxMoveServers {
+	if n > MaxMoveServers {
 		r.fail(fmt.Errorf("%d servers", n))
 	}
-	out := make([]string, 0, min(n, maxMoveServers))
+	out := make([]string, 0, min(n, MaxMoveServers))
 	for i := uint64(0); i < n && r.err == nil; i++ {
 		out = append(out, r.string())
 	}
@@ -182,6 +182,7 @@ const (
 	announceAvailable = 1
 	announceWithdrawn = 2
 	flagProcess       = 1
+	flagDraining      = 2 // a withdrawal of a service that still answers what it took
 )
 
 // AppendAnnounce appends an announce frame for an Available or Withdrawn
@@ -190,6 +191,9 @@ func AppendAnnounce(b []byte, c registry.Change) []byte {
 	flags := byte(0)
 	if c.Process {
 		flags |= flagProcess
+	}
+	if c.Draining && c.Kind == registry.Withdrawn {
+		flags |= flagDraining
 	}
 	a := c.Binding.Address
 	if c.Kind == registry.Withdrawn {
@@ -232,6 +236,7 @@ func DecodeAnnounce(body []byte) (registry.Change, error) {
 	switch kind {
 	case announceWithdrawn:
 		c.Kind = registry.Withdrawn
+		c.Draining = flags&flagDraining != 0
 	case announceAvailable:
 		c.Kind = registry.Available
 		c.Binding.Name = r.string()

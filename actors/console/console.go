@@ -89,6 +89,11 @@ type Config struct {
 	// 503 at once, with a Retry-After header, never queued. With
 	// GatewayMaxBody it bounds the gateway's memory.
 	GatewayMaxInFlight int
+	// Alive and Ready answer GET /healthz and /readyz: nil is 200, an
+	// error 503 with its text. Nil funcs answer 200. Both answer
+	// without the token and say nothing else, so a kubelet can probe
+	// them; a node (package actors/node) fills them in.
+	Alive, Ready func() error
 	// GatewayCallsLocalOnly lets the gateway call services whose
 	// audience is "", which are visible inside their own process only:
 	// by default it answers 404 for them, as for a name it does not
@@ -244,7 +249,33 @@ func (c *Console) handler() http.Handler {
 		writeError(w, http.StatusForbidden, "cross-origin "+r.Method+" refused: call the gateway from the console's own page, or without a browser")
 	}))
 	h = cop.Handler(h)
-	return c.recoverPanics(securityHeaders(h))
+	// The probes answer before the guards: a kubelet has no token, and
+	// they tell nothing but up or not.
+	outer := http.NewServeMux()
+	outer.Handle("/", h)
+	outer.HandleFunc("/healthz", probe(c.cfg.Alive))
+	outer.HandleFunc("/readyz", probe(c.cfg.Ready))
+	return c.recoverPanics(securityHeaders(outer))
+}
+
+// probe answers a health probe: 200 "ok" when check passes (or is nil),
+// else 503 with the reason, as plain text.
+func probe(check func() error) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if !allowGet(w, r) {
+			return
+		}
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-store")
+		if check != nil {
+			if err := check(); err != nil {
+				w.WriteHeader(http.StatusServiceUnavailable)
+				fmt.Fprintln(w, err.Error())
+				return
+			}
+		}
+		fmt.Fprintln(w, "ok")
+	}
 }
 
 // get serves a JSON answer to GET (and HEAD).

@@ -42,6 +42,11 @@ type target struct {
 	// closed it on a false death while this side heard nothing), later
 	// ones after the retry delay.
 	wasUp bool
+	// moveFrom is the link to a draining server this client is moving
+	// away from: closed once the target's new link is synced and no call
+	// waits on the old one (since moveSince).
+	moveFrom  *connection.Conn
+	moveSince time.Time
 }
 
 // maxBackoff caps the delay between tries of a peer that refuses this

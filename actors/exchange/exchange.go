@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -63,6 +64,7 @@ type Config struct {
 // Exchange is the handle of a running exchange actor.
 type Exchange struct {
 	stopped  atomic.Bool
+	lnOnce   sync.Once
 	rt       *registry.Kernel
 	cfg      Config
 	pid      *actor.PID
@@ -108,7 +110,7 @@ func Start(rt *registry.Kernel, cfg Config) (*Exchange, error) {
 		x.ln, x.addr = ln, ln.Addr().String()
 	}
 	a := &exchangeActor{x: x, conns: map[*connection.Conn]*link{}, byPeer: map[registry.ProcessID]*connection.Conn{}, targets: map[string]*target{},
-		retired: map[string]*PeerStats{}}
+		retired: map[string]*PeerStats{}, accepting: true}
 	name := "exchange"
 	if cfg.Group != "" {
 		name = "exchange." + cfg.Group
@@ -189,7 +191,7 @@ func (x *Exchange) Stop(ctx context.Context) error {
 		return nil
 	}
 	if x.ln != nil {
-		x.ln.Close()
+		x.closeListener()
 	}
 	drained := make(chan struct{})
 	x.send(&drain{reason: "node " + x.rt.Node() + " stopping", done: drained})
@@ -210,6 +212,8 @@ func (x *Exchange) Stop(ctx context.Context) error {
 }
 
 func (x *Exchange) send(m any) { x.rt.ActorSystem().Root.Send(x.pid, m) }
+
+func (x *Exchange) closeListener() { x.lnOnce.Do(func() { x.ln.Close() }) }
 
 // --- the actor ---
 
@@ -259,6 +263,7 @@ type exchangeActor struct {
 	observers map[uint64]func(LinkEvent)
 	retired   map[string]*PeerStats // counters of closed links, by peer label
 	stopping  bool
+	accepting bool          // false once StopAccepting: accepted connections are closed
 	drained   chan struct{} // closed once every link is gone after a drain
 	linkCount atomic.Int64
 }
@@ -271,6 +276,11 @@ func (a *exchangeActor) Receive(ctx actor.Context) {
 	a.ctx = ctx
 	switch m := ctx.Message().(type) {
 	case *accepted:
+		if !a.accepting {
+			m.release()
+			m.nc.Close()
+			break
+		}
 		a.spawn(m.nc, nil, m.release)
 	case *dialTarget:
 		a.dialTarget(m.addr)
@@ -310,13 +320,22 @@ func (a *exchangeActor) Receive(ctx actor.Context) {
 	case *connection.Closed:
 		a.closed(m)
 	case *connection.Moved:
-		// Filled in with the drain (a client moves to another server).
-		a.x.log.Debug("server asks this client to move", "link", m.Conn.ID(), "servers", m.Servers)
+		a.moved(m.Conn, m.Servers)
+	case *moveClients:
+		m.reply <- a.moveClients()
+	case *stopAccepting:
+		a.accepting = false
+		close(m.done)
+	case *releaseOld:
+		a.releaseOld(m.t)
 	case *connection.PeerSynced:
 		if l := a.conns[m.Conn]; l != nil && m.Conn.State() == connection.StateActive {
 			a.x.rt.Sync()
 			l.synced = true
 			a.notify(LinkEvent{Active: true, Synced: true, Link: m.Conn.Info()})
+			if l.target != nil {
+				a.movedSynced(l.target)
+			}
 		}
 	case *registry.Change:
 		a.change(m)
@@ -373,4 +392,20 @@ func (a *exchangeActor) Receive(ctx actor.Context) {
 			c.Shutdown("node stopping")
 		}
 	}
+}
+
+// Listening reports whether the exchange accepts links (a server).
+func (x *Exchange) Listening() bool { return x.ln != nil }
+
+// Dials reports whether the exchange was configured with peers or
+// servers to link to.
+func (x *Exchange) Dials() bool { return len(x.cfg.Connect) > 0 }
+
+// Advertised returns the listen address told to peers: Config.Advertise,
+// or the bound address.
+func (x *Exchange) Advertised() string {
+	if x.cfg.Advertise != "" {
+		return x.cfg.Advertise
+	}
+	return x.addr
 }

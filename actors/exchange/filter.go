@@ -14,7 +14,8 @@ import "github.com/netsvc-go/netsvc/actors/registry"
 //     "" nowhere, any other audience only to links of that group
 //     (rules 1–3, 5, 7).
 //   - A binding learned within this link's group is never sent back where
-//     it came from (rule 6). A client forwards it to all its other links;
+//     it came from (rule 6). A client forwards it nowhere (its only
+//     other link in the group is to the server it moves to, rule 11);
 //     a server forwards what came from a client to all links, and what
 //     came from a server only to its clients, since servers are fully
 //     meshed and hear each other directly (rule 7). The audience was
@@ -37,7 +38,13 @@ func Exports(c registry.Change, to registry.LinkInfo, role registry.Role) bool {
 	if from.ExchangeGroup != to.ExchangeGroup {
 		return audienceAllows(audience, to.ExchangeGroup) // a bridge: as if local
 	}
-	if role == registry.RoleClient || from.PeerRole == registry.RoleClient {
+	if role == registry.RoleClient {
+		// Two links of a client in one group are an old and a new server
+		// while it moves: each server has the bindings already, and
+		// handing them across would only loop them back (rule 11).
+		return false
+	}
+	if from.PeerRole == registry.RoleClient {
 		return true
 	}
 	return to.PeerRole == registry.RoleClient

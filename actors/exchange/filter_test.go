@@ -100,8 +100,9 @@ func TestExports(t *testing.T) {
 		{"server: server's withdrawal to another server", withdrawn(svc("*", &srvToServer)), srvToServer2, server, false},
 		{"server: server's group change to another server", joined(svc("*", &srvToServer)), srvToServer2, server, false},
 		{"server: server's group change to a client", joined(svc("*", &srvToServer)), srvToClient, server, true},
-		// A client forwards to all its other links.
-		{"client: from its server to a fallback", svc("*", &cliToServer), cliToServer2, client, true},
+		// A client moving between servers forwards nothing between them (rule 11).
+		{"client: from its server to the one it moves to", svc("*", &cliToServer), cliToServer2, client, false},
+		{"client: process from its server to the one it moves to", proc(&cliToServer), cliToServer2, client, false},
 		// The audience was checked where a binding entered the group; a
 		// G-audience binding learned in G travels on within G.
 		{"server: G binding from a G client stays in G", svc("G", &srvToGClient), link("s-gserver", "G", server, server), server, true},

@@ -179,6 +179,15 @@ func (p *proc) stop(t testing.TB) {
 	})
 }
 
+// close stops the node at once, without the drain (once).
+func (p *proc) close(t testing.TB) {
+	p.stopOnce.Do(func() {
+		if err := p.Close(); err != nil {
+			t.Errorf("close %s: %v", p.name, err)
+		}
+	})
+}
+
 func (p *proc) rt() *service.Runtime          { return p.Runtime() }
 func (p *proc) pid() service.ProcessID        { return p.Runtime().ProcessID() }
 func (p *proc) x(g string) *exchange.Exchange { return p.Exchange(g) }

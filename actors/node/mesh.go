@@ -118,7 +118,8 @@ func (m *Mesh) MemberUp(mb cluster.Member) {
 	}
 }
 
-// MemberDown closes the link to a member that left or died, at once.
+// MemberDown stops dialling a member that left or died; a dead one's
+// link is closed at once, a leaving one's stays until its bye.
 func (m *Mesh) MemberDown(mb cluster.Member, reason string) {
 	m.memberDown(mb, reason)
 	if m.ev != nil {
@@ -153,6 +154,12 @@ func (m *Mesh) memberDown(mb cluster.Member, reason string) {
 	}
 	if addr != "" {
 		m.x.Undial(addr)
+	}
+	if reason == cluster.ReasonLeft {
+		// A member that left drains first and says bye on its links:
+		// they stay until then, carrying the last answers (rule 11).
+		m.log.Debug("cluster member left", "member", mb.Name)
+		return
 	}
 	if p, err := registry.ParseProcessID(mb.Meta.Process); err == nil {
 		m.x.Forget(p, "cluster member "+mb.Name+" "+reason)

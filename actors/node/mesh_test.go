@@ -133,11 +133,12 @@ func TestMeshPropagation(t *testing.T) {
 
 // TestMeshServerGoes checks rules 9 and 11: when one of three
 // meshed servers goes, by a crash (connections reset, no bye) or a
-// graceful stop, its client's services are withdrawn in every other
+// close without a drain (a bye), its client's services are withdrawn in every other
 // process, registry watchers see Withdrawn, the links to it are reported
-// down, and the rest of the mesh goes on.
+// down, and the rest of the mesh goes on. (A drained server moves its
+// clients instead: see drain_test.go.)
 func TestMeshServerGoes(t *testing.T) {
-	for _, how := range []string{"crash", "stop"} {
+	for _, how := range []string{"crash", "close"} {
 		t.Run(how, func(t *testing.T) {
 			m := startMesh(t)
 			x1, x2, x3 := m.x[0], m.x[1], m.x[2]
@@ -153,7 +154,7 @@ func TestMeshServerGoes(t *testing.T) {
 			if how == "crash" {
 				m.kit[1].crash()
 			} else {
-				x2.stop(t)
+				x2.close(t)
 			}
 			for _, p := range others {
 				watches[p].waitFor(t, service.Withdrawn, "c2")
@@ -225,15 +226,16 @@ func parkService(t testing.TB, p *proc, name string, got chan<- struct{}) {
 // TestRequestFailsWhenPathGoes checks rule 17 across two hops of
 // servers (client → server → server → client): a request waiting on a
 // service fails at once, not at its deadline, when the serving process
-// or its server stops or crashes.
+// or its server closes (without a drain) or crashes. (A drain lets it
+// finish: see drain_test.go.)
 func TestRequestFailsWhenPathGoes(t *testing.T) {
 	cases := []struct {
 		name string
 		kill func(t *testing.T, server, servingClient *proc, serverKit, clientKit *crashKit)
 	}{
-		{"serving client stops", func(t *testing.T, _, c *proc, _, _ *crashKit) { c.stop(t) }},
+		{"serving client closes", func(t *testing.T, _, c *proc, _, _ *crashKit) { c.close(t) }},
 		{"serving client crashes", func(_ *testing.T, _, _ *proc, _, k *crashKit) { k.crash() }},
-		{"its server stops", func(t *testing.T, x, _ *proc, _, _ *crashKit) { x.stop(t) }},
+		{"its server closes", func(t *testing.T, x, _ *proc, _, _ *crashKit) { x.close(t) }},
 		{"its server crashes", func(_ *testing.T, _, _ *proc, k, _ *crashKit) { k.crash() }},
 	}
 	for _, tc := range cases {

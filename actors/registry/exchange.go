@@ -68,6 +68,10 @@ type Change struct {
 	Group   string
 	Process bool
 	Origin  Link
+	// Draining marks the withdrawal of a service that is draining: it
+	// still answers the requests it took, so callers waiting on it are
+	// not failed, but no new call picks it.
+	Draining bool
 }
 
 // Dump is everything the registry knows, sent to an exchange when a link
@@ -152,8 +156,8 @@ type EncodedBatch struct {
 // dropped whole (and counted) when that would not make room.
 func (rt *Kernel) DeliverEncoded(id uint64, b *EncodedBatch) bool {
 	ref := rt.ix.local(id)
-	if ref == nil || ref.hidden.Load() {
-		return false
+	if ref == nil || ref.hidden.Load() || (rt.draining.Load() && !b.Droppable) {
+		return false // one by one: requests are refused while draining
 	}
 	class := classLimited
 	if b.Droppable {
@@ -207,3 +211,8 @@ func (rt *Kernel) Sync() {
 	case <-time.After(rt.cfg.StopTimeout):
 	}
 }
+
+// PendingVia returns how many calls of this process wait for an answer
+// that will come over link: a client moving to another server lets the
+// old link go once none does (rule 11).
+func (rt *Kernel) PendingVia(link Link) int { return rt.pending.countVia(link) }

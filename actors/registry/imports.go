@@ -50,7 +50,7 @@ func (r *registry) imported(link Link, c Change) {
 	case Available:
 		r.importBinding(link, c.Binding)
 	case Withdrawn:
-		r.dropSource(link, c.Binding.Address)
+		r.dropSource(link, c.Binding.Address, c.Draining)
 	case Joined, Left:
 		if e := r.ix.lookup(c.Binding.Address); e != nil && e.local == nil && e.via() == link {
 			r.group(c.Binding.Address, c.Group, c.Kind == Joined, link)
@@ -87,7 +87,7 @@ func (r *registry) importBinding(link Link, b Binding) {
 
 // dropSource forgets that a binding is reachable through link, and
 // withdraws it when no other link leads to it.
-func (r *registry) dropSource(link Link, a Address) {
+func (r *registry) dropSource(link Link, a Address, draining bool) {
 	e := r.ix.lookup(a)
 	if e == nil || e.local != nil {
 		return
@@ -105,7 +105,7 @@ func (r *registry) dropSource(link Link, a Address) {
 		return
 	}
 	r.ix.wunlock()
-	r.remove(e, CodeWithdrawn)
+	r.withdraw(e, CodeWithdrawn, draining)
 }
 
 func (r *registry) importProcess(link Link, c Change) {
@@ -201,7 +201,7 @@ func (r *registry) linkDown(link Link) {
 	// Newest first, as OSE withdrew a link's table in reverse.
 	sort.Slice(affected, func(i, j int) bool { return affected[i].seq > affected[j].seq })
 	for _, e := range affected {
-		r.dropSource(link, e.addr)
+		r.dropSource(link, e.addr, false)
 	}
 	for _, p := range procs {
 		r.importProcess(link, Change{Kind: Withdrawn, Process: true, Binding: Binding{Address: Address{Process: p}}})

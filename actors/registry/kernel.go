@@ -129,6 +129,7 @@ type Kernel struct {
 	nextWatch atomic.Uint64
 	started   time.Time
 	closing   atomic.Bool
+	draining  atomic.Bool // Drain was called: own services are withdrawn, not stopped
 	closeOnce sync.Once
 	stats     runtimeStats
 	watchdog  *watchdog // nil when SlowHandler is negative

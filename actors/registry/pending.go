@@ -225,3 +225,16 @@ func EncodeFailure(f *Failure) []byte {
 	}
 	return b
 }
+
+// countVia returns how many calls wait for an answer over link l.
+func (t *pendingTable) countVia(l Link) int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	n := 0
+	for _, pc := range t.calls {
+		if pc.via == l {
+			n++
+		}
+	}
+	return n
+}

@@ -118,6 +118,9 @@ func (r *registry) Receive(ctx actor.Context) {
 		r.dump(m.pid, m.link)
 	case *regSync:
 		close(m.done)
+	case *regDrain:
+		r.drain()
+		close(m.done)
 	}
 }
 
@@ -135,7 +138,7 @@ func (r *registry) addLocal(ref *Local) error {
 
 func (r *registry) announce(ref *Local) {
 	ref.hidden.Store(false)
-	if ref.name == "" || r.ix.lookup(ref.addr) != nil {
+	if ref.name == "" || r.ix.lookup(ref.addr) != nil || r.rt.draining.Load() {
 		return // anonymous agents (callers, watchers) are never listed
 	}
 	r.seq++
@@ -197,8 +200,14 @@ func (r *registry) groupIndex(g string) map[Address]*entry {
 
 // remove withdraws e: group leaves first, then the withdrawal (REG5), and
 // fails every request still waiting on it.
-func (r *registry) remove(e *entry, code Code) {
-	e.withdrawn.Store(true)
+func (r *registry) remove(e *entry, code Code) { r.withdraw(e, code, false) }
+
+// withdraw is remove; for a draining service it leaves the requests
+// waiting on e alone, since it still answers them, and says so onwards.
+func (r *registry) withdraw(e *entry, code Code, draining bool) {
+	if !draining {
+		e.withdrawn.Store(true)
+	}
 	r.ix.wlock()
 	b := e.binding()
 	origin := e.via()
@@ -218,8 +227,10 @@ func (r *registry) remove(e *entry, code Code) {
 		r.notify(RegistryEvent{Kind: Left, Binding: b, Group: g}, r.all, r.byAddr[e.addr], r.byGroup[g])
 	}
 	r.notify(RegistryEvent{Kind: Withdrawn, Binding: b}, r.all, r.byName[e.name], r.byAddr[e.addr])
-	r.feed(Change{Kind: Withdrawn, Binding: b, Origin: origin})
-	r.rt.pending.failTarget(e.addr, RuntimeFailuref(code, "%s (%s) was withdrawn before the response arrived", e.name, e.addr))
+	r.feed(Change{Kind: Withdrawn, Binding: b, Origin: origin, Draining: draining})
+	if !draining {
+		r.rt.pending.failTarget(e.addr, RuntimeFailuref(code, "%s (%s) was withdrawn before the response arrived", e.name, e.addr))
+	}
 }
 
 // group records a service joining or leaving a service group (REG6).

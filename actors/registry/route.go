@@ -13,7 +13,7 @@ import (
 // A report's sender learns of congestion from the returned failure.
 func (rt *Kernel) route(e *Envelope, from Link) *Failure {
 	if e.To.Process == rt.pid {
-		rt.deliverLocal(e)
+		rt.deliverLocal(e, from)
 		return nil
 	}
 	link := rt.ix.routeTo(e.To.Process)
@@ -33,7 +33,7 @@ func (rt *Kernel) route(e *Envelope, from Link) *Failure {
 	return nil
 }
 
-func (rt *Kernel) deliverLocal(e *Envelope) {
+func (rt *Kernel) deliverLocal(e *Envelope, from Link) {
 	if e.Kind == KindResponse || e.Kind == KindFailure {
 		rt.pending.complete(e)
 		return
@@ -41,6 +41,12 @@ func (rt *Kernel) deliverLocal(e *Envelope) {
 	ref := rt.ix.local(e.To.ID)
 	if ref == nil || (e.Kind == KindRequest && ref.hidden.Load()) {
 		rt.undeliverable(e, RuntimeFailuref(CodeNoSuchService, "no service at %s", e.To), false)
+		return
+	}
+	if e.Kind == KindRequest && from != nil && rt.draining.Load() {
+		// Sent before the caller heard of the withdrawal: it may try
+		// another instance (rule 17).
+		rt.undeliverable(e, RuntimeFailuref(CodeWithdrawn, "%s is draining: withdrawn, not run", DisplayName(ref.name)), true)
 		return
 	}
 	if f := rt.post(ref, e); f != nil {
