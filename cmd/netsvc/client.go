@@ -117,7 +117,7 @@ func waitLinked(ctx context.Context, n *node.Node, server string, timeout time.D
 			if ctx.Err() != nil && !errors.Is(ctx.Err(), context.DeadlineExceeded) {
 				return fmt.Errorf("interrupted while linking to %s", server)
 			}
-			if err := refused(n); err != nil {
+			if err := n.Refused(); err != nil {
 				return err
 			}
 			if last := lastTargetError(n); last != "" {
@@ -125,7 +125,7 @@ func waitLinked(ctx context.Context, n *node.Node, server string, timeout time.D
 			}
 			return fmt.Errorf("no link to %s within %v", server, timeout)
 		case <-tick.C:
-			if err := refused(n); err != nil {
+			if err := n.Refused(); err != nil {
 				return err
 			}
 			// Only once a dial has failed: a link that is merely slow
@@ -143,34 +143,6 @@ func waitLinked(ctx context.Context, n *node.Node, server string, timeout time.D
 // slowLink is how long a command waits for its link before saying it is
 // still waiting.
 const slowLink = time.Second
-
-// refused reports a link that failed on the hello: the server refused
-// this process ("rejected"), or this process refused the server's hello
-// (both sides check group, protocol and token, and either may read the
-// other's hello first). Retrying cannot help either.
-func refused(n *node.Node) error {
-	for _, x := range n.Exchanges() {
-		for _, t := range x.Targets() {
-			if t.State == "rejected" && strings.HasPrefix(t.LastErr, "TLS ") {
-				return fmt.Errorf("cannot link to %s: %s", t.Address, t.LastErr) // failed here, as the dialler
-			}
-			if t.State == "rejected" {
-				// Either side may find the mismatch first (a wrong token,
-				// another group): the same words either way.
-				reason := strings.TrimPrefix(strings.TrimPrefix(t.LastErr, "rejected by peer: "), refusedPrefix)
-				return fmt.Errorf("%s refused the link: %s", t.Address, reason)
-			}
-			if reason, ok := strings.CutPrefix(t.LastErr, refusedPrefix); ok {
-				return fmt.Errorf("cannot link to %s: %s", t.Address, reason)
-			}
-		}
-	}
-	return nil
-}
-
-// refusedPrefix starts the reason of a link whose peer's hello this
-// side refused (actors/connection).
-const refusedPrefix = "refused peer: "
 
 func lastTargetError(n *node.Node) string {
 	for _, x := range n.Exchanges() {

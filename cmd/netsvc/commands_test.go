@@ -292,6 +292,7 @@ func TestNodeFlagErrors(t *testing.T) {
 	for _, args := range [][]string{
 		{"node", "--listen", "nowhere"},
 		{"node", "--retry", "0s"},
+		{"node", "--drain-timeout", "0s"},
 		{"node", "--log-level", "loud"},
 		{"node", "--gossip-key", "c2hvcnQ="},
 		{"node", "--console", "0.0.0.0:8080"},
@@ -306,7 +307,7 @@ func TestNodeFlagErrors(t *testing.T) {
 		}
 	}
 	// Valid extras are accepted.
-	cfg := nodeFlags{name: "x", listen: "127.0.0.1:0", retry: time.Second, demoInterval: time.Second, logLevel: "warn",
+	cfg := nodeFlags{name: "x", listen: "127.0.0.1:0", retry: time.Second, drainTimeout: time.Second, demoInterval: time.Second, logLevel: "warn",
 		gossip: "127.0.0.1:7946", join: listFlag{"10.0.0.1:7946"}, gossipKey: settingValue{vals: []string{"MDEyMzQ1Njc4OWFiY2RlZg=="}},
 		console: "0.0.0.0:8080", consoleToken: settingValue{vals: []string{"secret"}}, presetName: "fast"}
 	if err := cfg.validate(); err != nil || len(cfg.secretKey) != 16 || cfg.preset != cluster.Fast {

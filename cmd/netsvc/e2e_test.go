@@ -135,6 +135,46 @@ func TestE2E(t *testing.T) {
 		}
 	})
 
+	// SIGTERM drains: a call in flight (a 500 ms handler) gets its
+	// result, whether the stopping node hosts the service or only relays
+	// the call (its client then moves to the other node). Before the
+	// drain it failed "60 withdrawn" about 100 ms after the signal.
+	t.Run("SIGTERMDrainsCallsInFlight", func(t *testing.T) {
+		for _, relayed := range []bool{false, true} {
+			a := startNodeProc(t, bin, "a", freePort(t), "--demo", "--log-level", "debug")
+			stopping, via := a, a
+			if relayed {
+				b := startNodeProc(t, bin, "b", freePort(t), "--connect", a.addr, "--retry", "200ms", "--log-level", "debug")
+				waitServices(t, bin, b.addr, "math")
+				stopping, via = b, b
+			}
+			call := startProc(t, bin, "call", "--server", via.addr, "--timeout", "10s", "math", "sleep", "500")
+			waitFor(t, 10*time.Second, func() error {
+				if !strings.Contains(a.stderr.String(), "sleeping before replying") {
+					return errors.New("the call has not reached math yet")
+				}
+				return nil
+			})
+			sent := time.Now()
+			if err := stopping.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+				t.Fatal(err)
+			}
+			r := call.wait(t, 10*time.Second)
+			if r.code != 0 || r.stdout != "500\n" {
+				t.Fatalf("relayed %v: the call in flight at SIGTERM: %v", relayed, r)
+			}
+			n := stopping.wait(t, 20*time.Second)
+			if n.code != 0 || !strings.Contains(n.stderr, "msg=drained") {
+				t.Fatalf("relayed %v: the node's drain: %v", relayed, n)
+			}
+			if stopping.exited.Before(call.exited) {
+				t.Errorf("relayed %v: the node exited before the call in flight was answered", relayed)
+			}
+			t.Logf("relayed %v: the call in flight answered %v after SIGTERM, the node exited %v after it",
+				relayed, call.exited.Sub(sent).Round(time.Millisecond), stopping.exited.Sub(call.exited).Round(time.Millisecond))
+		}
+	})
+
 	t.Run("UsageErrors", func(t *testing.T) {
 		r := runProc(t, bin, "nosuch")
 		if r.code != 2 || r.stderr != "netsvc: unknown command \"nosuch\"\nrun 'netsvc help' for usage\n" {

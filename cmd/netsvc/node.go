@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/netsvc-go/netsvc/actors/console"
 	"github.com/netsvc-go/netsvc/actors/exchange"
 	"github.com/netsvc-go/netsvc/actors/node"
 	"github.com/netsvc-go/netsvc/cluster"
@@ -32,6 +33,7 @@ type nodeFlags struct {
 	logLevel     string
 
 	handshakeTimeout time.Duration // expert: how long a new connection has to say hello (0: the link's default)
+	drainTimeout     time.Duration // how long a stop drains before closing
 	limits           nodeLimits    // --limit NAME=VALUE
 
 	// Cluster discovery: "" for gossip means off.
@@ -100,6 +102,7 @@ func nodeCommand() *command {
 			c.bind(fs, &c.consoleToken, consoleTokenSetting, "", "`TOKEN` the console asks for; needed when it is not on loopback")
 			c.tls.register(fs, false)
 			fs.Var(limitsFlag{&c.limits}, "limit", "a bound on what peers can make the node hold, `NAME=VALUE` (repeatable; the names are listed below)")
+			fs.DurationVar(&c.drainTimeout, "drain-timeout", node.DefaultDrainTimeout, "on SIGINT/SIGTERM, how long to let clients move and running requests finish before closing")
 			fs.DurationVar(&c.handshakeTimeout, "handshake-timeout", 0, "expert: close a connection that has not said hello within this `DURATION` (0: 5s)")
 			return c
 		},
@@ -128,6 +131,9 @@ func (c *nodeFlags) validate() error {
 	}
 	if c.handshakeTimeout < 0 {
 		return fmt.Errorf("--handshake-timeout must not be negative, got %v", c.handshakeTimeout)
+	}
+	if c.drainTimeout <= 0 {
+		return fmt.Errorf("--drain-timeout must be positive, got %v", c.drainTimeout)
 	}
 	if c.demoInterval <= 0 {
 		return fmt.Errorf("--demo-interval must be positive, got %v", c.demoInterval)
@@ -200,18 +206,11 @@ func runNode(ctx context.Context, env *cmdEnv) int {
 		return env.usageError("%v", err)
 	}
 	log := slog.New(slog.NewTextHandler(env.stderr, &slog.HandlerOptions{Level: cfg.level}))
-	xc := node.Server(cfg.group, cfg.listen, cfg.connect...)
-	xc.Retry = cfg.retry
-	xc.Tokens = cfg.token.list()
-	xc.Advertise = cfg.advertise
-	xc.Link = cfg.limits.link
-	xc.Link.HandshakeTimeout = cfg.handshakeTimeout
-	var err error
-	if xc.ServerTLS, xc.ClientTLS, err = cfg.tls.load(); err != nil {
+	nc, err := cfg.nodeConfig(log)
+	if err != nil {
 		return env.fail(err)
 	}
-	n, err := node.Start(ctx, node.Config{Name: cfg.name, Exchanges: []exchange.Config{xc}, Logger: log,
-		Limits: cfg.limits.node, Runtime: cfg.limits.runtime})
+	n, err := node.Start(ctx, nc)
 	if err != nil {
 		return env.fail(err)
 	}
@@ -222,32 +221,80 @@ func runNode(ctx context.Context, env *cmdEnv) int {
 	}
 	log.Info("node started", "node", cfg.name, "process", n.Runtime().ProcessID(), "listen", n.Addr(),
 		"group", cfg.group, "connect", cfg.connect.String(), "token", cfg.token, "tls", cfg.tls.cert != "",
-		"limits", limitsFlag{&cfg.limits}.String())
-
-	code := exitOK
-	stopExtras, err := startExtras(n, *cfg, env.stderr)
-	if err != nil {
-		stopNode(n)
-		return env.fail(err)
+		"limits", limitsFlag{&cfg.limits}.String(), "drain_timeout", cfg.drainTimeout)
+	if c := n.Console(); c != nil {
+		note := ""
+		if cfg.consoleToken.isSet() {
+			note = " (add ?token=TOKEN, the console token " + cfg.consoleToken.from() + ")"
+		}
+		fmt.Fprintf(env.stderr, "console on %s%s\n", c.URL(), note)
+	}
+	if m := n.Mesh(); m != nil {
+		fmt.Fprintf(env.stderr, "gossip on %s (preset %s)", m.Cluster().LocalAddr(), cfg.preset)
+		if len(cfg.join) > 0 {
+			fmt.Fprintf(env.stderr, ", joining %s", cfg.join.String())
+		}
+		fmt.Fprintln(env.stderr)
 	}
 	if cfg.demo {
 		if err := startDemo(ctx, n.Runtime(), cfg.demoInterval); err != nil {
-			stopExtras()
-			stopNode(n)
+			n.Close()
 			return env.fail(err)
 		}
 		log.Info("demo services started", "services", "math seed hidden", "interval", cfg.demoInterval)
 	}
-
+	// Until SIGINT or SIGTERM (main turns them into ctx's end; a second
+	// one kills the process), then the drain.
 	<-ctx.Done()
-	log.Info("stopping")
-	stopExtras()
-	if err := stopNode(n); err != nil {
+	log.Info("stopping: draining", "drain_timeout", cfg.drainTimeout)
+	stopCtx, cancel := context.WithTimeout(context.Background(), cfg.drainTimeout+10*time.Second)
+	defer cancel()
+	if err := n.Stop(stopCtx); err != nil {
 		log.Error("node did not stop cleanly", "error", err)
-		code = exitFailure
+		return exitFailure
 	}
 	log.Info("stopped")
-	return code
+	return exitOK
+}
+
+// nodeConfig is the node's configuration from the flags.
+func (c *nodeFlags) nodeConfig(log *slog.Logger) (node.Config, error) {
+	nc := node.Config{
+		Name: c.name, Listen: c.listen, Advertise: c.advertise, Group: c.group, Peers: c.connect,
+		Retry: c.retry, Tokens: c.token.list(), Link: c.limits.link, Limits: c.limits.node,
+		Runtime: c.limits.runtime, Logger: log, DrainTimeout: c.drainTimeout,
+	}
+	nc.Link.HandshakeTimeout = c.handshakeTimeout
+	var err error
+	if nc.ServerTLS, nc.ClientTLS, err = c.tls.load(); err != nil {
+		return nc, err
+	}
+	if c.gossip != "" {
+		nc.Gossip = &cluster.Config{BindAddr: c.gossip, Advertise: c.gossipAdvertise, Join: c.join,
+			SecretKey: c.secretKey, Preset: c.preset, Meta: cluster.Meta{Version: buildVersion()}}
+	}
+	if c.console != "" {
+		gossip := c.gossip
+		if gossip == "" {
+			gossip = "off"
+		}
+		nc.Console = &console.Config{
+			Addr:  c.console,
+			Token: c.consoleToken.get(),
+			NodeInfo: func() map[string]any {
+				return map[string]any{
+					"version": buildVersion(),
+					"gossip":  gossip,
+					"join":    append([]string{}, c.join...),
+					"connect": append([]string{}, c.connect...),
+					"demo":    c.demo,
+				}
+			},
+			GatewayMaxBody:     c.limits.console.GatewayMaxBody,
+			GatewayMaxInFlight: c.limits.console.GatewayMaxInFlight,
+		}
+	}
+	return nc, nil
 }
 
 // checkHostPort checks that addr is HOST:PORT with a numeric port; HOST
