@@ -87,7 +87,11 @@
 //     delay doubling up to a minute; a link is up only once both sides
 //     accepted it; a member the cluster sees alive again is dialled at
 //     once. A client endpoint never listens nor links to a client; told
-//     by a draining server to move, it links to another server first.
+//     by a draining server to move, it links to another server first,
+//     and lets the old link go once the new one is synced and no call
+//     waits on the old one. The draining server's peer servers are told
+//     too, and route around it; it says bye once each client that moved
+//     is reachable through another server.
 //
 // Watches, calls and failures.
 //  12. A watch of a name, an address, a group or the whole registry is

@@ -10,6 +10,11 @@ import (
 
 // change announces a registry change on every link the filters allow.
 func (a *exchangeActor) change(c *registry.Change) {
+	if c.Kind == registry.Withdrawn && c.Origin != nil && len(a.movedLinks) > 0 {
+		if mc, ok := c.Origin.(*connection.Conn); ok && a.movedLinks[mc] {
+			return
+		}
+	}
 	var frame []byte
 	for conn, l := range a.conns {
 		if !l.dumped || conn.State() != connection.StateActive {

@@ -110,7 +110,7 @@ func Start(rt *registry.Kernel, cfg Config) (*Exchange, error) {
 		x.ln, x.addr = ln, ln.Addr().String()
 	}
 	a := &exchangeActor{x: x, conns: map[*connection.Conn]*link{}, byPeer: map[registry.ProcessID]*connection.Conn{}, targets: map[string]*target{},
-		retired: map[string]*PeerStats{}, accepting: true}
+		retired: map[string]*PeerStats{}, accepting: true, movedLinks: map[*connection.Conn]bool{}}
 	name := "exchange"
 	if cfg.Group != "" {
 		name = "exchange." + cfg.Group
@@ -255,17 +255,18 @@ type (
 )
 
 type exchangeActor struct {
-	x         *Exchange
-	ctx       actor.Context
-	conns     map[*connection.Conn]*link
-	byPeer    map[registry.ProcessID]*connection.Conn
-	targets   map[string]*target
-	observers map[uint64]func(LinkEvent)
-	retired   map[string]*PeerStats // counters of closed links, by peer label
-	stopping  bool
-	accepting bool          // false once StopAccepting: accepted connections are closed
-	drained   chan struct{} // closed once every link is gone after a drain
-	linkCount atomic.Int64
+	x          *Exchange
+	ctx        actor.Context
+	conns      map[*connection.Conn]*link
+	byPeer     map[registry.ProcessID]*connection.Conn
+	targets    map[string]*target
+	observers  map[uint64]func(LinkEvent)
+	retired    map[string]*PeerStats // counters of closed links, by peer label
+	stopping   bool
+	accepting  bool                      // false once StopAccepting: accepted connections are closed
+	movedLinks map[*connection.Conn]bool // links of clients that moved away during the drain
+	drained    chan struct{}             // closed once every link is gone after a drain
+	linkCount  atomic.Int64
 }
 
 func (a *exchangeActor) detail() map[string]any {
@@ -328,6 +329,12 @@ func (a *exchangeActor) Receive(ctx actor.Context) {
 		close(m.done)
 	case *releaseOld:
 		a.releaseOld(m.t)
+	case *queryMoved:
+		var ps []registry.ProcessID
+		for c := range a.movedLinks {
+			ps = append(ps, c.Info().PeerProcess)
+		}
+		m.reply <- ps
 	case *connection.PeerSynced:
 		if l := a.conns[m.Conn]; l != nil && m.Conn.State() == connection.StateActive {
 			a.x.rt.Sync()

@@ -148,6 +148,7 @@ func (a *exchangeActor) closed(m *connection.Closed) {
 		a.x.refusals.add(classify(m.Reason))
 	}
 	defer a.checkDrained()
+	a.movedAway(c, m.Reason)
 	if m.WasActive {
 		a.unlinked(c, m.Reason)
 	}

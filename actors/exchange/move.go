@@ -7,6 +7,7 @@ package exchange
 
 import (
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/netsvc-go/netsvc/actors/connection"
@@ -17,6 +18,7 @@ type (
 	stopAccepting struct{ done chan struct{} }
 	moveClients   struct{ reply chan int }
 	releaseOld    struct{ t *target }
+	queryMoved    struct{ reply chan []registry.ProcessID }
 )
 
 // releaseEvery is how often a moved client looks whether its old link
@@ -58,6 +60,21 @@ func (x *Exchange) MoveClients() int {
 	}
 }
 
+// MovedClients returns the processes of the clients that moved away
+// from this draining server: it says bye once it can reach each of them
+// through another server, so that its peers, told of the new path at
+// the same moment, never lose them.
+func (x *Exchange) MovedClients() []registry.ProcessID {
+	reply := make(chan []registry.ProcessID, 1)
+	x.send(&queryMoved{reply: reply})
+	select {
+	case ps := <-reply:
+		return ps
+	case <-time.After(5 * time.Second):
+		return nil
+	}
+}
+
 // moveClients sends the move frame to every active client link.
 func (a *exchangeActor) moveClients() int {
 	var servers []string
@@ -76,10 +93,11 @@ func (a *exchangeActor) moveClients() int {
 	frame := connection.AppendMove(nil, servers)
 	told := 0
 	for c := range a.conns {
-		if c.State() != connection.StateActive || c.Peer().Role != registry.RoleClient {
+		if c.State() != connection.StateActive {
 			continue
 		}
-		if err := c.SendFrame(frame); err == nil {
+		// Servers are told too: they route around this one from now on.
+		if err := c.SendFrame(frame); err == nil && c.Peer().Role == registry.RoleClient {
 			told++
 		}
 	}
@@ -90,12 +108,17 @@ func (a *exchangeActor) moveClients() int {
 	return told
 }
 
-// moved handles a draining server's move frame on a client: it dials
-// the servers named (then its own fallbacks), keeping the old link until
-// the new one is synced.
+// moved handles a draining server's move frame. A client dials the
+// servers named (then its own fallbacks), keeping the old link until the
+// new one is synced; a server routes around the draining one.
 func (a *exchangeActor) moved(c *connection.Conn, servers []string) {
 	l := a.conns[c]
-	if l == nil || a.x.cfg.Role != registry.RoleClient || c.Peer().Role != registry.RoleServer {
+	if l == nil || c.Peer().Role != registry.RoleServer {
+		return
+	}
+	if a.x.cfg.Role == registry.RoleServer {
+		// A peer server is draining: prefer any other path.
+		a.x.rt.AvoidLink(c)
 		return
 	}
 	t := l.target
@@ -155,5 +178,19 @@ func (a *exchangeActor) releaseOld(t *target) {
 		return
 	}
 	t.moveFrom = nil
-	old.Shutdown("moved to " + t.addr)
+	old.Shutdown(movedTo + t.addr)
+}
+
+// movedTo opens the bye of a client that moved to another server.
+const movedTo = "moved to "
+
+// movedAway records, on a draining server, the link of a client that
+// moved to another server: the withdrawals its close causes here are
+// not announced onwards. The client's services are not gone, the other
+// servers learn them from its new server, and this one says bye soon,
+// which withdraws whatever it announced.
+func (a *exchangeActor) movedAway(c *connection.Conn, reason string) {
+	if !a.accepting && c.Info().PeerRole == registry.RoleClient && strings.Contains(reason, movedTo) {
+		a.movedLinks[c] = true
+	}
 }

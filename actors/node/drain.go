@@ -32,12 +32,42 @@ func (n *Node) drain(ctx context.Context, timeout time.Duration) {
 	clients := 0
 	if moved > 0 {
 		clients = n.waitClientsGone(ctx)
+		clients += n.waitMovedReachable(ctx)
 	}
 	if busy > 0 || clients > 0 {
 		n.log.Warn("drain timed out", "services_busy", busy, "clients_linked", clients, "after", time.Since(begun).Round(time.Millisecond))
 		return
 	}
 	n.log.Info("drained", "clients_moved", moved, "took", time.Since(begun).Round(time.Millisecond))
+}
+
+// waitMovedReachable waits until every client that moved away can be
+// reached through another server, or ctx ends, and returns how many
+// cannot: saying bye earlier could make peers that learn the new path
+// from the same announcement withdraw the client for a moment.
+func (n *Node) waitMovedReachable(ctx context.Context) int {
+	var moved []registry.ProcessID
+	for _, x := range n.exchanges {
+		moved = append(moved, x.MovedClients()...)
+	}
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		k := 0
+		for _, p := range moved {
+			if n.rt.Kernel().RouteTo(p) == nil {
+				k++
+			}
+		}
+		if k == 0 {
+			return 0
+		}
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			return k
+		}
+	}
 }
 
 // waitClientsGone waits until no client is linked to this node, or ctx

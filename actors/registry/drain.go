@@ -9,7 +9,15 @@ import (
 	"time"
 )
 
-type regDrain struct{ done chan struct{} }
+type (
+	regDrain struct{ done chan struct{} }
+	regAvoid struct{ link Link }
+)
+
+// AvoidLink tells the registry the peer on link is draining: calls and
+// replies take any other path there is to what lies behind it, and use
+// the link only when none is left, until it goes.
+func (k *Kernel) AvoidLink(link Link) { k.sys.Root.Send(k.registry, &regAvoid{link: link}) }
 
 // Drain withdraws every service of this process from the registry, and
 // so from every peer, while the services keep running: new calls by name

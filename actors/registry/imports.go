@@ -66,6 +66,7 @@ func (r *registry) importBinding(link Link, b Binding) {
 	src := source{link: link, hops: b.Hops + 1, seq: r.seq}
 	if e := r.ix.lookup(b.Address); e != nil {
 		r.ix.wlock()
+		src.avoid = r.ix.avoid[link]
 		for _, s := range e.sources {
 			if s.link == link {
 				r.ix.wunlock()
@@ -75,7 +76,14 @@ func (r *registry) importBinding(link Link, b Binding) {
 		e.sources = append(e.sources, src)
 		sortSources(e.sources)
 		r.ix.replaceName(e)
+		b := e.binding()
 		r.ix.wunlock()
+		// Watchers saw it already; the exchanges decide whether the new
+		// path is news to their peers. A client moving from a draining
+		// server to this one is: the other servers knew it only through
+		// the draining one (rules 7, 11). Peers that knew it over the
+		// same link ignore the repeat.
+		r.feed(Change{Kind: Available, Binding: b, Origin: link})
 		return
 	}
 	e := &entry{
@@ -118,7 +126,7 @@ func (r *registry) importProcess(link Link, c Change) {
 	switch c.Kind {
 	case Available:
 		r.seq++
-		src := source{link: link, hops: c.Binding.Hops + 1, seq: r.seq}
+		src := source{link: link, hops: c.Binding.Hops + 1, seq: r.seq, avoid: r.ix.avoid[link]}
 		if pe == nil {
 			pe = &procEntry{id: p, node: c.Binding.Node, sources: []source{src}}
 			r.ix.procs[p] = pe
@@ -127,11 +135,16 @@ func (r *registry) importProcess(link Link, c Change) {
 				Binding: Binding{Address: Address{Process: p}, Node: pe.node, Hops: src.hops, Groups: []string{}}})
 			return
 		}
-		if !slices.ContainsFunc(pe.sources, func(s source) bool { return s.link == link }) {
-			pe.sources = append(pe.sources, src)
-			sortSources(pe.sources)
+		if slices.ContainsFunc(pe.sources, func(s source) bool { return s.link == link }) {
+			r.ix.wunlock()
+			return
 		}
+		pe.sources = append(pe.sources, src)
+		sortSources(pe.sources)
 		r.ix.wunlock()
+		// A new path, as for a binding (importBinding).
+		r.feed(Change{Kind: Available, Process: true, Origin: link,
+			Binding: Binding{Address: Address{Process: p}, Node: pe.node, Hops: src.hops, Groups: []string{}}})
 	case Withdrawn:
 		if pe == nil {
 			r.ix.wunlock()
@@ -180,6 +193,7 @@ func (r *registry) linkDown(link Link) {
 	info := link.Info()
 	r.rt.pending.failLink(link, RuntimeFailuref(CodeLinkLost, "link %s to %s went down", info.ID, info.PeerNode))
 	r.ix.wlock()
+	delete(r.ix.avoid, link)
 	for p, l := range r.ix.learned {
 		if l == link {
 			delete(r.ix.learned, p)
@@ -205,5 +219,33 @@ func (r *registry) linkDown(link Link) {
 	}
 	for _, p := range procs {
 		r.importProcess(link, Change{Kind: Withdrawn, Process: true, Binding: Binding{Address: Address{Process: p}}})
+	}
+}
+
+// avoidLink makes every binding and process reachable through link
+// prefer its other sources: the peer is draining and will go.
+func (r *registry) avoidLink(link Link) {
+	r.ix.wlock()
+	defer r.ix.wunlock()
+	r.ix.avoid[link] = true
+	mark := func(s []source) bool {
+		hit := false
+		for i := range s {
+			if s[i].link == link {
+				s[i].avoid, hit = true, true
+			}
+		}
+		if hit {
+			sortSources(s)
+		}
+		return hit
+	}
+	for _, e := range r.ix.byAddr {
+		if e.local == nil && mark(e.sources) {
+			r.ix.replaceName(e)
+		}
+	}
+	for _, pe := range r.ix.procs {
+		mark(pe.sources)
 	}
 }

@@ -16,6 +16,9 @@ type source struct {
 	link Link
 	hops int
 	seq  uint64
+	// avoid marks a link whose peer is draining: used only when no
+	// other source is left (AvoidLink).
+	avoid bool
 }
 
 // entry is one service binding.
@@ -37,6 +40,9 @@ func (e *entry) hops() int {
 	}
 	return e.sources[0].hops
 }
+
+// avoided reports whether e is reachable only through draining peers.
+func (e *entry) avoided() bool { return e.local == nil && len(e.sources) > 0 && e.sources[0].avoid }
 
 func (e *entry) via() Link {
 	if e.local != nil || len(e.sources) == 0 {
@@ -63,10 +69,14 @@ func (e *entry) binding() Binding {
 }
 
 // better is the order of rule 13: local first, then fewest hops, then
-// the earliest seen.
+// the earliest seen; a binding reachable only through a draining peer
+// comes after all others.
 func better(a, b *entry) bool {
 	if (a.local != nil) != (b.local != nil) {
 		return a.local != nil
+	}
+	if aa, ba := a.avoided(), b.avoided(); aa != ba {
+		return ba
 	}
 	if ha, hb := a.hops(), b.hops(); ha != hb {
 		return ha < hb
@@ -91,6 +101,7 @@ type index struct {
 	locals  map[uint64]*Local // every local agent, hidden ones too
 	procs   map[ProcessID]*procEntry
 	learned map[ProcessID]Link // reverse-path routes learned from envelopes
+	avoid   map[Link]bool      // links to draining peers (AvoidLink)
 }
 
 func newIndex() *index {
@@ -101,6 +112,7 @@ func newIndex() *index {
 		locals:  map[uint64]*Local{},
 		procs:   map[ProcessID]*procEntry{},
 		learned: map[ProcessID]Link{},
+		avoid:   map[Link]bool{},
 	}
 }
 
@@ -179,6 +191,9 @@ func (ix *index) replaceName(e *entry) {
 
 func sortSources(s []source) {
 	sort.SliceStable(s, func(i, j int) bool {
+		if s[i].avoid != s[j].avoid {
+			return s[j].avoid
+		}
 		if s[i].hops != s[j].hops {
 			return s[i].hops < s[j].hops
 		}

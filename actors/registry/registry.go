@@ -121,6 +121,8 @@ func (r *registry) Receive(ctx actor.Context) {
 	case *regDrain:
 		r.drain()
 		close(m.done)
+	case *regAvoid:
+		r.avoidLink(m.link)
 	}
 }
 
