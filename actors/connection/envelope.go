@@ -216,7 +216,7 @@ func decodeExtensions(p []byte, flags byte, e *registry.Envelope, copyStrings bo
 			return nil, fmt.Errorf("bad envelope: %d headers", n)
 		}
 		p = p[k:]
-		if e != nil {
+		if e != nil && n > 0 { // none stays nil, as an envelope without the flag decodes
 			e.Headers = make([]registry.Header, 0, n)
 		}
 		for i := uint64(0); i < n; i++ {
