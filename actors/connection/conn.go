@@ -293,6 +293,11 @@ func (c *Conn) Shutdown(reason string) {
 func (c *Conn) abort(reason string) {
 	if pid := c.pid.Load(); pid != nil {
 		c.rt.ActorSystem().Root.Send(pid, &Close{Reason: reason, Abort: true})
+		// The write under way is stuck on a peer that does not read, and
+		// holds what the node is short of: end it now rather than when
+		// the actor gets to the Close (its reason is queued first, so it
+		// is the one the link goes down with).
+		c.nc.SetWriteDeadline(time.Now())
 	} else {
 		c.nc.Close()
 	}
@@ -342,6 +347,7 @@ type connActor struct {
 	handshake *time.Timer
 	ping      *time.Timer
 	closing   bool
+	aborting  bool // Close{Abort}: no grace for the write under way
 }
 
 type (
@@ -384,6 +390,7 @@ func (a *connActor) Receive(ctx actor.Context) {
 	case *Close:
 		if m.Abort {
 			_ = c.q.push(AppendReason(nil, FrameBye, m.Reason), classControl)
+			a.aborting = true
 			a.close(ctx, m.Reason, false, false)
 			break
 		}
@@ -464,11 +471,18 @@ func (a *connActor) close(ctx actor.Context, reason string, rejected, graceful b
 	// queued, say) is on its way out: let it go first, so the peer
 	// learns why, unless the writer is stuck on a peer that does not
 	// read, which closing the socket below ends.
-	select {
-	case <-c.writerDone:
-	case <-time.After(writerGrace):
+	if !a.aborting {
+		select {
+		case <-c.writerDone:
+		case <-time.After(writerGrace):
+		}
 	}
-	c.flushControl(pending, frames)
+	// Aborted, the peer is not reading (what the link holds is what the
+	// node is short of): the socket closes now, without the bye, ending
+	// the write under way and giving its memory back at once.
+	if !a.aborting {
+		c.flushControl(pending, frames)
+	}
 	c.failQueued(pending, frames)
 	c.nc.Close()
 	// The exchange withdraws what the link imported once it hears of the
