@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/netsvc-go/netsvc/actors/node/nodetest"
 	"github.com/netsvc-go/netsvc/service"
 )
 
@@ -230,7 +231,7 @@ func TestExchangeGroupMismatch(t *testing.T) {
 	startMath(t, other, "other-svc")
 
 	// The server says why, and forms no link.
-	waitFor(t, waitLong, func() error {
+	nodetest.WaitFor(t, waitLong, func() error {
 		if l := x.logs.lines("exchange group mismatch"); len(l) == 0 {
 			return fmt.Errorf("x logged no group mismatch")
 		}
@@ -238,7 +239,7 @@ func TestExchangeGroupMismatch(t *testing.T) {
 	})
 	// The client sees the reason, and gives up at once: retrying cannot
 	// help (DESIGN, "The wire").
-	waitFor(t, waitLong, func() error {
+	nodetest.WaitFor(t, waitLong, func() error {
 		ts := other.x("other").Targets()
 		if len(ts) != 1 || ts[0].State != "rejected" || !strings.Contains(ts[0].LastErr, "exchange group mismatch") {
 			return fmt.Errorf("client targets %+v; want state rejected with the group mismatch as reason", ts)

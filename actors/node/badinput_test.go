@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/netsvc-go/netsvc/actors/connection"
+	"github.com/netsvc-go/netsvc/actors/node/nodetest"
 	"github.com/netsvc-go/netsvc/actors/registry"
 	"github.com/netsvc-go/netsvc/service"
 )
@@ -111,7 +112,7 @@ func TestBadInput(t *testing.T) {
 				t.Errorf("closed after %v; want it closed %s (%v)", d, tc.when, handshakeTimeout)
 			}
 			// Logged, with the reason.
-			waitFor(t, waitLong, func() error {
+			nodetest.WaitFor(t, waitLong, func() error {
 				lines := x.logs.lines("remote="+local, "reason=")
 				for _, l := range lines {
 					if strings.Contains(l, tc.reason) {
@@ -121,7 +122,7 @@ func TestBadInput(t *testing.T) {
 				return fmt.Errorf("no log line for %s with reason %q: %q", local, tc.reason, lines)
 			})
 			// Gone from the node's links.
-			waitFor(t, waitLong, func() error {
+			nodetest.WaitFor(t, waitLong, func() error {
 				for _, l := range x.Links() {
 					if l.RemoteAddress == local {
 						return fmt.Errorf("x still has the bad connection: %+v", l)
@@ -202,7 +203,7 @@ func TestHandshakeRefusals(t *testing.T) {
 				cc.Tokens = []string{token}
 			}
 			c := startNode(t, "c", cc)
-			waitFor(t, waitLong, func() error {
+			nodetest.WaitFor(t, waitLong, func() error {
 				ts := c.x("").Targets()
 				if len(ts) != 1 || ts[0].State != "rejected" || !strings.Contains(ts[0].LastErr, "not authorised") {
 					return fmt.Errorf("targets %+v; want rejected, not authorised", ts)
@@ -298,7 +299,7 @@ func TestCorruptEnvelopeForService(t *testing.T) {
 				From: service.Address{Process: r.pid, ID: 1}, Conv: 8, Subject: "multiply", ContentType: args.ContentType, Data: args.Data})
 			r.write(append(bad(r), good...))
 			r.readUntilClosed(2 * time.Second)
-			waitFor(t, waitLong, func() error {
+			nodetest.WaitFor(t, waitLong, func() error {
 				if l := x.logs.lines("remote="+r.c.LocalAddr().String(), "reason="); len(l) == 0 {
 					return fmt.Errorf("no reason logged for the closed link")
 				}

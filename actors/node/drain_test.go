@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/netsvc-go/netsvc/actors/node"
+	"github.com/netsvc-go/netsvc/actors/node/nodetest"
 	"github.com/netsvc-go/netsvc/service"
 )
 
@@ -101,10 +102,10 @@ func TestDrainFinishesRunningRequest(t *testing.T) {
 		call := callSlow(c, service.Name("slow"))
 		recv(t, g.started, waitLong, "the request to start")
 		stopped := stopInBackground(s1)
-		waitFor(t, waitLong, func() error { return draining(s1) })
+		nodetest.WaitFor(t, waitLong, func() error { return draining(s1) })
 		// The withdrawal reaches the caller (no new call picks the
 		// service), but the call it made is not failed.
-		waitFor(t, waitLong, func() error {
+		nodetest.WaitFor(t, waitLong, func() error {
 			if n := len(c.rt().Lookup("slow")); n != 0 {
 				return fmt.Errorf("the caller still sees %d bindings of slow", n)
 			}
@@ -146,7 +147,7 @@ func TestDrainFinishesRunningRequest(t *testing.T) {
 		recv(t, g.started, waitLong, "the request to start")
 		stopped := stopInBackground(s1)
 		// The client moves to s2 while its call waits on s1's link.
-		waitFor(t, waitLong, func() error {
+		nodetest.WaitFor(t, waitLong, func() error {
 			if len(activeLinks(c, s2.pid())) != 1 {
 				return errors.New("the client has not linked to s2")
 			}
@@ -163,7 +164,7 @@ func TestDrainFinishesRunningRequest(t *testing.T) {
 		if s := recv(t, stopped, waitLong, "Stop to return"); s.err != nil {
 			t.Fatalf("Stop: %v", s.err)
 		}
-		waitFor(t, waitLong, func() error {
+		nodetest.WaitFor(t, waitLong, func() error {
 			if l := activeLinks(c, 0); len(l) != 1 || l[0].RemoteProcess != s2.pid() {
 				return fmt.Errorf("client links %+v; want one, to s2", l)
 			}
@@ -202,8 +203,8 @@ func TestDrainSendsCallsElsewhere(t *testing.T) {
 	held := callSlow(c, service.Name("svc"))
 	recv(t, g1.started, waitLong, "the request to start on s1")
 	stopped := stopInBackground(s1)
-	waitFor(t, waitLong, func() error { return draining(s1) })
-	waitFor(t, waitLong, func() error {
+	nodetest.WaitFor(t, waitLong, func() error { return draining(s1) })
+	nodetest.WaitFor(t, waitLong, func() error {
 		if l := c.rt().Lookup("svc"); len(l) != 1 || l[0].Address.Process != s2.pid() {
 			return fmt.Errorf("the caller sees %+v; want s2's svc only", l)
 		}
@@ -278,7 +279,7 @@ func TestDrainMovesClients(t *testing.T) {
 	if s := recv(t, stopInBackground(x2), waitLong, "the drain"); s.err != nil {
 		t.Fatalf("Stop: %v", s.err)
 	}
-	waitFor(t, waitLong, func() error {
+	nodetest.WaitFor(t, waitLong, func() error {
 		l := activeLinks(c2, 0)
 		if len(l) != 1 || (l[0].RemoteProcess != m.x[0].pid() && l[0].RemoteProcess != m.x[2].pid()) {
 			return fmt.Errorf("c2's links %+v; want one, to x1 or x3", l)

@@ -5,6 +5,7 @@ import (
 	"net"
 	"testing"
 
+	"github.com/netsvc-go/netsvc/actors/node/nodetest"
 	"github.com/netsvc-go/netsvc/service"
 )
 
@@ -40,7 +41,7 @@ func TestClientFailover(t *testing.T) {
 	}
 	// b goes: the client moves on to a.
 	b.stop(t)
-	waitFor(t, waitLong, func() error {
+	nodetest.WaitFor(t, waitLong, func() error {
 		if n, peer := links(); n != 1 || peer != "a" {
 			return fmt.Errorf("client links: %d, to %q; want 1, to a", n, peer)
 		}

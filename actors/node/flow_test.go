@@ -9,6 +9,7 @@ import (
 
 	"github.com/netsvc-go/netsvc/actors/connection"
 	"github.com/netsvc-go/netsvc/actors/exchange"
+	"github.com/netsvc-go/netsvc/actors/node/nodetest"
 	"github.com/netsvc-go/netsvc/actors/registry"
 	"github.com/netsvc-go/netsvc/service"
 )
@@ -48,7 +49,7 @@ func startFeed(t testing.TB, p *proc) {
 // subscribers waits until feed on p has n subscribers.
 func subscribers(t testing.TB, p *proc, n int) {
 	t.Helper()
-	waitFor(t, waitLong, func() error {
+	nodetest.WaitFor(t, waitLong, func() error {
 		got, err := service.CallFor[int](ctxFor(t, waitLong), p.rt(), service.Name("feed"), "subscribers")
 		if err != nil || got != n {
 			return fmt.Errorf("feed has %d subscribers (%v), want %d", got, err, n)
@@ -154,7 +155,7 @@ func TestSlowSubscriber(t *testing.T) {
 	}
 	// What waits for the slow service stays under its limit; the rest
 	// was dropped at the subscriber's node, and counted.
-	waitFor(t, waitLong, func() error {
+	nodetest.WaitFor(t, waitLong, func() error {
 		if d := sub.rt().Kernel().Stats().ServiceDrops; d == 0 {
 			return fmt.Errorf("no report dropped for the slow service yet")
 		}
@@ -343,7 +344,7 @@ func TestRelayBackpressure(t *testing.T) {
 		_, err := ag.Subscribe(service.Name("firehose"), "data", func(service.Report) { got.Add(1) })
 		return err
 	})
-	waitFor(t, waitLong, func() error {
+	nodetest.WaitFor(t, waitLong, func() error {
 		n, err := service.CallFor[int](ctxFor(t, waitLong), pub.rt(), service.Name("firehose"), "subscribers")
 		if err != nil || n != 1 {
 			return fmt.Errorf("firehose has %d subscribers (%v)", n, err)
@@ -360,7 +361,7 @@ func TestRelayBackpressure(t *testing.T) {
 		}
 		return n
 	}
-	waitFor(t, waitLong, func() error {
+	nodetest.WaitFor(t, waitLong, func() error {
 		if lost := uint64(total) - uint64(got.Load()); lost != dropped(pub)+dropped(b)+dropped(a) {
 			return fmt.Errorf("received %d of %d; dropped by pub %d, b %d, a %d", got.Load(), total, dropped(pub), dropped(b), dropped(a))
 		}

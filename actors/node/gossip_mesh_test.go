@@ -7,9 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/netsvc-go/netsvc/actors/exchange"
 	"github.com/netsvc-go/netsvc/actors/node"
-	"github.com/netsvc-go/netsvc/actors/registry"
+	"github.com/netsvc-go/netsvc/actors/node/nodetest"
 	"github.com/netsvc-go/netsvc/cluster"
 	"github.com/netsvc-go/netsvc/service"
 )
@@ -21,13 +20,13 @@ type meshNode struct {
 	m    *node.Mesh
 }
 
-// startMeshNode starts a server node with a service named after it and
-// joins the gossip cluster through seeds (Fast preset, loopback).
+// startMeshNode starts a server node with a service named after it,
+// joining the gossip cluster through seeds (Fast preset, loopback).
 func startMeshNode(t *testing.T, name, group string, seeds ...string) *meshNode {
 	t.Helper()
 	ctx := context.Background()
-	n, err := node.Start(ctx, node.Config{Name: name, Exchanges: []exchange.Config{
-		{Group: group, Role: registry.RoleServer, Listen: "127.0.0.1:0", Retry: 200 * time.Millisecond}}})
+	n, err := node.Start(ctx, node.Config{Name: name, Listen: "127.0.0.1:0", Group: group, Retry: 200 * time.Millisecond,
+		Gossip: &cluster.Config{BindAddr: "127.0.0.1:0", Join: seeds, Preset: cluster.Fast}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,23 +36,14 @@ func startMeshNode(t *testing.T, name, group string, seeds ...string) *meshNode 
 	})); err != nil {
 		t.Fatal(err)
 	}
-	m, err := node.StartMesh(n.Runtime(), n.Exchange(group), cluster.Config{
-		BindAddr: "127.0.0.1:0", Join: seeds, Preset: cluster.Fast}, nil)
-	if err != nil {
-		n.Stop(ctx)
-		t.Fatal(err)
-	}
-	mn := &meshNode{name: name, n: n, m: m}
+	mn := &meshNode{name: name, n: n, m: n.Mesh()}
 	t.Cleanup(func() { mn.stop() })
 	return mn
 }
 
-// stop leaves the cluster and stops the node, as a graceful shutdown does.
+// stop stops the node as a graceful shutdown does: it drains, leaves
+// the cluster and says bye.
 func (mn *meshNode) stop() {
-	if mn.m != nil {
-		mn.m.Leave(time.Second)
-		mn.m = nil
-	}
 	if mn.n != nil {
 		mn.n.Stop(context.Background())
 		mn.n = nil
@@ -82,22 +72,6 @@ func meshLinks(n *node.Node) int {
 	return k
 }
 
-func waitUntil(t *testing.T, d time.Duration, what string, f func() error) time.Duration {
-	t.Helper()
-	start := time.Now()
-	deadline := start.Add(d)
-	for {
-		err := f()
-		if err == nil {
-			return time.Since(start)
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v: %v", what, d, err)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // TestMeshFiveNodes: five servers joining through a chain of seeds form a
 // full mesh (one link per pair) with every service visible everywhere in
 // under 2 s from the last start.
@@ -111,7 +85,8 @@ func TestMeshFiveNodes(t *testing.T) {
 		}
 		nodes = append(nodes, startMeshNode(t, name, "", seeds...))
 	}
-	took := waitUntil(t, 2*time.Second, "full mesh", func() error {
+	begun := time.Now()
+	nodetest.WaitFor(t, 2*time.Second, func() error {
 		for _, mn := range nodes {
 			if err := sees(mn.n, names...); err != nil {
 				return err
@@ -122,6 +97,7 @@ func TestMeshFiveNodes(t *testing.T) {
 		}
 		return nil
 	})
+	took := time.Since(begun)
 	t.Logf("5-node mesh linked with every service visible everywhere %v after the last start", took)
 	// Every service answers from every node.
 	for _, mn := range nodes {
@@ -134,13 +110,13 @@ func TestMeshFiveNodes(t *testing.T) {
 	}
 }
 
-// TestMeshGracefulLeave: a node that leaves and stops has its services
-// withdrawn everywhere in under 1 s.
+// TestMeshGracefulLeave: a node that stops (drains, leaves, says bye)
+// has its services withdrawn everywhere in under 1 s.
 func TestMeshGracefulLeave(t *testing.T) {
 	a := startMeshNode(t, "a", "")
 	b := startMeshNode(t, "b", "", a.gossip())
 	c := startMeshNode(t, "c", "", a.gossip())
-	waitUntil(t, 5*time.Second, "mesh", func() error {
+	nodetest.WaitFor(t, 5*time.Second, func() error {
 		for _, mn := range []*meshNode{a, b, c} {
 			if err := sees(mn.n, "a", "b", "c"); err != nil {
 				return err
@@ -150,7 +126,8 @@ func TestMeshGracefulLeave(t *testing.T) {
 	})
 	start := time.Now()
 	c.stop()
-	took := waitUntil(t, time.Second, "graceful withdrawal", func() error {
+	begun := time.Now()
+	nodetest.WaitFor(t, time.Second, func() error {
 		for _, mn := range []*meshNode{a, b} {
 			if len(mn.n.Runtime().Lookup("svc-c")) != 0 {
 				return fmt.Errorf("%s still sees svc-c", mn.name)
@@ -158,7 +135,8 @@ func TestMeshGracefulLeave(t *testing.T) {
 		}
 		return nil
 	})
-	t.Logf("gracefully stopped node withdrawn everywhere in %v (%v after Leave began)", took, time.Since(start))
+	took := time.Since(begun)
+	t.Logf("gracefully stopped node withdrawn everywhere in %v (%v after Stop began)", took, time.Since(start))
 }
 
 // TestMeshDeadMemberDropped: a node whose gossip dies while its TCP links
@@ -169,7 +147,7 @@ func TestMeshDeadMemberDropped(t *testing.T) {
 	a := startMeshNode(t, "a", "")
 	b := startMeshNode(t, "b", "", a.gossip())
 	c := startMeshNode(t, "c", "", a.gossip())
-	waitUntil(t, 5*time.Second, "mesh", func() error {
+	nodetest.WaitFor(t, 5*time.Second, func() error {
 		for _, mn := range []*meshNode{a, b, c} {
 			if err := sees(mn.n, "a", "b", "c"); err != nil {
 				return err
@@ -179,7 +157,8 @@ func TestMeshDeadMemberDropped(t *testing.T) {
 	})
 	c.m.Shutdown() // gossip dies without a goodbye; c's exchange still holds its links
 	c.m = nil
-	took := waitUntil(t, 5*time.Second, "dead member withdrawn", func() error {
+	begun := time.Now()
+	nodetest.WaitFor(t, 5*time.Second, func() error {
 		for _, mn := range []*meshNode{a, b} {
 			if len(mn.n.Runtime().Lookup("svc-c")) != 0 {
 				return fmt.Errorf("%s still sees svc-c", mn.name)
@@ -187,6 +166,7 @@ func TestMeshDeadMemberDropped(t *testing.T) {
 		}
 		return nil
 	})
+	took := time.Since(begun)
 	t.Logf("dead member's services withdrawn everywhere in %v", took)
 }
 
@@ -197,7 +177,7 @@ func TestMeshRestart(t *testing.T) {
 	b := startMeshNode(t, "b", "", a.gossip())
 	c := startMeshNode(t, "c", "", a.gossip())
 	all := []*meshNode{a, b, c}
-	waitUntil(t, 5*time.Second, "mesh", func() error {
+	nodetest.WaitFor(t, 5*time.Second, func() error {
 		for _, mn := range all {
 			if err := sees(mn.n, "a", "b", "c"); err != nil {
 				return err
@@ -210,7 +190,7 @@ func TestMeshRestart(t *testing.T) {
 	c.m = nil
 	c.n.Stop(context.Background())
 	c.n = nil
-	waitUntil(t, 5*time.Second, "killed node withdrawn", func() error {
+	nodetest.WaitFor(t, 5*time.Second, func() error {
 		for _, mn := range []*meshNode{a, b} {
 			if len(mn.n.Runtime().Lookup("svc-c")) != 0 {
 				return fmt.Errorf("%s still sees svc-c", mn.name)
@@ -219,7 +199,8 @@ func TestMeshRestart(t *testing.T) {
 		return nil
 	})
 	c2 := startMeshNode(t, "c", "", b.gossip())
-	took := waitUntil(t, 5*time.Second, "restarted node back", func() error {
+	begun := time.Now()
+	nodetest.WaitFor(t, 5*time.Second, func() error {
 		for _, mn := range []*meshNode{a, b, c2} {
 			if err := sees(mn.n, "a", "b", "c"); err != nil {
 				return err
@@ -230,6 +211,7 @@ func TestMeshRestart(t *testing.T) {
 		}
 		return nil
 	})
+	took := time.Since(begun)
 	t.Logf("restarted node linked and visible everywhere in %v", took)
 }
 
@@ -240,7 +222,7 @@ func TestMeshTwoGroups(t *testing.T) {
 	x2 := startMeshNode(t, "x2", "", x1.gossip())
 	y1 := startMeshNode(t, "y1", "backend", x1.gossip())
 	y2 := startMeshNode(t, "y2", "backend", y1.gossip())
-	waitUntil(t, 5*time.Second, "two meshes", func() error {
+	nodetest.WaitFor(t, 5*time.Second, func() error {
 		for _, mn := range []*meshNode{x1, x2, y1, y2} {
 			if got := len(mn.m.Members()); got != 4 {
 				return fmt.Errorf("%s sees %d members, want 4", mn.name, got)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/netsvc-go/netsvc/actors/exchange"
 	"github.com/netsvc-go/netsvc/actors/node"
+	"github.com/netsvc-go/netsvc/actors/node/nodetest"
 	"github.com/netsvc-go/netsvc/actors/registry"
 	"github.com/netsvc-go/netsvc/cluster"
 	"github.com/netsvc-go/netsvc/cluster/clustertest"
@@ -99,11 +100,11 @@ func TestMeshRelinksAfterPartition(t *testing.T) {
 		}
 		return nil
 	}
-	waitFor(t, 5*time.Second, whole)
+	nodetest.WaitFor(t, 5*time.Second, whole)
 
 	pn.Cut([]string{a.m.Cluster().LocalAddr()}, []string{b.m.Cluster().LocalAddr(), c.m.Cluster().LocalAddr()})
 	cut := time.Now()
-	waitFor(t, 5*time.Second, func() error {
+	nodetest.WaitFor(t, 5*time.Second, func() error {
 		if err := seesOnly(a); err != nil {
 			return err
 		}
@@ -117,7 +118,7 @@ func TestMeshRelinksAfterPartition(t *testing.T) {
 
 	pn.Heal()
 	healed := time.Now()
-	waitFor(t, 5*time.Second, whole)
+	nodetest.WaitFor(t, 5*time.Second, whole)
 	t.Logf("heal: full mesh and every service back after %v", time.Since(healed).Round(time.Millisecond))
 	for _, mn := range all {
 		for _, o := range all {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/netsvc-go/netsvc/actors/exchange"
 	"github.com/netsvc-go/netsvc/actors/node"
+	"github.com/netsvc-go/netsvc/actors/node/nodetest"
 	"github.com/netsvc-go/netsvc/actors/registry"
 	"github.com/netsvc-go/netsvc/cluster"
 	"github.com/netsvc-go/netsvc/service"
@@ -52,7 +53,7 @@ func TestMeshRestartUpBeforeOldDown(t *testing.T) {
 	// the smaller process id, so a dials.
 	old, restarted := member("b#1", 2), member("b#2", 3)
 	m.MemberUp(old)
-	waitUntil(t, 5*time.Second, "a dialling the old b", func() error {
+	nodetest.WaitFor(t, 5*time.Second, func() error {
 		for _, ts := range a.Exchange("").Targets() {
 			if ts.Address == addr && ts.Attempts > 0 {
 				return nil
@@ -69,7 +70,7 @@ func TestMeshRestartUpBeforeOldDown(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { b.Stop(ctx) })
-	waitUntil(t, 5*time.Second, "a linked to the restarted b", func() error {
+	nodetest.WaitFor(t, 5*time.Second, func() error {
 		if meshLinks(a) != 1 {
 			return fmt.Errorf("a's links: %+v; targets: %+v", a.Links(), a.Exchange("").Targets())
 		}

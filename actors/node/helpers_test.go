@@ -18,6 +18,7 @@ import (
 	"github.com/netsvc-go/netsvc/actors/connection"
 	"github.com/netsvc-go/netsvc/actors/exchange"
 	"github.com/netsvc-go/netsvc/actors/node"
+	"github.com/netsvc-go/netsvc/actors/node/nodetest"
 	"github.com/netsvc-go/netsvc/actors/registry"
 	"github.com/netsvc-go/netsvc/service"
 )
@@ -28,27 +29,6 @@ const (
 	waitLong = 10 * time.Second
 	retry    = 100 * time.Millisecond // every exchange's retry delay
 )
-
-// waitFor polls cond until it returns nil, failing the test with cond's
-// last error after timeout.
-func waitFor(t testing.TB, timeout time.Duration, cond func() error) {
-	t.Helper()
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		select {
-		case <-tick.C:
-		case <-deadline.C:
-			t.Fatalf("still after %v: %v", timeout, err)
-		}
-	}
-}
 
 // holdFor checks that cond keeps returning nil for the whole of d.
 func holdFor(t testing.TB, d time.Duration, cond func() error) {
@@ -254,7 +234,7 @@ func mustMultiply(t testing.TB, p *proc, to service.Target) {
 func visible(t testing.TB, p *proc, name string, n int) []service.Binding {
 	t.Helper()
 	var got []service.Binding
-	waitFor(t, waitLong, func() error {
+	nodetest.WaitFor(t, waitLong, func() error {
 		got = p.rt().Lookup(name)
 		if len(got) != n {
 			return fmt.Errorf("%s sees %d services named %q, want %d: %v", p.name, len(got), name, n, got)
@@ -312,7 +292,7 @@ func (e *events) has(kind service.EventKind, name string) bool {
 
 func (e *events) waitFor(t testing.TB, kind service.EventKind, name string) {
 	t.Helper()
-	waitFor(t, waitLong, func() error {
+	nodetest.WaitFor(t, waitLong, func() error {
 		if !e.has(kind, name) {
 			return fmt.Errorf("no %v event for %q in %v", kind, name, e.all())
 		}
@@ -382,7 +362,7 @@ func activeLinks(p *proc, peer service.ProcessID) []exchange.LinkStatus {
 // linkedTo waits until p has one active link to each of peers.
 func linkedTo(t testing.TB, p *proc, peers ...*proc) {
 	t.Helper()
-	waitFor(t, waitLong, func() error {
+	nodetest.WaitFor(t, waitLong, func() error {
 		for _, q := range peers {
 			if n := len(activeLinks(p, q.pid())); n != 1 {
 				return fmt.Errorf("%s has %d active links to %s: %+v", p.name, n, q.name, p.Links())

@@ -12,6 +12,7 @@ import (
 	"github.com/netsvc-go/netsvc/actors/connection"
 	"github.com/netsvc-go/netsvc/actors/exchange"
 	"github.com/netsvc-go/netsvc/actors/node"
+	"github.com/netsvc-go/netsvc/actors/node/nodetest"
 	"github.com/netsvc-go/netsvc/actors/registry"
 	"github.com/netsvc-go/netsvc/service"
 )
@@ -61,7 +62,7 @@ func TestMutualConnect(t *testing.T) {
 		t.Run(fmt.Sprint("run", i), func(t *testing.T) {
 			a, b := startMutual(t)
 			var idA, idB string
-			waitFor(t, waitLong, func() (err error) {
+			nodetest.WaitFor(t, waitLong, func() (err error) {
 				idA, idB, err = mutualSettled(a, b)
 				return err
 			})
@@ -109,7 +110,7 @@ func TestMutualConnectNoChurn(t *testing.T) {
 				}
 				return nil
 			}
-			waitFor(t, waitLong, settled)
+			nodetest.WaitFor(t, waitLong, settled)
 			attempts := loser.x("").Targets()[0].Attempts
 			holdFor(t, 5*retry, func() error {
 				if err := settled(); err != nil {
@@ -153,7 +154,7 @@ func TestMutualConnectRoutes(t *testing.T) {
 				}
 				return nil
 			}
-			waitFor(t, 2*time.Second, func() error {
+			nodetest.WaitFor(t, 2*time.Second, func() error {
 				if err := routed(a, b, "b-svc"); err != nil {
 					return err
 				}
@@ -181,7 +182,7 @@ func freeAddr(t *testing.T) string {
 func listenOn(t *testing.T, addr string) net.Listener {
 	t.Helper()
 	var ln net.Listener
-	waitFor(t, waitLong, func() error {
+	nodetest.WaitFor(t, waitLong, func() error {
 		var err error
 		ln, err = net.Listen("tcp", addr)
 		return err
@@ -203,7 +204,7 @@ func TestClientRetries(t *testing.T) {
 
 	// Nobody there: it keeps trying, every retry delay.
 	start := time.Now()
-	waitFor(t, waitLong, func() error {
+	nodetest.WaitFor(t, waitLong, func() error {
 		ts := c.x("").Targets()
 		if len(ts) != 1 || ts[0].Attempts < 4 || ts[0].State == "linked" {
 			return fmt.Errorf("targets %+v; want 4 attempts or more", ts)
@@ -226,7 +227,7 @@ func TestClientRetries(t *testing.T) {
 	}
 	visible(t, c, "math", 1)
 	mustMultiply(t, c, service.Name("math"))
-	waitFor(t, waitLong, func() error {
+	nodetest.WaitFor(t, waitLong, func() error {
 		if got := links.upDown(x1.pid()); got != "up" {
 			return fmt.Errorf("link events for x1: %q, want \"up\"", got)
 		}
@@ -235,7 +236,7 @@ func TestClientRetries(t *testing.T) {
 
 	x1.stop(t)
 	workers.waitFor(t, service.Withdrawn, "math")
-	waitFor(t, waitLong, func() error {
+	nodetest.WaitFor(t, waitLong, func() error {
 		if got := links.upDown(x1.pid()); got != "up down" {
 			return fmt.Errorf("link events for x1: %q, want \"up down\"", got)
 		}
@@ -256,7 +257,7 @@ func TestClientRetries(t *testing.T) {
 		t.Fatalf("math after the restart is %v, want a service of the new process %v", b.Address, x2.pid())
 	}
 	mustMultiply(t, c, service.Name("math"))
-	waitFor(t, waitLong, func() error {
+	nodetest.WaitFor(t, waitLong, func() error {
 		if got := links.upDown(0); got != "up down up" {
 			return fmt.Errorf("link events: %q, want \"up down up\"", got)
 		}
@@ -287,7 +288,7 @@ func TestServerConnectRetries(t *testing.T) {
 		t.Fatalf("math after the restart is %v, want a service of the new process %v", b.Address, b2.pid())
 	}
 	mustMultiply(t, a, service.Name("math"))
-	waitFor(t, waitLong, func() error {
+	nodetest.WaitFor(t, waitLong, func() error {
 		want := "up down"
 		if got := links.upDown(b1.pid()); got != want {
 			return fmt.Errorf("link events for b1: %q, want %q", got, want)
@@ -330,7 +331,7 @@ func TestDuplicateLinkAnnouncementsDropped(t *testing.T) {
 	}
 	second.announce("ghost", 2)
 	second.readUntilClosed(5 * time.Second)
-	waitFor(t, waitLong, func() error {
+	nodetest.WaitFor(t, waitLong, func() error {
 		if l := x.logs.lines("closing the duplicate link"); len(l) == 0 {
 			return fmt.Errorf("x did not close the duplicate")
 		}
@@ -339,7 +340,7 @@ func TestDuplicateLinkAnnouncementsDropped(t *testing.T) {
 	if ls := activeLinks(x, peer); len(ls) != 1 || ls[0].Direction != "out" {
 		t.Fatalf("x's links to the peer: %+v; want its own dial only", ls)
 	}
-	waitFor(t, 2*time.Second, func() error {
+	nodetest.WaitFor(t, 2*time.Second, func() error {
 		for _, b := range x.rt().Lookup("ghost") {
 			if l := activeLinks(x, peer); len(l) == 1 && b.Link != l[0].ID {
 				return fmt.Errorf("ghost is routed over %s, a link that was closed; the link is %s", b.Link, l[0].ID)
@@ -365,7 +366,7 @@ func TestRefusedDialBacksOff(t *testing.T) {
 	cc := clientX("", x.Addr())
 	cc.Tokens = []string{"wrong"}
 	c := startNode(t, "c", cc)
-	waitFor(t, waitLong, func() error {
+	nodetest.WaitFor(t, waitLong, func() error {
 		if ts := c.x("").Targets(); len(ts) != 1 || ts[0].State != "rejected" {
 			return fmt.Errorf("targets %+v; want rejected", ts)
 		}
@@ -396,7 +397,7 @@ func TestRefusedDialHealsWhenFixed(t *testing.T) {
 	cc := clientX("", addr)
 	cc.Tokens = []string{"new"}
 	c := startNode(t, "c", cc)
-	waitFor(t, waitLong, func() error {
+	nodetest.WaitFor(t, waitLong, func() error {
 		if ts := c.x("").Targets(); len(ts) != 1 || ts[0].State != "rejected" {
 			return fmt.Errorf("targets %+v; want rejected", ts)
 		}
@@ -463,7 +464,7 @@ func TestRedialAtOnceWhenAliveAgain(t *testing.T) {
 	x.Forget(b.pid(), "cluster member b dead")
 	x.Alive(b.pid())
 	x.Dial(b.Addr()) // ... and for one alive again, moments later
-	waitFor(t, 4*time.Second, func() error {
+	nodetest.WaitFor(t, 4*time.Second, func() error {
 		if l := activeLinks(a, b.pid()); len(l) != 1 || l[0].ID == old {
 			return fmt.Errorf("no new link to b yet: %+v", a.Links())
 		}

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/netsvc-go/netsvc/actors/node/nodetest"
 	"github.com/netsvc-go/netsvc/service"
 )
 
@@ -165,7 +166,7 @@ func TestMeshServerGoes(t *testing.T) {
 				t.Errorf("withdrawals took %v; the sockets closed at once", d)
 			}
 			for _, le := range []*linkEvents{links1, links3} {
-				waitFor(t, waitLong, func() error {
+				nodetest.WaitFor(t, waitLong, func() error {
 					// A new watcher is first told of the links already up.
 					if got := le.upDown(x2.pid()); got != "up down" {
 						return fmt.Errorf("link events for x2: %q, want \"up down\"", got)
@@ -202,7 +203,7 @@ func TestStopSaysBye(t *testing.T) {
 	linkedTo(t, c, x)
 	le := watchLinks(c.x(""))
 	x.stop(t)
-	waitFor(t, waitLong, func() error {
+	nodetest.WaitFor(t, waitLong, func() error {
 		rs := le.downReasons(x.pid())
 		if len(rs) != 1 || !strings.Contains(rs[0], "closed the link: ") || !strings.Contains(rs[0], "stopping") {
 			return fmt.Errorf("down reasons %q; want the bye's reason, that x is stopping", rs)

@@ -19,6 +19,7 @@ import (
 
 	"github.com/netsvc-go/netsvc/actors/connection"
 	"github.com/netsvc-go/netsvc/actors/exchange"
+	"github.com/netsvc-go/netsvc/actors/node/nodetest"
 	"github.com/netsvc-go/netsvc/actors/registry"
 	"github.com/netsvc-go/netsvc/service"
 )
@@ -119,7 +120,7 @@ func (ca *testCA) endpoint(name string) exchange.TLSFiles {
 // containing want, then checks it is not retried.
 func refusedFor(t *testing.T, p *proc, want string) {
 	t.Helper()
-	waitFor(t, waitLong, func() error {
+	nodetest.WaitFor(t, waitLong, func() error {
 		ts := p.x("").Targets()
 		if len(ts) != 1 || ts[0].State != "rejected" || !strings.Contains(ts[0].LastErr, want) {
 			return fmt.Errorf("targets %+v; want rejected with %q", ts, want)
@@ -135,7 +136,7 @@ func refusedFor(t *testing.T, p *proc, want string) {
 // handshake from a loopback address, with a reason containing want.
 func serverLogged(t *testing.T, p *proc, want string) {
 	t.Helper()
-	waitFor(t, waitLong, func() error {
+	nodetest.WaitFor(t, waitLong, func() error {
 		if l := p.logs.lines("level=WARN", `msg="TLS handshake failed"`, "remote=127.0.0.1:", want); len(l) == 0 {
 			return fmt.Errorf("%s logged no TLS handshake failure with %q", p.name, want)
 		}
@@ -249,7 +250,7 @@ func TestTLSAndPlainDoNotMix(t *testing.T) {
 		startMath(t, x, "math")
 		c := startNode(t, "c", tlsX(t, clientX("", x.Addr()), ca.endpoint("c")))
 		refusedFor(t, c, "TLS handshake failed: the peer does not speak TLS")
-		waitFor(t, waitLong, func() error {
+		nodetest.WaitFor(t, waitLong, func() error {
 			if l := x.logs.lines("level=WARN", "it speaks TLS, and this endpoint has TLS off"); len(l) == 0 {
 				return fmt.Errorf("x did not log the TLS client")
 			}
@@ -355,7 +356,7 @@ func TestTLSReload(t *testing.T) {
 	t.Run("renewed certificate", func(t *testing.T) {
 		ca.issue("x") // the same files, a new certificate and key
 		want := serialOf(files.CertFile)
-		waitFor(t, waitLong, func() error {
+		nodetest.WaitFor(t, waitLong, func() error {
 			if got, err := probe(prober); err != nil || got.Cmp(want) != 0 {
 				return fmt.Errorf("x shows serial %v (%v), want the renewed %v", got, err, want)
 			}
@@ -375,7 +376,7 @@ func TestTLSReload(t *testing.T) {
 			t.Fatal("x accepted a certificate of a CA it does not know")
 		}
 		appendFile(t, files.CAFile, other.File)
-		waitFor(t, waitLong, func() error {
+		nodetest.WaitFor(t, waitLong, func() error {
 			if _, err := probe(stranger); err != nil {
 				return fmt.Errorf("x still refuses the other CA's certificate: %v", err)
 			}
@@ -401,7 +402,7 @@ func TestTLSReload(t *testing.T) {
 			}
 		}
 		want := serialOf(files.CertFile)
-		waitFor(t, waitLong, func() error {
+		nodetest.WaitFor(t, waitLong, func() error {
 			if got, err := probe(prober); err != nil || got.Cmp(want) != 0 {
 				return fmt.Errorf("x shows serial %v (%v), want the new CA's %v", got, err, want)
 			}
@@ -409,7 +410,7 @@ func TestTLSReload(t *testing.T) {
 		})
 		x.x("").Forget(c.pid(), "test: dial again")
 		x.x("").Alive(c.pid()) // only the link goes: c may link again
-		waitFor(t, waitLong, func() error {
+		nodetest.WaitFor(t, waitLong, func() error {
 			now := activeLinks(c, x.pid())
 			if len(now) == 1 && now[0].ID != link[0].ID {
 				return nil

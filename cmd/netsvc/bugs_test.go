@@ -13,6 +13,7 @@ import (
 	"github.com/netsvc-go/netsvc/actors/connection"
 	"github.com/netsvc-go/netsvc/actors/exchange"
 	"github.com/netsvc-go/netsvc/actors/node"
+	"github.com/netsvc-go/netsvc/actors/node/nodetest"
 	"github.com/netsvc-go/netsvc/actors/registry"
 	"github.com/netsvc-go/netsvc/service"
 )
@@ -118,7 +119,7 @@ func TestBugServerDoesNotLogRefusal(t *testing.T) {
 	if r.code != 1 {
 		t.Fatal(r)
 	}
-	waitFor(t, 2*time.Second, func() error {
+	nodetest.WaitFor(t, 2*time.Second, func() error {
 		if !strings.Contains(logs.String(), "mismatch") {
 			return fmt.Errorf("the server logged nothing about the refused client:\n%s", logs.String())
 		}
@@ -145,7 +146,7 @@ func TestBugStopSaysNoBye(t *testing.T) {
 		t.Fatal(err)
 	}
 	stopNode(c)
-	waitFor(t, 2*time.Second, func() error {
+	nodetest.WaitFor(t, 2*time.Second, func() error {
 		if !strings.Contains(logs.String(), `msg="link down"`) {
 			return fmt.Errorf("no link down yet")
 		}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/netsvc-go/netsvc/actors/exchange"
 	"github.com/netsvc-go/netsvc/actors/node"
+	"github.com/netsvc-go/netsvc/actors/node/nodetest"
 	"github.com/netsvc-go/netsvc/cluster"
 	"github.com/netsvc-go/netsvc/service"
 )
@@ -191,7 +192,7 @@ func TestSubscribeCount(t *testing.T) {
 func TestSubscribeBeforePublisherSaysSo(t *testing.T) {
 	n := startServer(t, "a", "", false)
 	sub := runBackground(t, "subscribe", "--server", n.Addr(), "--count", "1", "ghost", "status")
-	waitFor(t, 10*time.Second, func() error {
+	nodetest.WaitFor(t, 10*time.Second, func() error {
 		if want := `netsvc subscribe: no service named "ghost" yet; waiting for it`; !strings.Contains(sub.err.String(), want) {
 			return fmt.Errorf("stderr %q lacks %q", sub.err.String(), want)
 		}
@@ -216,7 +217,7 @@ func TestSubscribeGetsRetainedInit(t *testing.T) {
 func TestPublishRetainedToLateSubscriber(t *testing.T) {
 	n := startServer(t, "a", "", false)
 	pub := runBackground(t, "publish", "--server", n.Addr(), "--as", "keeper", "status", `{"ready":true}`, "--lifetime", "1m")
-	waitFor(t, 10*time.Second, func() error {
+	nodetest.WaitFor(t, 10*time.Second, func() error {
 		if len(n.Runtime().Lookup("keeper")) == 0 {
 			return fmt.Errorf("keeper not visible on the node; publish stderr: %s", pub.err.String())
 		}
@@ -230,7 +231,7 @@ func TestPublishRetainedToLateSubscriber(t *testing.T) {
 	if pr.code != 0 || pr.stdout != "" {
 		t.Fatal(pr)
 	}
-	waitFor(t, 5*time.Second, func() error {
+	nodetest.WaitFor(t, 5*time.Second, func() error {
 		if len(n.Runtime().Lookup("keeper")) != 0 {
 			return fmt.Errorf("keeper still visible after the publisher stopped")
 		}
@@ -241,7 +242,7 @@ func TestPublishRetainedToLateSubscriber(t *testing.T) {
 func TestPublishReachesWaitingSubscriber(t *testing.T) {
 	n := startServer(t, "a", "", false)
 	sub := runBackground(t, "subscribe", "--server", n.Addr(), "--count", "1", "news", "sport.*")
-	waitFor(t, 10*time.Second, func() error {
+	nodetest.WaitFor(t, 10*time.Second, func() error {
 		if len(n.Links()) == 0 {
 			return fmt.Errorf("the subscriber has not linked")
 		}
@@ -265,7 +266,7 @@ func TestNodeCommand(t *testing.T) {
 		"--gossip", "off", "--console", "off", "--log-level", "debug")
 	re := regexp.MustCompile(`netsvc node "n1" listening on (127\.0\.0\.1:\d+) \(group ""\)`)
 	var addr string
-	waitFor(t, 10*time.Second, func() error {
+	nodetest.WaitFor(t, 10*time.Second, func() error {
 		m := re.FindStringSubmatch(b.err.String())
 		if m == nil {
 			return fmt.Errorf("no listening line yet: %s", b.err.String())
@@ -381,7 +382,7 @@ func TestCallWaitsForNodeVisibly(t *testing.T) {
 	}
 
 	call := runBackground(t, "call", "--server", addr, "--timeout", "20s", "math", "multiply", "6", "7")
-	waitFor(t, 10*time.Second, func() error {
+	nodetest.WaitFor(t, 10*time.Second, func() error {
 		if !strings.Contains(call.err.String(), "waiting for "+addr) {
 			return fmt.Errorf("not waiting yet: %q", call.err.String())
 		}

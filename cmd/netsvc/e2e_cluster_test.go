@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/netsvc-go/netsvc/actors/node/nodetest"
 )
 
 // TestE2ECluster runs nodes as separate processes that find each other
@@ -40,7 +42,7 @@ func TestE2ECluster(t *testing.T) {
 		}
 		p := startProc(t, bin, append([]string{"node", "--name", name, "--listen", n.listen, "--console", n.console}, args...)...)
 		n.p = p
-		waitFor(t, 10*time.Second, func() error {
+		nodetest.WaitFor(t, 10*time.Second, func() error {
 			select {
 			case <-p.done:
 				t.Fatalf("node %s exited with %d:\n%s", name, p.code, p.stderr.String())
@@ -73,7 +75,7 @@ func TestE2ECluster(t *testing.T) {
 	}
 	processOf := func(n *nodeProc) string {
 		var pid string
-		waitFor(t, 5*time.Second, func() error {
+		nodetest.WaitFor(t, 5*time.Second, func() error {
 			i := strings.Index(n.p.stderr.String(), " process=")
 			if i < 0 {
 				return fmt.Errorf("no process id logged by %s yet", n.name)
@@ -86,7 +88,7 @@ func TestE2ECluster(t *testing.T) {
 	expect := func(what string, within time.Duration, nodes []*nodeProc, want ...string) time.Duration {
 		t.Helper()
 		begin := time.Now()
-		waitFor(t, within, func() error {
+		nodetest.WaitFor(t, within, func() error {
 			for _, n := range nodes {
 				got, err := mathOn(n)
 				if err != nil {
@@ -155,7 +157,7 @@ func TestE2ECluster(t *testing.T) {
 		}
 		return out, nil
 	}
-	waitFor(t, 5*time.Second, func() error {
+	nodetest.WaitFor(t, 5*time.Second, func() error {
 		for _, n := range []*nodeProc{n1, n3, n4} {
 			l, err := links(n)
 			if err != nil {
@@ -168,7 +170,7 @@ func TestE2ECluster(t *testing.T) {
 		return nil
 	})
 	n2.p.cmd.Process.Signal(syscall.SIGCONT)
-	waitFor(t, 10*time.Second, func() error {
+	nodetest.WaitFor(t, 10*time.Second, func() error {
 		for _, n := range []*nodeProc{n1, n2, n3, n4} {
 			l, err := links(n)
 			if err != nil {

@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/netsvc-go/netsvc/actors/node/nodetest"
 )
 
 // The end-to-end tests run the built binary as users do: nodes and
@@ -60,7 +62,7 @@ func TestE2E(t *testing.T) {
 		waitServices(t, bin, b.addr, "math", "seed")
 
 		call := startProc(t, bin, "call", "--server", b.addr, "--timeout", "30s", "math", "sleep", "5000")
-		waitFor(t, 10*time.Second, func() error {
+		nodetest.WaitFor(t, 10*time.Second, func() error {
 			if !strings.Contains(a.stderr.String(), `msg="sleeping before replying"`) {
 				return fmt.Errorf("the call has not reached math on A; call stderr: %s", call.stderr.String())
 			}
@@ -79,7 +81,7 @@ func TestE2E(t *testing.T) {
 		if r.code != 1 || !regexp.MustCompile(`^call failed: (60 service withdrawn before reply|61 link lost before reply): .+\n$`).MatchString(r.stderr) {
 			t.Fatal(r)
 		}
-		waitFor(t, 5*time.Second, func() error {
+		nodetest.WaitFor(t, 5*time.Second, func() error {
 			if names := serviceNames(t, bin, b.addr); len(names) != 0 {
 				return fmt.Errorf("B still lists %v", names)
 			}
@@ -88,7 +90,7 @@ func TestE2E(t *testing.T) {
 
 		// A again, on the same port: B redials it after its retry delay.
 		a2 := startNodeProc(t, bin, "a", aPort, "--demo")
-		waitFor(t, 10*time.Second, func() error {
+		nodetest.WaitFor(t, 10*time.Second, func() error {
 			r := runProc(t, bin, "call", "--server", b.addr, "--timeout", "2s", "math", "multiply", "6", "7")
 			if r.code != 0 || r.stdout != "42\n" {
 				return fmt.Errorf("math not callable through B yet: %v", r)
@@ -106,7 +108,7 @@ func TestE2E(t *testing.T) {
 	t.Run("InterruptStopsNode", func(t *testing.T) {
 		a := startNodeProc(t, bin, "a", freePort(t), "--demo")
 		c := startProc(t, bin, "subscribe", "--server", a.addr, "seed", "next")
-		waitFor(t, 10*time.Second, func() error {
+		nodetest.WaitFor(t, 10*time.Second, func() error {
 			if !strings.Contains(c.stdout.String(), `"subject":"next"`) {
 				return errors.New("the subscriber has no report yet")
 			}
@@ -149,7 +151,7 @@ func TestE2E(t *testing.T) {
 				stopping, via = b, b
 			}
 			call := startProc(t, bin, "call", "--server", via.addr, "--timeout", "10s", "math", "sleep", "500")
-			waitFor(t, 10*time.Second, func() error {
+			nodetest.WaitFor(t, 10*time.Second, func() error {
 				if !strings.Contains(a.stderr.String(), "sleeping before replying") {
 					return errors.New("the call has not reached math yet")
 				}
@@ -280,7 +282,7 @@ func startNodeProc(t *testing.T, bin, name string, port int, extra ...string) *p
 		"--demo-interval", "100ms"}, extra...)
 	p := startProc(t, bin, args...)
 	p.addr = addr
-	waitFor(t, 10*time.Second, func() error {
+	nodetest.WaitFor(t, 10*time.Second, func() error {
 		select {
 		case <-p.done:
 			t.Fatalf("node %s exited with %d:\n%s", name, p.code, p.stderr.String())
@@ -316,7 +318,7 @@ func serviceNames(t *testing.T, bin, server string) map[string]string {
 func waitServices(t *testing.T, bin, server string, names ...string) map[string]string {
 	t.Helper()
 	var got map[string]string
-	waitFor(t, 10*time.Second, func() error {
+	nodetest.WaitFor(t, 10*time.Second, func() error {
 		got = serviceNames(t, bin, server)
 		for _, n := range names {
 			if got[n] == "" {

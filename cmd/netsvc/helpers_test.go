@@ -13,23 +13,6 @@ import (
 	"github.com/netsvc-go/netsvc/actors/node"
 )
 
-// waitFor polls fn until it returns nil, failing the test with fn's last
-// error when d passes.
-func waitFor(t testing.TB, d time.Duration, fn func() error) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		err := fn()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("still not true after %v: %v", d, err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // syncBuffer is a bytes.Buffer safe for a writer and a reader.
 type syncBuffer struct {
 	mu  sync.Mutex

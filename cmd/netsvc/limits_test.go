@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/netsvc-go/netsvc/actors/node/nodetest"
 )
 
 func TestParseLimits(t *testing.T) {
@@ -53,7 +55,7 @@ func TestNodeLimitFlag(t *testing.T) {
 		"--limit", "handshaking-per-host=2")
 	re := regexp.MustCompile(`listening on (127\.0\.0\.1:\d+)`)
 	var addr string
-	waitFor(t, 10*time.Second, func() error {
+	nodetest.WaitFor(t, 10*time.Second, func() error {
 		m := re.FindStringSubmatch(b.err.String())
 		if m == nil {
 			return fmt.Errorf("no listening line yet: %s", b.err.String())
@@ -74,7 +76,7 @@ func TestNodeLimitFlag(t *testing.T) {
 		}
 		conns = append(conns, c)
 	}
-	waitFor(t, 10*time.Second, func() error {
+	nodetest.WaitFor(t, 10*time.Second, func() error {
 		c, err := net.Dial("tcp", addr)
 		if err != nil {
 			return err

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/netsvc-go/netsvc/actors/node/nodetest"
 )
 
 // startNodeWithConsole runs "netsvc node" with a console on a free
@@ -21,7 +23,7 @@ func startNodeWithConsole(t *testing.T, name string, extra ...string) (*backgrou
 	b := runBackground(t, args...)
 	re := regexp.MustCompile(`console on (http://127\.0\.0\.1:\d+/)`)
 	var url string
-	waitFor(t, 10*time.Second, func() error {
+	nodetest.WaitFor(t, 10*time.Second, func() error {
 		select {
 		case <-b.done:
 			t.Fatalf("the node exited: %s", b.err.String())

@@ -21,6 +21,7 @@ import (
 	"github.com/netsvc-go/netsvc/actors/console"
 	"github.com/netsvc-go/netsvc/actors/exchange"
 	"github.com/netsvc-go/netsvc/actors/node"
+	"github.com/netsvc-go/netsvc/actors/node/nodetest"
 	"github.com/netsvc-go/netsvc/cluster"
 	"github.com/netsvc-go/netsvc/service"
 )
@@ -136,7 +137,7 @@ func runPartition(t *testing.T, bin string, pc partitionCase) {
 	}
 	live := map[service.ProcessID]string{}
 	for _, n := range nodes {
-		waitFor(t, 15*time.Second, func() error {
+		nodetest.WaitFor(t, 15*time.Second, func() error {
 			select {
 			case <-n.p.done:
 				t.Fatalf("node %s exited with %d:\n%s", n.name, n.p.code, n.p.stderr.String())
@@ -162,7 +163,7 @@ func runPartition(t *testing.T, bin string, pc partitionCase) {
 		}
 	}
 	formed := time.Now()
-	waitFor(t, 20*time.Second, func() error { return meshWhole(nodes, live) })
+	nodetest.WaitFor(t, 20*time.Second, func() error { return meshWhole(nodes, live) })
 	t.Logf("cluster formed in %v", time.Since(formed).Round(time.Millisecond))
 
 	// A client process on each side, calling every node's math.
@@ -171,7 +172,7 @@ func runPartition(t *testing.T, bin string, pc partitionCase) {
 		startCaller(t, two[len(two)-1].labHost, "caller-2", names),
 	}
 	for _, c := range callers {
-		waitFor(t, 15*time.Second, func() error { return c.answeredAll(names, time.Time{}) })
+		nodetest.WaitFor(t, 15*time.Second, func() error { return c.answeredAll(names, time.Time{}) })
 	}
 
 	// The cut.
@@ -291,7 +292,7 @@ func runPartition(t *testing.T, bin string, pc partitionCase) {
 	whole := healed.Add(wholeAt)
 	// The clients reach every node's math again.
 	for _, c := range callers {
-		waitFor(t, 5*time.Second, func() error { return c.answeredAll(names, whole) })
+		nodetest.WaitFor(t, 5*time.Second, func() error { return c.answeredAll(names, whole) })
 	}
 
 	// The calls: none past its deadline; each side served itself

@@ -26,6 +26,7 @@ import (
 	"github.com/netsvc-go/netsvc/actors/console"
 	"github.com/netsvc-go/netsvc/actors/exchange"
 	"github.com/netsvc-go/netsvc/actors/node"
+	"github.com/netsvc-go/netsvc/actors/node/nodetest"
 	"github.com/netsvc-go/netsvc/actors/registry"
 	"github.com/netsvc-go/netsvc/service"
 )
@@ -58,7 +59,7 @@ func TestE2EBadInputBounded(t *testing.T) {
 		"--handshake-timeout", handshake.String())
 	good := startClientNode(t, "good", x.addr)
 	calls := callLoop(t, good, 5*time.Millisecond)
-	waitFor(t, 10*time.Second, func() error { return linkCount(t, con, 1) })
+	nodetest.WaitFor(t, 10*time.Second, func() error { return linkCount(t, con, 1) })
 	baseRSS, baseHeap := vmRSS(t, x.cmd.Process.Pid), metric(t, con, "go_memstats_heap_inuse_bytes", "")
 	t.Logf("baseline: RSS %s, Go heap in use %s, %d goroutines", mib(baseRSS), mib(baseHeap), metric(t, con, "go_goroutines", ""))
 
@@ -144,7 +145,7 @@ func TestE2EBadInputBounded(t *testing.T) {
 	if n := logLines() - linesBefore; n > 30 {
 		t.Errorf("the node logged %d warnings for %d strangers; want a few", n, len(halfOpen))
 	}
-	waitFor(t, 5*time.Second, func() error {
+	nodetest.WaitFor(t, 5*time.Second, func() error {
 		if n := metric(t, con, "netsvc_link_refusals_total", `reason="busy"`); n < int64(refused.Load()) {
 			return fmt.Errorf("netsvc_link_refusals_total{reason=\"busy\"} = %v, want %d", n, refused.Load())
 		}
@@ -171,7 +172,7 @@ func TestE2EBadInputBounded(t *testing.T) {
 				t.Errorf("%s: the node's reject frame says %q, want %q", bc.name, reason, bc.reason)
 			}
 			if rounds == 0 {
-				waitFor(t, 5*time.Second, func() error {
+				nodetest.WaitFor(t, 5*time.Second, func() error {
 					for _, l := range strings.Split(x.stderr.String(), "\n") {
 						if strings.Contains(l, "remote="+local) && strings.Contains(l, "reason=") && strings.Contains(l, bc.reason) {
 							return nil
@@ -187,7 +188,7 @@ func TestE2EBadInputBounded(t *testing.T) {
 	t.Logf("%d rounds of %d bad inputs in %v", rounds, len(cases), badFor)
 
 	// The node is as before: one link, the good client's; calls answered.
-	waitFor(t, 10*time.Second, func() error { return linkCount(t, con, 1) })
+	nodetest.WaitFor(t, 10*time.Second, func() error { return linkCount(t, con, 1) })
 	ok, failed := calls.stop()
 	if ok < 100 || len(failed) > 0 {
 		t.Errorf("the good client's calls meanwhile: %d answered, %d failed: %v", ok, len(failed), failed)
@@ -371,7 +372,7 @@ func TestE2ESlowConsumer(t *testing.T) {
 	b = connection.AppendSynced(b)
 	b = connection.AppendEnvelope(b, &registry.Envelope{Kind: registry.KindSubscribe, To: feed, From: stalled, Subject: "data"})
 	writeAll(t, sub, b)
-	waitFor(t, 10*time.Second, func() error {
+	nodetest.WaitFor(t, 10*time.Second, func() error {
 		n, err := service.CallFor[int](ctxFor(t, 5*time.Second), pub.Runtime(), feed, "subscribers")
 		if err != nil || n != 1 {
 			return fmt.Errorf("feed has %d subscribers (%v), want 1", n, err)
@@ -398,7 +399,7 @@ func TestE2ESlowConsumer(t *testing.T) {
 	defer func() { close(stopPing); pinging.Wait() }()
 
 	other := startClientNode(t, "other", x.addr)
-	waitFor(t, 10*time.Second, func() error {
+	nodetest.WaitFor(t, 10*time.Second, func() error {
 		if len(other.Runtime().Lookup("stalled")) != 1 {
 			return errors.New("the other client does not see the stalled subscriber's service yet")
 		}

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/netsvc-go/netsvc/actors/node/nodetest"
 )
 
 // Distinctive tokens, so a leak into any output is found by a search.
@@ -155,7 +157,7 @@ func TestNodeWarnsBeyondLoopback(t *testing.T) {
 		args := append([]string{"node", "--name", "w", "--listen", listen, "--gossip", "off", "--console", "off"}, extra...)
 		b := runBackground(t, args...)
 		// "node started" is logged after any warning.
-		waitFor(t, 10*time.Second, func() error {
+		nodetest.WaitFor(t, 10*time.Second, func() error {
 			select {
 			case <-b.done:
 				t.Fatalf("node exited: %s", b.err.String())

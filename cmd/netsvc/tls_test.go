@@ -18,6 +18,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/netsvc-go/netsvc/actors/node/nodetest"
 )
 
 // testPKI writes a throwaway CA and certificates it issues (ECDSA P-256,
@@ -100,7 +102,7 @@ func startNodeCmd(t *testing.T, name string, extra ...string) (*background, stri
 	b := runBackground(t, args...)
 	re := regexp.MustCompile(`netsvc node "` + name + `" listening on (127\.0\.0\.1:\d+)`)
 	var addr string
-	waitFor(t, 10*time.Second, func() error {
+	nodetest.WaitFor(t, 10*time.Second, func() error {
 		select {
 		case <-b.done:
 			t.Fatalf("node %s exited: %s", name, b.err.String())
@@ -275,7 +277,7 @@ func TestNodeGossipKey(t *testing.T) {
 		b := runBackground(t, append(args, extra...)...)
 		re := regexp.MustCompile(`netsvc node "` + name + `" listening on (127\.0\.0\.1:\d+)`)
 		var addr string
-		waitFor(t, 10*time.Second, func() error {
+		nodetest.WaitFor(t, 10*time.Second, func() error {
 			select {
 			case <-b.done:
 				t.Fatalf("node %s exited: %s", name, b.err.String())
@@ -293,7 +295,7 @@ func TestNodeGossipKey(t *testing.T) {
 	a, _ := start("ka", ga, key, "--demo")
 	_, bAddr := start("kb", gossipOf(), key, "--join", ga)
 	ctx := context.Background()
-	waitFor(t, 15*time.Second, func() error {
+	nodetest.WaitFor(t, 15*time.Second, func() error {
 		if r := runCmd(ctx, "call", "--server", bAddr, "math", "multiply", "6", "7"); r.code != 0 || r.stdout != "42\n" {
 			return fmt.Errorf("no mesh yet: %v", r)
 		}
@@ -301,7 +303,7 @@ func TestNodeGossipKey(t *testing.T) {
 	})
 
 	w, wAddr := start("kw", gossipOf(), other, "--join", ga)
-	waitFor(t, 10*time.Second, func() error {
+	nodetest.WaitFor(t, 10*time.Second, func() error {
 		if !strings.Contains(w.err.String(), `level=WARN msg="cannot join yet; retrying in the background"`) ||
 			!strings.Contains(w.err.String(), "no installed keys could decrypt the message") {
 			return fmt.Errorf("kw did not log a failed join with the reason yet:\n%s", w.err.String())
@@ -309,7 +311,7 @@ func TestNodeGossipKey(t *testing.T) {
 		return nil
 	})
 	// The seed says so too, with the intruder's address.
-	waitFor(t, 10*time.Second, func() error {
+	nodetest.WaitFor(t, 10*time.Second, func() error {
 		if !strings.Contains(a.err.String(), "no installed keys could decrypt the message from=127.0.0.1:") {
 			return fmt.Errorf("ka did not log the undecryptable join:\n%s", a.err.String())
 		}
