@@ -25,6 +25,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -34,13 +35,12 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/netsvc-go/netsvc/actors/exchange"
 	"github.com/netsvc-go/netsvc/actors/node"
 	"github.com/netsvc-go/netsvc/service"
 )
 
 func main() {
-	if err := run(); err != nil {
+	if err := run(); err != nil && !errors.Is(err, context.Canceled) { // Ctrl-C before linked is no failure
 		fmt.Fprintln(os.Stderr, "backend-seed:", err)
 		os.Exit(1)
 	}
@@ -56,31 +56,19 @@ func run() error {
 		return fmt.Errorf("--interval must be positive, got %v", *interval)
 	}
 
+	// Connect waits for the server: Ctrl-C must end that wait too.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	libLog := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 
-	// A client endpoint of group "backend": a server of another group
-	// refuses it, with the reason logged on both sides.
-	// The server is dialled below, once the link watch is in place, so
-	// that the first link going up is not missed.
-	xc := node.Client(*group)
-	xc.Retry = time.Second
-	n, err := node.Start(ctx, node.Config{Name: "backend-seed", Exchanges: []exchange.Config{xc}, Logger: libLog})
+	// A client of group "backend": a server of another group refuses it,
+	// and Connect returns the server's reason.
+	n, err := node.Connect(ctx, node.Config{Name: "backend-seed", Servers: []string{*server}, Group: *group, Retry: time.Second, Logger: libLog})
 	if err != nil {
 		return err
 	}
-	n.Exchange(*group).WatchLinks(func(ev exchange.LinkEvent) {
-		switch {
-		case ev.Synced || ctx.Err() != nil:
-		case ev.Active:
-			log.Info("linked to the backend exchange server", "server", ev.Link.PeerAddress, "group", *group)
-		default:
-			log.Warn("link to the backend exchange server lost; redialling", "reason", ev.Reason)
-		}
-	})
-	n.Exchange(*group).Dial(*server)
+	log.Info("linked to the backend exchange server", "server", *server, "group", *group)
 
 	seed := service.SetupFunc(func(a *service.Agent) error {
 		a.OnSubscription(func(ev service.SubscriptionEvent) {
@@ -100,15 +88,9 @@ func run() error {
 		return a.PublishRetained("init", map[string]any{"time": time.Now().UTC()}, service.Forever)
 	})
 	if _, err := n.Runtime().Start(ctx, *name, seed, service.Audience(*group)); err != nil {
-		n.Stop(context.Background())
+		n.Close()
 		return err
 	}
 	log.Info("service publishing", "service", *name, "audience", *group, "interval", *interval)
-
-	<-ctx.Done()
-	stop()
-	log.Info("stopping")
-	stopCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	return n.Stop(stopCtx)
+	return n.Run(ctx) // until Ctrl-C or SIGTERM, then drain and stop
 }

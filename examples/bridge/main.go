@@ -44,6 +44,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -58,7 +59,7 @@ import (
 )
 
 func main() {
-	if err := run(); err != nil {
+	if err := run(); err != nil && !errors.Is(err, context.Canceled) { // Ctrl-C before linked is no failure
 		fmt.Fprintln(os.Stderr, "bridge:", err)
 		os.Exit(1)
 	}
@@ -75,35 +76,24 @@ func run() error {
 		return fmt.Errorf("--backend-group must not be the default group \"\"")
 	}
 
+	// Connect waits for both servers: Ctrl-C must end that wait too.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	libLog := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 
 	// Two client endpoints, one per exchange group: that makes this
-	// process a bridge. Their servers are dialled below, once the link
-	// watches are in place, so that no link going up is missed.
-	frontX := node.Client("")
-	frontX.Retry = time.Second
-	backX := node.Client(*backendGroup)
-	backX.Retry = time.Second
-	n, err := node.Start(ctx, node.Config{Name: "bridge", Exchanges: []exchange.Config{frontX, backX}, Logger: libLog})
+	// process a bridge. The front one is the node's own (Servers); the
+	// backend one is an extra endpoint, which takes none of Config's
+	// endpoint settings, so it gets its own Retry. Connect returns once
+	// both links are synced.
+	back := node.Client(*backendGroup, *backend)
+	back.Retry = time.Second
+	n, err := node.Connect(ctx, node.Config{Name: "bridge", Servers: []string{*front}, Retry: time.Second,
+		Exchanges: []exchange.Config{back}, Logger: libLog})
 	if err != nil {
 		return err
 	}
-	for _, x := range n.Exchanges() {
-		x.WatchLinks(func(ev exchange.LinkEvent) {
-			switch {
-			case ev.Synced || ctx.Err() != nil:
-			case ev.Active:
-				log.Info("link up", "group", x.Group(), "server", ev.Link.PeerAddress)
-			default:
-				log.Warn("link down; redialling", "group", x.Group(), "reason", ev.Reason)
-			}
-		})
-	}
-	n.Exchange("").Dial(*front)
-	n.Exchange(*backendGroup).Dial(*backend)
 
 	seed := service.SetupFunc(func(a *service.Agent) error {
 		// ">" matches every subject. Each report is published again with
@@ -132,15 +122,9 @@ func run() error {
 		return err
 	})
 	if _, err := n.Runtime().Start(ctx, *as, seed, service.Audience("*")); err != nil {
-		n.Stop(context.Background())
+		n.Close()
 		return err
 	}
 	log.Info("bridging", "from", *from, "backend", *backend, "backend_group", *backendGroup, "as", *as, "front", *front)
-
-	<-ctx.Done()
-	stop()
-	log.Info("stopping")
-	stopCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	return n.Stop(stopCtx)
+	return n.Run(ctx) // until Ctrl-C or SIGTERM, then drain and stop
 }

@@ -42,10 +42,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
-	"time"
 
 	"github.com/netsvc-go/netsvc/actors/exchange"
 	"github.com/netsvc-go/netsvc/actors/node"
@@ -98,69 +95,47 @@ func run() error {
 		return fmt.Errorf("--join needs gossip, but --gossip is off")
 	}
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	libLog := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 
-	// A server endpoint: it listens, and dials its static peers (below,
-	// once the link watch is in place, so that no link up is missed).
-	xc := node.Server(*group, *listen)
-	xc.Retry = *retry
-	n, err := node.Start(ctx, node.Config{Name: *name, Exchanges: []exchange.Config{xc}, Logger: libLog})
-	if err != nil {
-		return err
-	}
-	x := n.Exchange(*group)
-	x.WatchLinks(func(ev exchange.LinkEvent) {
-		switch {
-		case ev.Synced || ctx.Err() != nil:
-		case ev.Active:
-			log.Info("link up", "peer", ev.Link.PeerNode, "role", ev.Link.PeerRole.String(), "remote", ev.Link.PeerAddress)
-		default:
-			log.Info("link down", "peer", ev.Link.PeerNode, "role", ev.Link.PeerRole.String(), "reason", ev.Reason)
-		}
-	})
-	for _, peer := range connect {
-		x.Dial(peer)
-	}
-	log.Info("exchange server listening", "node", *name, "listen", n.Addr(), "group", *group, "connect", connect.String())
-
-	// Gossip discovery. The mesh gossips this server's exchange address
-	// and group, and dials each server of the same group it hears of (of
-	// each pair, the one with the smaller process id dials). The
-	// EventFuncs are told of members coming and going, of every group.
-	var mesh *node.Mesh
+	// A server: it listens, and dials its static peers.
+	cfg := node.Config{Name: *name, Listen: *listen, Group: *group, Peers: connect, Retry: *retry, Logger: libLog}
 	if *gossip != "off" {
-		mesh, err = node.StartMesh(n.Runtime(), x, cluster.Config{
-			BindAddr: *gossip,
-			Join:     join,
-			Preset:   preset,
-			Logger:   libLog, // warnings only: the EventFuncs below log members
-		}, cluster.EventFuncs{
+		// Gossip discovery. The node gossips this server's exchange
+		// address and group, and dials each server of the same group it
+		// hears of (of each pair, the one with the smaller process id
+		// dials). MemberEvents is told of members of every group.
+		cfg.Gossip = &cluster.Config{BindAddr: *gossip, Join: join, Preset: preset}
+		cfg.MemberEvents = cluster.EventFuncs{
 			Up: func(m cluster.Member) {
 				log.Info("cluster member up", "member", m.Meta.Node, "exchange", m.Meta.Exchange, "group", m.Meta.Group)
 			},
 			Down: func(m cluster.Member, reason string) {
 				log.Info("cluster member down", "member", m.Meta.Node, "reason", reason)
 			},
-		})
-		if err != nil {
-			n.Stop(context.Background())
-			return err
 		}
-		log.Info("gossip started", "gossip", mesh.Cluster().LocalAddr(), "join", join.String(), "preset", preset.String())
 	}
-
-	<-ctx.Done()
-	stop()
-	log.Info("stopping")
-	if mesh != nil {
-		mesh.Leave(2 * time.Second) // the others drop this member at once
+	n, err := node.Start(context.Background(), cfg)
+	if err != nil {
+		return err
 	}
-	stopCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	return n.Stop(stopCtx)
+	// Links that came up before the watch are told first: none is missed.
+	n.Exchange(*group).WatchLinks(func(ev exchange.LinkEvent) {
+		switch {
+		case ev.Synced:
+		case ev.Active:
+			log.Info("link up", "peer", ev.Link.PeerNode, "role", ev.Link.PeerRole.String(), "remote", ev.Link.PeerAddress)
+		default:
+			log.Info("link down", "peer", ev.Link.PeerNode, "role", ev.Link.PeerRole.String(), "reason", ev.Reason)
+		}
+	})
+	log.Info("exchange server listening", "node", *name, "listen", n.Addr(), "group", *group, "connect", connect.String())
+	if m := n.Mesh(); m != nil {
+		log.Info("gossip started", "gossip", m.Cluster().LocalAddr(), "join", join.String(), "preset", preset.String())
+	}
+	// Until Ctrl-C or SIGTERM; stopping leaves the cluster, so the others
+	// drop this member at once.
+	return n.Run(context.Background())
 }
 
 func parsePreset(s string) (cluster.Preset, error) {

@@ -13,8 +13,9 @@
 //
 //	go run ./examples/exchange --listen 127.0.0.1:11112 --group backend
 //
-// Stop it with Ctrl-C: it says goodbye on every link, so the clients
-// withdraw what they learned through it at once.
+// Stop it with Ctrl-C: it drains (clients that have another server move
+// to it), then says goodbye on every link, so the clients withdraw what
+// they learned through it at once.
 package main
 
 import (
@@ -23,9 +24,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"os/signal"
-	"syscall"
-	"time"
 
 	"github.com/netsvc-go/netsvc/actors/exchange"
 	"github.com/netsvc-go/netsvc/actors/node"
@@ -44,19 +42,12 @@ func run() error {
 	name := flag.String("name", "exchange", "the node's `NAME` in bindings and logs")
 	flag.Parse()
 
-	// Ctrl-C (SIGINT) or SIGTERM cancels ctx; the node then stops cleanly.
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	// The library logs through its own logger; warnings are enough here.
 	libLog := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 
-	// One server endpoint of the group, listening; no static peers.
-	n, err := node.Start(ctx, node.Config{
-		Name:      *name,
-		Exchanges: []exchange.Config{node.Server(*group, *listen)},
-		Logger:    libLog,
-	})
+	// A server of the group, listening; no static peers.
+	n, err := node.Start(context.Background(), node.Config{Name: *name, Listen: *listen, Group: *group, Logger: libLog})
 	if err != nil {
 		return err
 	}
@@ -71,11 +62,5 @@ func run() error {
 		}
 	})
 	log.Info("exchange server listening", "listen", n.Addr(), "group", *group)
-
-	<-ctx.Done()
-	stop() // a second Ctrl-C kills the process at once
-	log.Info("stopping")
-	stopCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	return n.Stop(stopCtx)
+	return n.Run(context.Background()) // until Ctrl-C or SIGTERM, then drain and stop
 }

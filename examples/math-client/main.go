@@ -26,7 +26,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/netsvc-go/netsvc/actors/exchange"
 	"github.com/netsvc-go/netsvc/actors/node"
 	"github.com/netsvc-go/netsvc/service"
 )
@@ -50,17 +49,13 @@ func run() error {
 	defer cancel()
 	libLog := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 
-	xc := node.Client(*group, *server)
-	xc.Retry = 500 * time.Millisecond
-	n, err := node.Start(ctx, node.Config{Name: "math-client", Exchanges: []exchange.Config{xc}, Logger: libLog})
+	// Linked and synced, or the reason the server could not be linked to.
+	n, err := node.Connect(ctx, node.Config{Name: "math-client", Servers: []string{*server}, Group: *group,
+		Retry: 500 * time.Millisecond, Logger: libLog})
 	if err != nil {
 		return err
 	}
-	defer func() {
-		stopCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		n.Stop(stopCtx)
-	}()
+	defer n.Stop(context.Background())
 	rt := n.Runtime()
 
 	// 1. Wait for math with a registry watch: it tells of the math
@@ -85,7 +80,7 @@ func run() error {
 		if interrupted.Err() != nil {
 			return errors.New("interrupted while waiting for math")
 		}
-		return fmt.Errorf("no service math within %v%s", *timeout, linkProblem(n))
+		return fmt.Errorf("no service math within %v (linked to %s: is math-server running?)", *timeout, *server)
 	}
 
 	// 2. A synchronous call from the main goroutine: Call blocks until the
@@ -125,20 +120,4 @@ func run() error {
 	case <-ctx.Done():
 		return errors.New("add: no answer")
 	}
-}
-
-// linkProblem explains a wait that timed out when the server could not
-// be reached at all.
-func linkProblem(n *node.Node) string {
-	if len(n.Links()) > 0 {
-		return " (linked to the server: is math-server running?)"
-	}
-	for _, x := range n.Exchanges() {
-		for _, t := range x.Targets() {
-			if t.LastErr != "" {
-				return fmt.Sprintf(" (cannot link to %s: %s)", t.Address, t.LastErr)
-			}
-		}
-	}
-	return " (not linked to the server)"
 }

@@ -13,12 +13,14 @@
 //	go run ./examples/math-server --server 127.0.0.1:11111
 //	go run ./examples/math-client --server 127.0.0.1:11111
 //
-// The server may start in any order: the client endpoint redials it every
-// --retry until it answers, and again whenever the link drops.
+// The server may start in any order: math-server waits for it, redialling
+// every --retry, and starts math once linked. A server refusing it
+// (another exchange group, say) ends it with the server's reason.
 package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -27,13 +29,12 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/netsvc-go/netsvc/actors/exchange"
 	"github.com/netsvc-go/netsvc/actors/node"
 	"github.com/netsvc-go/netsvc/service"
 )
 
 func main() {
-	if err := run(); err != nil {
+	if err := run(); err != nil && !errors.Is(err, context.Canceled) { // Ctrl-C before linked is no failure
 		fmt.Fprintln(os.Stderr, "math-server:", err)
 		os.Exit(1)
 	}
@@ -45,30 +46,19 @@ func run() error {
 	retry := flag.Duration("retry", time.Second, "how soon to redial the server when it cannot be reached")
 	flag.Parse()
 
+	// Connect waits for the server: Ctrl-C must end that wait too.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	libLog := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 
-	// A client process: one client endpoint dialling the server.
-	// The server is dialled below, once the link watch is in place, so
-	// that the first link going up is not missed.
-	xc := node.Client(*group)
-	xc.Retry = *retry
-	n, err := node.Start(ctx, node.Config{Name: "math-server", Exchanges: []exchange.Config{xc}, Logger: libLog})
+	// A client process, linked to the server (redialled every --retry
+	// until it answers, and again whenever the link drops).
+	n, err := node.Connect(ctx, node.Config{Name: "math-server", Servers: []string{*server}, Group: *group, Retry: *retry, Logger: libLog})
 	if err != nil {
 		return err
 	}
-	n.Exchange(*group).WatchLinks(func(ev exchange.LinkEvent) {
-		switch {
-		case ev.Synced || ctx.Err() != nil: // nothing to say; or stopping
-		case ev.Active:
-			log.Info("linked to the exchange server", "server", ev.Link.PeerAddress)
-		default:
-			log.Warn("link to the exchange server lost; redialling", "reason", ev.Reason)
-		}
-	})
-	n.Exchange(*group).Dial(*server)
+	log.Info("linked to the exchange server", "server", *server)
 
 	// The service. Setup runs once inside the service's actor; every
 	// exported method then runs there too, one call at a time, so a
@@ -82,15 +72,9 @@ func run() error {
 	if _, err := n.Runtime().Start(ctx, "math", math,
 		service.Audience("*"), // the default, spelled out: visible to every process
 		service.Groups("web-services")); err != nil {
-		n.Stop(context.Background())
+		n.Close()
 		return err
 	}
 	log.Info("service math started", "methods", "multiply add", "server", *server)
-
-	<-ctx.Done()
-	stop()
-	log.Info("stopping")
-	stopCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	return n.Stop(stopCtx) // withdraws math everywhere
+	return n.Run(ctx) // until Ctrl-C or SIGTERM; the drain withdraws math everywhere, then lets calls running finish
 }

@@ -18,6 +18,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -27,7 +28,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/netsvc-go/netsvc/actors/exchange"
 	"github.com/netsvc-go/netsvc/actors/node"
 	"github.com/netsvc-go/netsvc/service"
 )
@@ -45,7 +45,7 @@ type nextReport struct {
 }
 
 func main() {
-	if err := run(); err != nil {
+	if err := run(); err != nil && !errors.Is(err, context.Canceled) { // Ctrl-C before linked is no failure
 		fmt.Fprintln(os.Stderr, "publisher:", err)
 		os.Exit(1)
 	}
@@ -60,29 +60,17 @@ func run() error {
 		return fmt.Errorf("--interval must be positive, got %v", *interval)
 	}
 
+	// Connect waits for the server: Ctrl-C must end that wait too.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	libLog := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 
-	// The server is dialled below, once the link watch is in place, so
-	// that the first link going up is not missed.
-	xc := node.Client(*group)
-	xc.Retry = time.Second
-	n, err := node.Start(ctx, node.Config{Name: "publisher", Exchanges: []exchange.Config{xc}, Logger: libLog})
+	n, err := node.Connect(ctx, node.Config{Name: "publisher", Servers: []string{*server}, Group: *group, Retry: time.Second, Logger: libLog})
 	if err != nil {
 		return err
 	}
-	n.Exchange(*group).WatchLinks(func(ev exchange.LinkEvent) {
-		switch {
-		case ev.Synced || ctx.Err() != nil:
-		case ev.Active:
-			log.Info("linked to the exchange server", "server", ev.Link.PeerAddress)
-		default:
-			log.Warn("link to the exchange server lost; redialling", "reason", ev.Reason)
-		}
-	})
-	n.Exchange(*group).Dial(*server)
+	log.Info("linked to the exchange server", "server", *server)
 
 	seed := service.SetupFunc(func(a *service.Agent) error {
 		// Subscribers coming and going. A subscriber's process going away
@@ -109,15 +97,9 @@ func run() error {
 		return a.PublishRetained("init", initReport{Time: time.Now().UTC()}, service.Forever)
 	})
 	if _, err := n.Runtime().Start(ctx, "seed", seed); err != nil {
-		n.Stop(context.Background())
+		n.Close()
 		return err
 	}
 	log.Info("service seed publishing", "interval", *interval, "server", *server)
-
-	<-ctx.Done()
-	stop()
-	log.Info("stopping")
-	stopCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	return n.Stop(stopCtx)
+	return n.Run(ctx) // until Ctrl-C or SIGTERM, then drain and stop
 }

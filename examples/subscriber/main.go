@@ -26,6 +26,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -34,14 +35,13 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/netsvc-go/netsvc/actors/exchange"
 	"github.com/netsvc-go/netsvc/actors/node"
 	"github.com/netsvc-go/netsvc/actors/registry"
 	"github.com/netsvc-go/netsvc/service"
 )
 
 func main() {
-	if err := run(); err != nil {
+	if err := run(); err != nil && !errors.Is(err, context.Canceled) { // Ctrl-C before linked is no failure
 		fmt.Fprintln(os.Stderr, "subscriber:", err)
 		os.Exit(1)
 	}
@@ -61,44 +61,30 @@ func run() error {
 		return fmt.Errorf("--count must not be negative, got %d", *count)
 	}
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// Connect waits for the server: Ctrl-C must end that wait too.
+	interrupted, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	libLog := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 
-	// The server is dialled below, once the link watch is in place, so
-	// that the first link going up is not missed.
-	xc := node.Client(*group)
-	xc.Retry = time.Second
-	n, err := node.Start(ctx, node.Config{Name: "subscriber", Exchanges: []exchange.Config{xc}, Logger: libLog})
+	n, err := node.Connect(interrupted, node.Config{Name: "subscriber", Servers: []string{*server}, Group: *group, Retry: time.Second, Logger: libLog})
 	if err != nil {
 		return err
 	}
-	defer func() {
-		stopCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		n.Stop(stopCtx)
-	}()
-	n.Exchange(*group).WatchLinks(func(ev exchange.LinkEvent) {
-		switch {
-		case ev.Synced || ctx.Err() != nil:
-		case ev.Active:
-			log.Info("linked to the exchange server", "server", ev.Link.PeerAddress)
-		default:
-			log.Warn("link to the exchange server lost; redialling", "reason", ev.Reason)
-		}
-	})
-	n.Exchange(*group).Dial(*server)
+	log.Info("linked to the exchange server", "server", *server)
 
+	// ctx ends at Ctrl-C or after --count reports; the callbacks go quiet
+	// then, as stopping withdraws every remote binding: not news.
+	ctx, done := context.WithCancel(interrupted)
+	defer done()
 	// The subscriber is an anonymous service (empty name): it is never
 	// listed, but it can subscribe. Its callbacks run one at a time inside
 	// its actor, so got needs no lock.
-	done := make(chan struct{})
 	got := 0
 	_, err = n.Runtime().Start(ctx, "", service.SetupFunc(func(a *service.Agent) error {
 		onReport := func(r service.Report) {
-			if ctx.Err() != nil || (*count > 0 && got == *count) {
-				return // done or interrupted: the process is exiting
+			if ctx.Err() != nil {
+				return
 			}
 			value, err := registry.PayloadJSON(r.Payload)
 			if err != nil {
@@ -106,12 +92,12 @@ func run() error {
 			}
 			fmt.Printf("%s %s %s\n", r.PublisherName, r.Subject, value)
 			if got++; got == *count {
-				close(done)
+				done()
 			}
 		}
 		onPublisher := func(ev service.PublisherEvent) {
-			if ctx.Err() != nil || (*count > 0 && got == *count) {
-				return // stopping withdraws every remote binding: not news
+			if ctx.Err() != nil {
+				return
 			}
 			state := "withdrawn"
 			if ev.Available {
@@ -123,14 +109,9 @@ func run() error {
 		return err
 	}))
 	if err != nil {
+		n.Close()
 		return err
 	}
 	log.Info("subscribed", "service", *name, "pattern", *pattern, "server", *server)
-
-	select {
-	case <-done:
-	case <-ctx.Done():
-	}
-	stop() // cancels ctx too: the callbacks go quiet while the node stops
-	return nil
+	return n.Run(ctx) // until Ctrl-C, SIGTERM or --count reports, then drain and stop
 }
