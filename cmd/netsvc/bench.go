@@ -1,5 +1,8 @@
 package main
 
+// "netsvc bench": its flags and the table it prints; the topology is in
+// benchtopology.go.
+
 import (
 	"context"
 	"flag"

@@ -1,5 +1,8 @@
 package main
 
+// "netsvc call": one call through a node, the JSON result on stdout, a
+// failure as its code and reason.
+
 import (
 	"context"
 	"errors"

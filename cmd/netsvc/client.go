@@ -1,5 +1,8 @@
 package main
 
+// What the client commands share: their flags, starting a client node
+// linked to --server, and stopping it.
+
 import (
 	"context"
 	"errors"

@@ -1,5 +1,8 @@
 package main
 
+// Reading a node's console JSON API, for the commands that ask a console
+// instead of linking.
+
 import (
 	"context"
 	"encoding/json"

@@ -1,5 +1,8 @@
 package main
 
+// "--limit NAME=VALUE": every bound of a node by name, parsed and listed
+// in the help.
+
 import (
 	"fmt"
 	"sort"

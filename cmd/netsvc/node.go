@@ -1,5 +1,8 @@
 package main
 
+// "netsvc node": its flags become one node.Config; the node runs until
+// SIGINT or SIGTERM, then drains.
+
 import (
 	"context"
 	"encoding/base64"

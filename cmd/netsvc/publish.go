@@ -1,5 +1,8 @@
 package main
 
+// "netsvc publish": a report published as a named service, kept for late
+// subscribers with --lifetime.
+
 import (
 	"context"
 	"errors"

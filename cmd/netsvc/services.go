@@ -1,5 +1,7 @@
 package main
 
+// "netsvc services": the registry as a node sees it, as a table or JSON.
+
 import (
 	"context"
 	"encoding/json"

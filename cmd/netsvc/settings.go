@@ -1,5 +1,8 @@
 package main
 
+// Secrets from a flag, a file or the environment, each saying where it
+// came from and never what it is.
+
 import (
 	"errors"
 	"flag"

@@ -1,5 +1,7 @@
 package main
 
+// "netsvc subscribe": a service's reports as JSON lines.
+
 import (
 	"context"
 	"flag"

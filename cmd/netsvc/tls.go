@@ -1,5 +1,8 @@
 package main
 
+// The TLS flags the client commands share, loaded into the exchange's
+// TLS settings.
+
 import (
 	"crypto/tls"
 	"errors"

@@ -1,5 +1,8 @@
 package main
 
+// "netsvc tree": the live actor tree from a node's console, indented or
+// as JSON.
+
 import (
 	"bytes"
 	"context"

@@ -1,5 +1,8 @@
 package main
 
+// "netsvc version": the release, or the module version or VCS revision
+// the binary was built from, and the wire protocol it speaks.
+
 import (
 	"context"
 	"fmt"
