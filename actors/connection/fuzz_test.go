@@ -212,6 +212,10 @@ func FuzzDecodeFrame(f *testing.F) {
 		if err != nil {
 			return
 		}
+		// Each decode counts a deadline from its own now.
+		if ferr == nil && abs(got.Deadline-want.Deadline) < int64(time.Minute) {
+			got.Deadline = want.Deadline
+		}
 		if ferr != nil || !reflect.DeepEqual(&got, want) || len(rest) != len(b)-n {
 			t.Fatalf("DecodeEnvelope gives %+v, DecodeFrame %+v (%d left), %v", *want, got, len(rest), ferr)
 		}
