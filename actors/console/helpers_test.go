@@ -154,7 +154,9 @@ func (r response) decode(t testing.TB, v any) {
 	}
 }
 
-var client = &http.Client{Timeout: 20 * time.Second}
+// client bounds every request generously: under -race on a busy machine
+// a gateway call with a 16 MiB body takes tens of seconds.
+var client = &http.Client{Timeout: 2 * time.Minute}
 
 // do sends a request to the console and reads the answer.
 func do(t testing.TB, method, url, body string, header ...string) response {
