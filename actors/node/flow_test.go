@@ -212,6 +212,7 @@ func TestStalledPeer(t *testing.T) {
 		at  time.Time
 	}
 	waiting := make(chan result, 2)
+	before, _ := linkTo(x, raw.pid)
 	for _, p := range []*proc{x, other} {
 		go func() {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -220,6 +221,17 @@ func TestStalledPeer(t *testing.T) {
 			waiting <- result{err, time.Now()}
 		}()
 	}
+	// Both on their way to the peer before the flood, which would refuse
+	// them: at least two request frames out.
+	args, _ := registry.EncodeArgs(1, 2)
+	request := len(connection.AppendEnvelope(nil, &registry.Envelope{Kind: registry.KindRequest, To: stalledAddr,
+		From: service.Address{Process: x.pid(), ID: 1}, Conv: 1, Subject: "multiply", ContentType: args.ContentType, Data: args.Data}))
+	nodetest.WaitFor(t, waitLong, func() error {
+		if l, _ := linkTo(x, raw.pid); l.bytesOut < before.bytesOut+uint64(2*request) {
+			return fmt.Errorf("x sent the stalled peer %d bytes, want the two requests (%d bytes each)", l.bytesOut-before.bytesOut, request)
+		}
+		return nil
+	})
 
 	// Flood until the link is stalled: its writer waits on the full
 	// socket and every report of a burst had to drop an older one.
@@ -243,7 +255,7 @@ func TestStalledPeer(t *testing.T) {
 	}
 	t.Logf("stalled after %d bursts of %d reports of %d bytes", bursts, burstSize, reportSize)
 	// More reports each drop an older one, and the queue stays bounded.
-	before, _ := linkTo(x, raw.pid)
+	before, _ = linkTo(x, raw.pid)
 	if n := burst(t, x); n != burstSize {
 		t.Errorf("burst on a stalled link: %d of %d publishes reported congestion", n, burstSize)
 	}

@@ -169,11 +169,11 @@ func TestE2E(t *testing.T) {
 			if n.code != 0 || !strings.Contains(n.stderr, "msg=drained") {
 				t.Fatalf("relayed %v: the node's drain: %v", relayed, n)
 			}
-			if stopping.exited.Before(call.exited) {
-				t.Errorf("relayed %v: the node exited before the call in flight was answered", relayed)
-			}
-			t.Logf("relayed %v: the call in flight answered %v after SIGTERM, the node exited %v after it",
-				relayed, call.exited.Sub(sent).Round(time.Millisecond), stopping.exited.Sub(call.exited).Round(time.Millisecond))
+			// The answer came before the node went (the call printed it);
+			// which of the two processes exits first is up to the
+			// scheduler, so the times are reported, not compared.
+			t.Logf("relayed %v: the call in flight answered %v after SIGTERM (its process exited then), the node exited %v after SIGTERM",
+				relayed, call.exited.Sub(sent).Round(time.Millisecond), stopping.exited.Sub(sent).Round(time.Millisecond))
 		}
 	})
 
