@@ -52,7 +52,9 @@
 // [Runtime.Call] and [Agent.Call] wait for the answer; [Agent.Request]
 // sends and runs a callback inside the service when the answer comes.
 // Calling a Name picks one service of that name: local ones first, then
-// those fewest links away. A handler answers by returning (a value, an
+// those fewest links away, taking turns over the ones that rank alike, so
+// calls spread over replicas; calling a [Group] picks one of its members
+// the same way. A handler answers by returning (a value, an
 // error, or both) or later, with [Request.Delay]. A request is never left
 // hanging: every call ends with a result or a [*Failure] carrying a stable
 // code — from the callee, or from the runtime:
@@ -70,6 +72,7 @@
 //	63 payload too large   over the configured maximum (16 MiB by default)
 //	64 not authorised      a peer refused the caller
 //	65 shutting down       the runtime or the calling service is stopping
+//	66 bad target          the target cannot take a call (AllServices)
 //
 // Check them with errors.As, or errors.Is against ErrTimedOut and friends.
 //

@@ -400,9 +400,9 @@ func TestRuntimeWatch(t *testing.T) {
 	empty(t, events, "event after stop")
 }
 
-// Rule 13 in one process: Lookup lists the earliest seen first, and a
-// call by name goes to it.
-func TestLookupAndCallByNamePreferEarliest(t *testing.T) {
+// Rule 13 in one process: Lookup lists the earliest seen first, and
+// calls by name take turns over the services of that name.
+func TestLookupAndCallByNameTakeTurns(t *testing.T) {
 	rt := newRuntime(t)
 	ctx := testCtx(t)
 	var ws []service.Address
@@ -422,18 +422,31 @@ func TestLookupAndCallByNamePreferEarliest(t *testing.T) {
 	if got := addrs(rt.Services()); !slices.Equal(got, ws) {
 		t.Fatalf("Services() = %v, want %v", got, ws)
 	}
-	for range 3 {
-		if id, err := service.CallFor[int](ctx, rt, service.Name("w"), "id"); err != nil || id != 1 {
-			t.Fatalf("call by name: %d, %v; want 1", id, err)
+	ids := func(target service.Target, n int) []int {
+		var got []int
+		for range n {
+			id, err := service.CallFor[int](ctx, rt, target, "id")
+			if err != nil {
+				t.Fatalf("call %v: %v", target, err)
+			}
+			got = append(got, id)
 		}
+		slices.Sort(got)
+		return got
+	}
+	if got := ids(service.Name("w"), 6); !slices.Equal(got, []int{1, 1, 2, 2, 3, 3}) {
+		t.Fatalf("6 calls by name ran on %v; want each service twice", got)
+	}
+	if got := ids(service.Group("workers"), 3); !slices.Equal(got, []int{1, 2, 3}) {
+		t.Fatalf("3 calls to the group ran on %v; want each member once", got)
 	}
 	stop(t, rt, ws[0])
 	start(t, rt, "w", func(a *service.Agent) error {
 		a.Export("id", func() int { return 4 })
 		return nil
 	})
-	if id, err := service.CallFor[int](ctx, rt, service.Name("w"), "id"); err != nil || id != 2 {
-		t.Fatalf("call by name after the first stopped: %d, %v; want 2", id, err)
+	if got := ids(service.Name("w"), 3); !slices.Equal(got, []int{2, 3, 4}) {
+		t.Fatalf("3 calls by name after the first was replaced ran on %v; want 2, 3, 4", got)
 	}
 	if l := rt.Lookup("nobody"); len(l) != 0 {
 		t.Fatalf("Lookup(nobody) = %v", l)

@@ -355,7 +355,9 @@ func TestRuntimeFailures(t *testing.T) {
 	_, err = rt.Call(ctx, service.Group("g"), "x")
 	wantFailure(t, err, service.CodeNoSuchService)
 	_, err = rt.Call(ctx, nil, "x")
-	wantFailure(t, err, service.CodeNoSuchService)
+	wantFailure(t, err, service.CodeBadTarget)
+	_, err = rt.Call(ctx, service.AllServices, "x")
+	wantFailure(t, err, service.CodeBadTarget)
 
 	_, err = rt.Call(ctx, addr, "divide", 1, 2)
 	f = wantFailure(t, err, service.CodeNoSuchMethod)

@@ -98,6 +98,7 @@ const (
 	CodePayloadTooLarge  = registry.CodePayloadTooLarge  // the payload is over the configured maximum
 	CodeNotAuthorised    = registry.CodeNotAuthorised    // the peer refused the caller
 	CodeShutdown         = registry.CodeShutdown         // the runtime or the calling service is stopping
+	CodeBadTarget        = registry.CodeBadTarget        // the target cannot take a call (the whole registry)
 )
 
 // Sentinels for errors.Is; each matches any failure with its code.

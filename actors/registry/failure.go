@@ -31,6 +31,7 @@ const (
 	CodePayloadTooLarge  Code = 63 // the payload is over the configured maximum
 	CodeNotAuthorised    Code = 64 // the peer refused the caller
 	CodeShutdown         Code = 65 // the runtime or the calling service is stopping
+	CodeBadTarget        Code = 66 // the target cannot take a call (the whole registry)
 )
 
 var codeText = map[Code]string{
@@ -49,6 +50,7 @@ var codeText = map[Code]string{
 	CodePayloadTooLarge:  "payload too large",
 	CodeNotAuthorised:    "not authorised",
 	CodeShutdown:         "shutting down",
+	CodeBadTarget:        "bad target",
 }
 
 // String returns the standard description of a runtime code, or the number.

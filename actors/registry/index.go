@@ -102,6 +102,10 @@ type index struct {
 	procs   map[ProcessID]*procEntry
 	learned map[ProcessID]Link // reverse-path routes learned from envelopes
 	avoid   map[Link]bool      // links to draining peers (AvoidLink)
+	// turns counts the calls to each name (and "\x00"+group) that had
+	// several equally preferred bindings to pick from: the round-robin
+	// of rule 13. An entry lives while its name or group has bindings.
+	turns sync.Map // string → *atomic.Uint64
 }
 
 func newIndex() *index {
@@ -124,14 +128,74 @@ func (ix *index) wunlock() {
 	ix.mu.Unlock()
 }
 
-// best returns the preferred binding of a name.
+// best returns the binding a call to a name goes to: of the equally
+// preferred ones at the head of its list (rule 13), the next in turn.
 func (ix *index) best(name string) *entry {
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
-	if l := ix.byName[name]; len(l) > 0 {
+	l := ix.byName[name]
+	if len(l) == 0 {
+		return nil
+	}
+	n := 1
+	for n < len(l) && samePreference(l[0], l[n]) {
+		n++
+	}
+	if n == 1 {
 		return l[0]
 	}
-	return nil
+	return l[ix.turn(name, n)]
+}
+
+// bestOfGroup is best for the members of a service group.
+func (ix *index) bestOfGroup(g string) *entry {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	m := ix.byGroup[g]
+	if len(m) == 0 {
+		return nil
+	}
+	var top []*entry
+	for _, e := range m {
+		switch {
+		case len(top) == 0 || better(e, top[0]) && !samePreference(e, top[0]):
+			top = append(top[:0], e)
+		case samePreference(e, top[0]):
+			top = append(top, e)
+		}
+	}
+	if len(top) == 1 {
+		return top[0]
+	}
+	slices.SortFunc(top, func(a, b *entry) int { return cmpSeq(a.seq, b.seq) })
+	return top[ix.turn("\x00"+g, len(top))]
+}
+
+// turn returns the next of n turns of key. Call with mu read-locked:
+// the registry deletes a key's counter under the write lock once its
+// name or group is gone, so none is created for what no longer exists.
+func (ix *index) turn(key string, n int) int {
+	c, ok := ix.turns.Load(key)
+	if !ok {
+		c, _ = ix.turns.LoadOrStore(key, new(atomic.Uint64))
+	}
+	return int((c.(*atomic.Uint64).Add(1) - 1) % uint64(n))
+}
+
+// samePreference reports whether rule 13 ranks a and b alike, seen by
+// age apart: a call spreads over such bindings.
+func samePreference(a, b *entry) bool {
+	return (a.local != nil) == (b.local != nil) && a.avoided() == b.avoided() && a.hops() == b.hops()
+}
+
+func cmpSeq(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
 }
 
 func (ix *index) lookup(a Address) *entry {
@@ -178,6 +242,7 @@ func (ix *index) removeName(e *entry) {
 	}
 	if len(l) == 1 {
 		delete(ix.byName, e.name)
+		ix.turns.Delete(e.name)
 		return
 	}
 	ix.byName[e.name] = slices.Delete(l, i, i+1)

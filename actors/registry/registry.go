@@ -220,6 +220,7 @@ func (r *registry) withdraw(e *entry, code Code, draining bool) {
 			delete(m, e.addr)
 			if len(m) == 0 {
 				delete(r.ix.byGroup, g)
+				r.ix.turns.Delete("\x00" + g)
 			}
 		}
 	}
@@ -268,6 +269,7 @@ func (r *registry) group(addr Address, g string, joined bool, from Link) {
 			delete(m, addr)
 			if len(m) == 0 {
 				delete(r.ix.byGroup, g)
+				r.ix.turns.Delete("\x00" + g)
 			}
 		}
 	}

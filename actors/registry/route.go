@@ -97,7 +97,8 @@ type resolved struct {
 	via   Link   // set for remote targets
 }
 
-// resolve finds the service a target names (rule 13 for names).
+// resolve finds the service a target names: for a name or a service
+// group, the next of the equally preferred bindings (rule 13).
 func (rt *Kernel) resolve(to Target) (resolved, *Failure) {
 	switch t := to.(type) {
 	case Name:
@@ -120,10 +121,16 @@ func (rt *Kernel) resolve(to Target) (resolved, *Failure) {
 			return resolved{addr: t, via: l}, nil
 		}
 		return resolved{}, RuntimeFailuref(CodeNoSuchService, "no route to %s", t)
+	case Group:
+		e := rt.ix.bestOfGroup(string(t))
+		if e == nil {
+			return resolved{}, RuntimeFailuref(CodeNoSuchService, "no member of service group %q", string(t))
+		}
+		return rt.resolveEntry(e)
 	case nil:
-		return resolved{}, RuntimeFailure(CodeNoSuchService, "no target")
+		return resolved{}, RuntimeFailure(CodeBadTarget, "no target")
 	}
-	return resolved{}, RuntimeFailuref(CodeNoSuchService, "cannot call %s", to)
+	return resolved{}, RuntimeFailuref(CodeBadTarget, "cannot call %s: a call goes to a name, an address or a service group", to)
 }
 
 func (rt *Kernel) resolveEntry(e *entry) (resolved, *Failure) {

@@ -1,0 +1,122 @@
+package node_test
+
+// Calls over the network: how a call picks among replicas (rule 13).
+
+import (
+	"fmt"
+	"sync"
+	"testing"
+
+	"github.com/netsvc-go/netsvc/actors/node/nodetest"
+	"github.com/netsvc-go/netsvc/service"
+)
+
+// countingMath starts a math service on p whose handler counts its runs
+// in counts[label].
+func countingMath(t *testing.T, p *proc, name, label string, counts *sync.Map, opts ...service.Option) service.Address {
+	return startService(t, p, name, func(a *service.Agent) error {
+		a.Export("multiply", func(x, y int) int {
+			v, _ := counts.LoadOrStore(label, new(int))
+			*v.(*int)++ // handlers run one at a time per service; each label is one service
+			return x * y
+		})
+		return nil
+	}, opts...)
+}
+
+func countsOf(counts *sync.Map, labels ...string) map[string]int {
+	out := map[string]int{}
+	for _, l := range labels {
+		if v, ok := counts.Load(l); ok {
+			out[l] = *v.(*int)
+		}
+	}
+	return out
+}
+
+// TestCallsSpreadOverReplicas: calls by name from one process go
+// round-robin over the replicas equally far away, and a call to a
+// service group over its members, instead of all to the oldest.
+func TestCallsSpreadOverReplicas(t *testing.T) {
+	x := startNode(t, "x", serverX("", listen(t)))
+	var counts sync.Map
+	labels := []string{"m1", "m2", "m3"}
+	for _, l := range labels {
+		p := startNode(t, l, clientX("", x.Addr()))
+		countingMath(t, p, "math", l, &counts, service.Groups("web-services"))
+	}
+	caller := startNode(t, "caller", clientX("", x.Addr()))
+	visible(t, caller, "math", 3)
+
+	const calls = 300
+	for range calls {
+		mustMultiply(t, caller, service.Name("math"))
+	}
+	got := countsOf(&counts, labels...)
+	for _, l := range labels {
+		if got[l] != calls/3 {
+			t.Fatalf("%d calls by name over three replicas two hops away ran %v; want %d each", calls, got, calls/3)
+		}
+	}
+
+	// A call to the group picks a member the same way.
+	waitGroup(t, caller, "web-services", 3)
+	counts.Clear()
+	for range calls {
+		mustMultiply(t, caller, service.Group("web-services"))
+	}
+	got = countsOf(&counts, labels...)
+	for _, l := range labels {
+		if got[l] != calls/3 {
+			t.Fatalf("%d calls to the group ran %v; want %d each", calls, got, calls/3)
+		}
+	}
+	t.Logf("%d calls by name and %d to the group, each spread %d/%d/%d", calls, calls, got["m1"], got["m2"], got["m3"])
+
+	// A group with no member, and a target that cannot take a call.
+	if _, err := multiply(caller, service.Group("nobody"), 6, 7); failureCode(err) != service.CodeNoSuchService {
+		t.Fatalf("a call to an empty group: %v, want no such service", err)
+	}
+	_, err := multiply(caller, service.AllServices, 6, 7)
+	if failureCode(err) != service.CodeBadTarget {
+		t.Fatalf("a call to the whole registry: %v, want code %d (bad target)", err, service.CodeBadTarget)
+	}
+}
+
+// TestCallsPreferLocal: a local replica takes every call while it is
+// there; remote ones share only among themselves.
+func TestCallsPreferLocal(t *testing.T) {
+	x := startNode(t, "x", serverX("", listen(t)))
+	var counts sync.Map
+	remote := startNode(t, "remote", clientX("", x.Addr()))
+	countingMath(t, remote, "math", "remote", &counts)
+	caller := startNode(t, "caller", clientX("", x.Addr()))
+	local := countingMath(t, caller, "math", "local", &counts)
+	visible(t, caller, "math", 2)
+	for range 50 {
+		mustMultiply(t, caller, service.Name("math"))
+	}
+	if got := countsOf(&counts, "local", "remote"); got["local"] != 50 {
+		t.Fatalf("50 calls with a local replica ran %v; want all local", got)
+	}
+	if err := caller.rt().StopService(ctxFor(t, waitLong), local); err != nil {
+		t.Fatal(err)
+	}
+	for range 10 {
+		mustMultiply(t, caller, service.Name("math"))
+	}
+	if got := countsOf(&counts, "local", "remote"); got["remote"] != 10 {
+		t.Fatalf("with the local replica gone, 10 calls ran %v; want all remote", got)
+	}
+}
+
+// waitGroup waits until p sees n members of service group g.
+func waitGroup(t *testing.T, p *proc, g string, n int) {
+	t.Helper()
+	nodetest.WaitFor(t, waitLong, func() error {
+		if got := len(p.rt().LookupGroup(g)); got != n {
+			return fmt.Errorf("%s sees %d members of %s, want %d", p.name, got, g, n)
+		}
+		return nil
+	})
+}
