@@ -219,6 +219,7 @@ type frameSource struct {
 func (s *frameSource) next() (FrameKind, []byte, error) {
 	var head [binary.MaxVarintLen64]byte
 	n := 0
+	var kindRead bool // the byte after a one-byte length was read already
 	for {
 		if _, err := io.ReadFull(s.r, s.one[:]); err != nil {
 			return 0, nil, err
@@ -226,15 +227,17 @@ func (s *frameSource) next() (FrameKind, []byte, error) {
 		head[n] = s.one[0]
 		n++
 		if !s.first && n == 1 && head[0] == tlsHandshakeRecord {
-			// Most likely a TLS client hello; the next byte tells.
+			// Most likely a TLS client hello; the next byte tells. If
+			// not, it is the frame's kind: the length ended at the first
+			// byte (tlsHandshakeRecord is under 0x80).
 			if _, err := io.ReadFull(s.r, s.one[:]); err != nil {
 				return 0, nil, err
 			}
 			if s.one[0] == 3 {
 				return 0, nil, errSpeaksTLS
 			}
-			head[n] = s.one[0]
-			n++
+			kindRead = true
+			break
 		}
 		if head[n-1] < 0x80 {
 			break
@@ -251,7 +254,9 @@ func (s *frameSource) next() (FrameKind, []byte, error) {
 		return 0, nil, fmt.Errorf("handshake frame of %d bytes: the limit is %d", length, maxHello)
 	}
 	frame := make([]byte, length)
-	if _, err := io.ReadFull(s.r, frame[:1]); err != nil {
+	if kindRead {
+		frame[0] = s.one[0]
+	} else if _, err := io.ReadFull(s.r, frame[:1]); err != nil {
 		return 0, nil, err
 	}
 	kind := FrameKind(frame[0])
