@@ -262,6 +262,9 @@ func (a *Agent) handleEncoded(b *registry.EncodedBatch) {
 			a.log.Error("dropping undecodable batch", "error", err)
 			return
 		}
+		if e.Deadline != 0 {
+			e.Deadline = b.Deadline(e, time.Now().UnixNano())
+		}
 		if e.Kind == registry.KindRequest && e.From.Process == a.k.ProcessID() {
 			c := *e // answered in-process: the pending call keeps the envelope's data only, but be safe
 			e = &c
@@ -320,10 +323,17 @@ type Pending struct {
 }
 
 // Request sends a request without waiting. Use Then to run a callback,
-// inside this service, when the answer (or a failure) arrives. The
-// default deadline is the runtime's CallTimeout; Timeout changes it.
+// inside this service, when the answer (or a failure) arrives. Its
+// deadline is the runtime's CallTimeout, or, sent while a handler serves
+// a request, that request's deadline when it comes sooner; it travels
+// with the request (rule 17). Timeout changes how long this service
+// waits, not the deadline sent.
 func (a *Agent) Request(to Target, method string, args ...any) *Pending {
-	return &Pending{agent: a, pc: a.k.Request(a.ref, to, method, args, a.cfg.CallTimeout)}
+	timeout := a.cfg.CallTimeout
+	if dl, ok := a.req.Deadline(); ok {
+		timeout = min(timeout, time.Until(dl))
+	}
+	return &Pending{agent: a, pc: a.k.Request(a.ref, to, method, args, timeout)}
 }
 
 // Conversation returns the request's conversation id, for Cancel.

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"reflect"
 	"runtime/debug"
+	"sync"
 	"time"
 
 	"github.com/netsvc-go/netsvc/actors/registry"
@@ -18,10 +19,73 @@ import (
 // (RequestOf gets it back); one whose first parameter is a *Request gets
 // it directly. It is valid only until the handler returns: to answer
 // later, keep what Delay returns.
+//
+// As a context it has the caller's deadline (the time the request had
+// left when it was sent, counted from its arrival here) and is done when
+// that passes or the caller gives up or cancels (rules 17 and 31). Pass
+// it to the calls the handler makes: they inherit the deadline, and a
+// cycle of synchronous calls ends when its outermost caller gives up.
 type Request struct {
 	agent   *Agent
 	env     *registry.Envelope
 	delayed bool
+	done    *requestDone // made by the first Done or Err
+}
+
+// requestDone is what a Request needs once a handler watches its
+// context: a channel closed by the deadline's timer or a cancel from
+// the caller. It is dropped when the handler returns, so a late timer
+// or cancel finds nothing of the next request.
+type requestDone struct {
+	mu      sync.Mutex
+	ch      chan struct{}
+	err     error
+	timer   *time.Timer
+	unwatch func()
+}
+
+func (d *requestDone) end(err error) {
+	d.mu.Lock()
+	if d.err == nil {
+		d.err = err
+		close(d.ch)
+	}
+	d.mu.Unlock()
+}
+
+// watch sets up r.done: the deadline's timer and the caller's cancel.
+func (r *Request) watch() *requestDone {
+	if r.done != nil {
+		return r.done
+	}
+	d := &requestDone{ch: make(chan struct{})}
+	r.done = d
+	if r.env == nil {
+		d.end(context.Canceled) // used after its handler returned
+		return d
+	}
+	if dl := r.env.Deadline; dl != 0 {
+		left := time.Until(time.Unix(0, dl))
+		if left <= 0 {
+			d.end(context.DeadlineExceeded)
+			return d
+		}
+		d.timer = time.AfterFunc(left, func() { d.end(context.DeadlineExceeded) })
+	}
+	d.unwatch = r.agent.k.WatchCancel(r.env, func() { d.end(context.Canceled) })
+	return d
+}
+
+// release stops watching once the handler has returned.
+func (r *Request) release() {
+	if d := r.done; d != nil {
+		if d.timer != nil {
+			d.timer.Stop()
+		}
+		if d.unwatch != nil {
+			d.unwatch()
+		}
+	}
 }
 
 var _ context.Context = (*Request)(nil)
@@ -59,15 +123,26 @@ func (r *Request) Delay() Delayed {
 	return Delayed{agent: r.agent, conv: r.env.Conv}
 }
 
-// Deadline, Done, Err and Value make a Request a context.Context that is
-// never cancelled, so handlers can pass it on to calls of their own.
-func (r *Request) Deadline() (time.Time, bool) { return time.Time{}, false }
+// Deadline returns when the caller gives up on the request.
+func (r *Request) Deadline() (time.Time, bool) {
+	if r.env == nil || r.env.Deadline == 0 {
+		return time.Time{}, false
+	}
+	return time.Unix(0, r.env.Deadline), true
+}
 
-// Done returns nil: a request is never cancelled.
-func (r *Request) Done() <-chan struct{} { return nil }
+// Done is closed when the deadline passes or the caller gives up or
+// cancels the request.
+func (r *Request) Done() <-chan struct{} { return r.watch().ch }
 
-// Err returns nil.
-func (r *Request) Err() error { return nil }
+// Err returns context.DeadlineExceeded or context.Canceled once Done is
+// closed, nil before.
+func (r *Request) Err() error {
+	d := r.watch()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.err
+}
 
 // Value returns nil for every key.
 func (r *Request) Value(any) any { return nil }
@@ -294,6 +369,14 @@ func (a *Agent) serve(e *registry.Envelope) {
 		a.fail(e, f)
 		return
 	}
+	if e.Deadline != 0 && time.Now().UnixNano() >= e.Deadline {
+		e.NotRun = true
+		a.fail(e, registry.RuntimeFailuref(CodeTimedOut, "the caller's deadline passed before %s ran", e.Subject))
+		return
+	}
+	if a.k.Cancelled(e) {
+		return // its caller gave up on it while it waited: it waits for nothing
+	}
 	if f := m.decode(e); f != nil {
 		a.fail(e, f)
 		return
@@ -302,6 +385,7 @@ func (a *Agent) serve(e *registry.Envelope) {
 	a.ref.Serving(&m.name) // for the slow-handler watch
 	out, panicked := a.invoke(m)
 	a.ref.Serving(nil)
+	a.req.release()
 	delayed := a.req.delayed
 	a.req = Request{}
 	if panicked != nil {

@@ -664,6 +664,7 @@ func TestRequestAccessors(t *testing.T) {
 		Method, Agent string
 		Sender        service.Address
 		Conv          uint64
+		Deadline      time.Time
 		HasDeadline   bool
 		Done          bool
 		Err           error
@@ -673,8 +674,8 @@ func TestRequestAccessors(t *testing.T) {
 	addr := start(t, rt, "acc", func(a *service.Agent) error {
 		a.Export("info", func(ctx context.Context, x int) int {
 			r := service.RequestOf(ctx)
-			_, has := ctx.Deadline()
-			infos <- info{r.Method(), r.Agent().Name(), r.Sender(), r.Conversation(), has, ctx.Done() != nil, ctx.Err(), ctx.Value("k")}
+			dl, has := ctx.Deadline()
+			infos <- info{r.Method(), r.Agent().Name(), r.Sender(), r.Conversation(), dl, has, ctx.Done() != nil, ctx.Err(), ctx.Value("k")}
 			return x
 		})
 		return nil
@@ -683,9 +684,10 @@ func TestRequestAccessors(t *testing.T) {
 		t.Fatal(err)
 	}
 	i := recv(t, infos, "request info")
+	callerDeadline, _ := ctx.Deadline()
 	if i.Method != "info" || i.Agent != "acc" || i.Sender != (service.Address{Process: rt.ProcessID()}) || i.Conv == 0 ||
-		i.HasDeadline || i.Done || i.Err != nil || i.Value != nil {
-		t.Fatalf("request info = %+v", i)
+		!i.HasDeadline || !i.Deadline.Equal(callerDeadline) || !i.Done || i.Err != nil || i.Value != nil {
+		t.Fatalf("request info = %+v; want the caller's deadline %v, a Done channel, no error", i, callerDeadline)
 	}
 	if service.RequestOf(context.Background()) != nil {
 		t.Fatal("RequestOf(Background) != nil")

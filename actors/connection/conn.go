@@ -548,7 +548,9 @@ func (c *Conn) failQueued(pending []byte, frames []frameMeta) {
 			}
 			fail := &registry.Failure{Code: registry.CodeLinkLost, Description: registry.CodeLinkLost.String(), Origin: registry.OriginRuntime,
 				Details: "link " + c.p.ID + " to " + c.Info().PeerNode + " closed before the request was sent"}
-			c.rt.Deliver(registry.FailureEnvelope(e, fail), nil)
+			fe := registry.FailureEnvelope(e, fail)
+			fe.NotRun = true // never sent: the caller may try elsewhere (rule 17)
+			c.rt.Deliver(fe, nil)
 		}
 	}
 }

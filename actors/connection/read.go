@@ -379,7 +379,7 @@ func (rd *frameReader) envelope(off int, frame, body []byte) error {
 		rd.lastFrom = from
 	}
 	local := to.Process == c.rt.ProcessID()
-	if local && kind != registry.KindResponse && kind != registry.KindFailure {
+	if local && kind != registry.KindResponse && kind != registry.KindFailure && kind != registry.KindCancel {
 		// Handed over still encoded, so check it whole now: bad input
 		// closes the link (rule 26) rather than reaching a registry.
 		if err := checkEnvelope(body); err != nil {
@@ -482,7 +482,9 @@ func (rd *frameReader) relayFailed(next *Conn, span []byte, m frameMeta, err err
 	}
 	if e, derr := DecodeEnvelope(body, nil); derr == nil {
 		if fl, ok := next.failure(err).(*registry.Failure); ok {
-			rd.c.rt.Deliver(registry.FailureEnvelope(e, fl), nil)
+			fe := registry.FailureEnvelope(e, fl)
+			fe.NotRun = true // it never left this process: the caller may try elsewhere
+			rd.c.rt.Deliver(fe, nil)
 		}
 	}
 }
@@ -498,7 +500,11 @@ func (rd *frameReader) flushEncoded() {
 	data := rd.alloc(len(span))
 	copy(data, span)
 	c := rd.c
-	if c.rt.DeliverEncoded(rd.encTo, &registry.EncodedBatch{Data: data, Decode: DecodeFrame, Droppable: rd.encDroppable}) {
+	batch := &registry.EncodedBatch{Data: data, Decode: DecodeFrame, Droppable: rd.encDroppable}
+	if !batch.Droppable {
+		batch.Received = time.Now().UnixNano() // it may hold requests, whose deadlines count from now
+	}
+	if c.rt.DeliverEncoded(rd.encTo, batch) {
 		return
 	}
 	// No such service: deliver one by one, so requests are answered.

@@ -3,9 +3,11 @@ package node_test
 // Calls over the network: how a call picks among replicas (rule 13).
 
 import (
+	"context"
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/netsvc-go/netsvc/actors/node/nodetest"
 	"github.com/netsvc-go/netsvc/service"
@@ -119,4 +121,103 @@ func waitGroup(t *testing.T, p *proc, g string, n int) {
 		}
 		return nil
 	})
+}
+
+// TestFailoverNotRun: a request refused before its handler ran (here:
+// its service holds as many delayed requests as it may, so it answers
+// "overloaded, not run") is sent once more, by the caller's process, to
+// the next replica: every call succeeds, and the refusing replica ran
+// none of them.
+func TestFailoverNotRun(t *testing.T) {
+	x := startNode(t, "x", serverX("", listen(t)))
+	var counts sync.Map
+	full := startNodeWith(t, "full", service.Config{MaxDelayed: 1}, clientX("", x.Addr()))
+	t.Cleanup(func() { full.close(t) }) // its drain would wait for the request it never answers
+	startService(t, full, "math", func(a *service.Agent) error {
+		a.Export("hold", func(r *service.Request) int {
+			r.Delay() // never answered: the service is at its MaxDelayed
+			return 0
+		})
+		a.Export("multiply", func(x, y int) int {
+			v, _ := counts.LoadOrStore("full", new(int))
+			*v.(*int)++
+			return x * y
+		})
+		return nil
+	})
+	other := startNode(t, "other", clientX("", x.Addr()))
+	countingMath(t, other, "math", "other", &counts)
+	caller := startNode(t, "caller", clientX("", x.Addr()))
+	bindings := visible(t, caller, "math", 2)
+	var fullAddr service.Address
+	for _, b := range bindings {
+		if b.Node == "full" {
+			fullAddr = b.Address
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	if _, err := caller.rt().Call(ctx, fullAddr, "hold"); failureCode(err) != service.CodeTimedOut {
+		t.Fatalf("hold: %v", err)
+	}
+	const calls = 100
+	for range calls {
+		mustMultiply(t, caller, service.Name("math"))
+	}
+	got := countsOf(&counts, "full", "other")
+	if got["full"] != 0 || got["other"] != calls {
+		t.Fatalf("%d calls over a replica refusing them before its handler and a working one ran %v; want all on the working one", calls, got)
+	}
+	// By address there is nowhere else to go: the refusal is the answer.
+	if _, err := multiply(caller, fullAddr, 6, 7); failureCode(err) != service.CodeOverloaded {
+		t.Fatalf("a call by address to the full replica: %v, want overloaded", err)
+	}
+}
+
+// TestNoFailoverOnceRun: a request whose handler may have run is never
+// sent again: its process's link is cut mid-handler, the call fails, and
+// the other replica never sees it.
+func TestNoFailoverOnceRun(t *testing.T) {
+	x := startNode(t, "x", serverX("", listen(t)))
+	var counts sync.Map
+	started := make(chan struct{}, 1)
+	release := make(chan struct{})
+	kit := &crashKit{}
+	dying := startNode(t, "dying", clientX("", kit.via(t, x.Addr())))
+	t.Cleanup(func() { close(release) }) // before the node stops (cleanups run last first)
+	startService(t, dying, "math", func(a *service.Agent) error {
+		a.Export("multiply", func(x, y int) int {
+			v, _ := counts.LoadOrStore("dying", new(int))
+			*v.(*int)++
+			started <- struct{}{}
+			<-release // answered only once its link is cut
+			return x * y
+		})
+		return nil
+	})
+	caller := startNode(t, "caller", clientX("", x.Addr()))
+	visible(t, caller, "math", 1)
+	other := startNode(t, "other", clientX("", x.Addr()))
+	countingMath(t, other, "math", "other", &counts)
+	visible(t, caller, "math", 2)
+	// Round-robin: of two calls one goes to each; the dying one's blocks.
+	errs := make(chan error, 2)
+	for range 2 {
+		go func() {
+			_, err := multiply(caller, service.Name("math"), 6, 7)
+			errs <- err
+		}()
+	}
+	recv(t, started, waitLong, "the dying replica's handler to start")
+	if err := recv(t, errs, waitLong, "the call to the other replica"); err != nil {
+		t.Fatalf("the call to the working replica: %v", err)
+	}
+	kit.crash() // as if its process died: the links reset
+	err := recv(t, errs, waitLong, "the call whose handler's process died")
+	if code := failureCode(err); code != service.CodeLinkLost && code != service.CodeWithdrawn {
+		t.Fatalf("a call whose handler's process died: %v, want link lost or withdrawn (never retried)", err)
+	}
+	if got := countsOf(&counts, "dying", "other"); got["dying"] != 1 || got["other"] != 1 {
+		t.Fatalf("two calls, one of them cut mid-handler, ran %v; want one each (no retry of one that ran)", got)
+	}
 }

@@ -141,6 +141,19 @@ type EncodedBatch struct {
 	// message, so the service's queue limit may drop the batch whole,
 	// like a report, rather than refuse it (rule 25).
 	Droppable bool
+	// Received is when the batch arrived (Unix ns). A request's deadline
+	// travels as the time it had left, counted from its arrival, not
+	// from when the service gets to decode it: see Deadline.
+	Received int64
+}
+
+// Deadline returns the deadline of envelope e decoded from the batch
+// decoded at Unix ns now, counted from the batch's arrival.
+func (b *EncodedBatch) Deadline(e *Envelope, now int64) int64 {
+	if e.Deadline == 0 || b.Received == 0 {
+		return e.Deadline
+	}
+	return e.Deadline - (now - b.Received)
 }
 
 // DeliverEncoded hands an encoded batch to the local service with that

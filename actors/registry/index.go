@@ -128,43 +128,51 @@ func (ix *index) wunlock() {
 	ix.mu.Unlock()
 }
 
-// best returns the binding a call to a name goes to: of the equally
+// pick returns the binding a call to a name goes to: of the equally
 // preferred ones at the head of its list (rule 13), the next in turn.
-func (ix *index) best(name string) *entry {
+// The binding at except (a retry's failed one) is passed over.
+func (ix *index) pick(name string, except Address) *entry {
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
-	l := ix.byName[name]
-	if len(l) == 0 {
+	var top []*entry
+	var buf [8]*entry
+	top = buf[:0]
+	for _, e := range ix.byName[name] {
+		if e.addr == except {
+			continue
+		}
+		if len(top) > 0 && !samePreference(top[0], e) {
+			break // the list is in rule 13's order: the rest rank lower
+		}
+		top = append(top, e)
+	}
+	switch len(top) {
+	case 0:
 		return nil
+	case 1:
+		return top[0]
 	}
-	n := 1
-	for n < len(l) && samePreference(l[0], l[n]) {
-		n++
-	}
-	if n == 1 {
-		return l[0]
-	}
-	return l[ix.turn(name, n)]
+	return top[ix.turn(name, len(top))]
 }
 
-// bestOfGroup is best for the members of a service group.
-func (ix *index) bestOfGroup(g string) *entry {
+// pickOfGroup is pick for the members of a service group.
+func (ix *index) pickOfGroup(g string, except Address) *entry {
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
-	m := ix.byGroup[g]
-	if len(m) == 0 {
-		return nil
-	}
 	var top []*entry
-	for _, e := range m {
+	for _, e := range ix.byGroup[g] {
 		switch {
+		case e.addr == except:
 		case len(top) == 0 || better(e, top[0]) && !samePreference(e, top[0]):
 			top = append(top[:0], e)
 		case samePreference(e, top[0]):
 			top = append(top, e)
 		}
 	}
-	if len(top) == 1 {
+	switch len(top) {
+	case 0:
+		return nil
+	case 1:
 		return top[0]
 	}
 	slices.SortFunc(top, func(a, b *entry) int { return cmpSeq(a.seq, b.seq) })

@@ -108,6 +108,11 @@ type Stats struct {
 	// DelayedRefused counts requests refused because their service or
 	// the process held too many delayed requests.
 	DelayedRefused uint64 `json:"delayed_refused"`
+	// CancelsWaiting is how many cancels (rule 31) came for requests
+	// still waiting in a mailbox, which will then not run;
+	// CancelsDropped counts those over the table's bounds.
+	CancelsWaiting int    `json:"cancels_waiting"`
+	CancelsDropped uint64 `json:"cancels_dropped"`
 	// Services are the per-service counters, in the order the services
 	// started.
 	Services []ServiceStats `json:"services"`
@@ -141,7 +146,11 @@ func (rt *Kernel) Stats() Stats {
 		Undelivered: rt.stats.undelivered.Load(), ServiceDrops: rt.stats.droppedAtService.Load(),
 		Failures: map[Code]uint64{}, Pending: rt.pending.len(),
 		Subscriptions: rt.subs.held(), SubscriptionsRefused: rt.stats.subsRefused.Load(),
-		Delayed: rt.delayed.Load(), DelayedRefused: rt.stats.delayedRefused.Load()}
+		Delayed: rt.delayed.Load(), DelayedRefused: rt.stats.delayedRefused.Load(),
+		CancelsDropped: rt.cancels.dropped.Load()}
+	rt.cancels.mu.Lock()
+	s.CancelsWaiting = len(rt.cancels.early)
+	rt.cancels.mu.Unlock()
 	rt.stats.failures.Range(func(k, v any) bool {
 		s.Failures[k.(Code)] = v.(*atomic.Uint64).Load()
 		return true

@@ -119,6 +119,7 @@ type Kernel struct {
 
 	ix         *index
 	pending    *pendingTable
+	cancels    *cancelTable
 	registry   *actor.PID
 	services   *actor.PID
 	tree       *Tree
@@ -208,6 +209,7 @@ func New(cfg Config) (*Kernel, error) {
 		return slog.New(warnOnly{cfg.Logger.Handler()}).With("lib", "protoactor")
 	}))
 	rt.pending = newPendingTable(rt)
+	rt.cancels = newCancelTable()
 	// Conversation ids start at a random point so ids from two processes
 	// do not collide in a service that keeps delayed replies by id.
 	rt.nextConv.Store(rand.Uint64() >> 1)

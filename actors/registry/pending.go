@@ -15,6 +15,16 @@ type pendingCall struct {
 	target Address
 	via    Link   // the link the request went out on; nil for local targets
 	owner  *Local // the agent whose callback runs, for async calls
+	from   Address
+	sent   int64 // the deadline the request carries, Unix ns
+	until  int64 // when this process stops waiting (no retry after it)
+
+	// What a retry needs (rule 17): the name or group called, and the
+	// request. Set for calls by name or group only.
+	retarget Target
+	method   string
+	args     Payload
+	retried  bool // guarded by the table's lock
 
 	// Synchronous calls wait on done; the result is in res/fail.
 	done  chan struct{}
@@ -77,6 +87,31 @@ func (t *pendingTable) add(pc *pendingCall) *Failure {
 	return nil
 }
 
+// repoint moves registered call pc to the binding r, for a retry; it
+// reports false when pc is no longer registered (its caller gave up).
+func (t *pendingTable) repoint(pc *pendingCall, r resolved) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.calls[pc.conv] != pc {
+		return false
+	}
+	delete(t.byTarget[pc.target], pc.conv)
+	pc.target, pc.via = r.addr, r.via
+	m := t.byTarget[r.addr]
+	if m == nil {
+		m = map[uint64]*pendingCall{}
+		t.byTarget[r.addr] = m
+	}
+	m[pc.conv] = pc
+	return true
+}
+
+// reset clears a pooled call for its next use: nothing of the last call
+// (its arguments above all) stays reachable.
+func (pc *pendingCall) reset() {
+	pc.res, pc.fail, pc.via, pc.retarget, pc.args, pc.method = Payload{}, nil, nil, nil, Payload{}, ""
+}
+
 func (t *pendingTable) sweepLocked() {
 	for a, m := range t.byTarget {
 		if len(m) == 0 {
@@ -113,6 +148,9 @@ func (t *pendingTable) takeOwned(conv uint64, owner *Local) *pendingCall {
 // complete finishes the call an arriving response or failure answers.
 // Answers nobody waits for any more (late, cancelled) are dropped.
 func (t *pendingTable) complete(e *Envelope) {
+	if e.Kind == KindFailure && e.NotRun && t.rt.retry(e.Conv) {
+		return
+	}
 	pc := t.take(e.Conv)
 	if pc == nil {
 		t.rt.stats.lateReplies.Add(1)
@@ -167,6 +205,7 @@ func (t *pendingTable) failLink(l Link, f *Failure) {
 // dropOwner forgets an agent's async calls without running callbacks: the
 // agent is gone and nothing may run in it.
 func (t *pendingTable) dropOwner(owner *Local) {
+	var dropped []*pendingCall
 	t.mu.Lock()
 	for conv, pc := range t.calls {
 		if pc.owner == owner {
@@ -175,9 +214,13 @@ func (t *pendingTable) dropOwner(owner *Local) {
 			if pc.deadline != nil {
 				pc.deadline.Stop()
 			}
+			dropped = append(dropped, pc)
 		}
 	}
 	t.mu.Unlock()
+	for _, pc := range dropped {
+		t.rt.sendCancel(pc) // nobody waits for the answer any more
+	}
 }
 
 // close fails everything and refuses new calls.

@@ -19,7 +19,7 @@ func (rt *Kernel) route(e *Envelope, from Link) *Failure {
 	link := rt.ix.routeTo(e.To.Process)
 	if link == nil || link == from {
 		f := RuntimeFailuref(CodeNoSuchService, "no route to process %s", e.To.Process)
-		rt.undeliverable(e, f, false)
+		rt.undeliverable(e, f, true) // stopped on its way: it reached no handler
 		return f
 	}
 	if err := link.Send(e); err != nil {
@@ -34,8 +34,12 @@ func (rt *Kernel) route(e *Envelope, from Link) *Failure {
 }
 
 func (rt *Kernel) deliverLocal(e *Envelope, from Link) {
-	if e.Kind == KindResponse || e.Kind == KindFailure {
+	switch e.Kind {
+	case KindResponse, KindFailure:
 		rt.pending.complete(e)
+		return
+	case KindCancel:
+		rt.cancelArrived(e)
 		return
 	}
 	ref := rt.ix.local(e.To.ID)
@@ -102,7 +106,7 @@ type resolved struct {
 func (rt *Kernel) resolve(to Target) (resolved, *Failure) {
 	switch t := to.(type) {
 	case Name:
-		e := rt.ix.best(string(t))
+		e := rt.ix.pick(string(t), Address{})
 		if e == nil {
 			return resolved{}, RuntimeFailuref(CodeNoSuchService, "no service named %q", string(t))
 		}
@@ -122,7 +126,7 @@ func (rt *Kernel) resolve(to Target) (resolved, *Failure) {
 		}
 		return resolved{}, RuntimeFailuref(CodeNoSuchService, "no route to %s", t)
 	case Group:
-		e := rt.ix.bestOfGroup(string(t))
+		e := rt.ix.pickOfGroup(string(t), Address{})
 		if e == nil {
 			return resolved{}, RuntimeFailuref(CodeNoSuchService, "no member of service group %q", string(t))
 		}
@@ -131,6 +135,22 @@ func (rt *Kernel) resolve(to Target) (resolved, *Failure) {
 		return resolved{}, RuntimeFailure(CodeBadTarget, "no target")
 	}
 	return resolved{}, RuntimeFailuref(CodeBadTarget, "cannot call %s: a call goes to a name, an address or a service group", to)
+}
+
+// resolveExcept is resolve for a name or group, passing over the binding
+// at except: where a retry goes (rule 17).
+func (rt *Kernel) resolveExcept(to Target, except Address) (resolved, *Failure) {
+	var e *entry
+	switch t := to.(type) {
+	case Name:
+		e = rt.ix.pick(string(t), except)
+	case Group:
+		e = rt.ix.pickOfGroup(string(t), except)
+	}
+	if e == nil {
+		return resolved{}, RuntimeFailuref(CodeNoSuchService, "no other service for %s", to)
+	}
+	return rt.resolveEntry(e)
 }
 
 func (rt *Kernel) resolveEntry(e *entry) (resolved, *Failure) {
@@ -146,49 +166,109 @@ func (rt *Kernel) resolveEntry(e *entry) (resolved, *Failure) {
 	return resolved{addr: e.addr, entry: e, via: via}, nil
 }
 
-// send puts a request on its way and registers pc under a new
-// conversation id. On failure pc is not registered.
-func (rt *Kernel) send(pc *pendingCall, from Address, r resolved, method string, p Payload) *Failure {
+// send puts a request to to (resolved as r) on its way and registers pc
+// under a new conversation id; the request carries until, its deadline.
+// On failure pc is not registered. A request refused before it left
+// this process (a binding withdrawn, a link closing, a full mailbox) goes
+// once to the next binding of a name or group (rule 17).
+func (rt *Kernel) send(pc *pendingCall, from Address, to Target, r resolved, method string, p Payload, until int64) *Failure {
 	if len(p.Data) > rt.cfg.MaxPayload {
 		return RuntimeFailuref(CodePayloadTooLarge, "arguments are %d bytes, the limit is %d", len(p.Data), rt.cfg.MaxPayload)
 	}
 	pc.conv = rt.nextConv.Add(1)
-	pc.target, pc.via = r.addr, r.via
+	pc.from, pc.sent, pc.until, pc.method, pc.args = from, until, until, method, p
+	pc.target, pc.via, pc.retarget, pc.retried = r.addr, r.via, nil, false
+	switch to.(type) {
+	case Name, Group:
+		pc.retarget = to
+	}
 	if f := rt.pending.add(pc); f != nil {
+		return f
+	}
+	rt.stats.requests.Add(1)
+	f := rt.dispatch(pc, r)
+	if f == nil || pc.retarget == nil || time.Now().UnixNano() >= until {
+		return f
+	}
+	next, nf := rt.resolveExcept(pc.retarget, r.addr)
+	if nf != nil {
+		return f
+	}
+	pc.target, pc.via, pc.retried = next.addr, next.via, true
+	if af := rt.pending.add(pc); af != nil {
+		return af
+	}
+	return rt.dispatch(pc, next)
+}
+
+// dispatch sends the request of registered call pc to r. When it cannot
+// go, pc is taken out again and the failure returned (nil when someone
+// else finished pc meanwhile: the outcome reaches its caller that way).
+func (rt *Kernel) dispatch(pc *pendingCall, r resolved) *Failure {
+	fail := func(f *Failure) *Failure {
+		if rt.pending.take(pc.conv) == nil {
+			return nil
+		}
 		return f
 	}
 	// Checked after registering: either we see the withdrawal here or the
 	// registry's failTarget sees our call (both under the table's lock).
 	if r.entry != nil && r.entry.withdrawn.Load() {
-		rt.pending.take(pc.conv)
-		return RuntimeFailuref(CodeWithdrawn, "%s was withdrawn", r.addr)
+		return fail(RuntimeFailuref(CodeWithdrawn, "%s was withdrawn", r.addr))
 	}
 	// The same for an unlisted local service: the registry drops it from
 	// the locals before failing the calls waiting on it.
 	if r.entry == nil && r.local != nil && rt.ix.local(r.addr.ID) != r.local {
-		rt.pending.take(pc.conv)
-		return RuntimeFailuref(CodeWithdrawn, "%s has stopped", r.addr)
+		return fail(RuntimeFailuref(CodeWithdrawn, "%s has stopped", r.addr))
 	}
-	rt.stats.requests.Add(1)
-	e := &Envelope{Kind: KindRequest, To: r.addr, From: from, Conv: pc.conv, Subject: method, ContentType: p.ContentType, Data: p.Data}
+	e := &Envelope{Kind: KindRequest, To: r.addr, From: pc.from, Conv: pc.conv, Subject: pc.method,
+		ContentType: pc.args.ContentType, Data: pc.args.Data, Deadline: pc.sent}
 	if r.local != nil {
 		if f := rt.post(r.local, e); f != nil {
-			rt.pending.take(pc.conv)
-			return f
+			return fail(f)
 		}
 		return nil
 	}
 	if err := r.via.Send(e); err != nil {
-		rt.pending.take(pc.conv)
-		return AsFailure(err)
+		return fail(AsFailure(err))
 	}
 	return nil
+}
+
+// retry sends a request again that provably reached no handler (its
+// failure says not run) to the next binding of the name or group it
+// called, once, within its deadline (rule 17). It reports whether the
+// call is taken care of; false leaves the failure to finish it.
+func (rt *Kernel) retry(conv uint64) bool {
+	t := rt.pending
+	t.mu.Lock()
+	pc := t.calls[conv]
+	if pc == nil || pc.retarget == nil || pc.retried || time.Now().UnixNano() >= pc.until {
+		t.mu.Unlock()
+		return false
+	}
+	pc.retried = true
+	failed := pc.target
+	t.mu.Unlock()
+	r, f := rt.resolveExcept(pc.retarget, failed)
+	if f != nil {
+		return false
+	}
+	if !t.repoint(pc, r) {
+		return true // its caller gave up meanwhile
+	}
+	if f := rt.dispatch(pc, r); f != nil {
+		rt.stats.countFailure(f.Code)
+		pc.finish(rt, Payload{}, f)
+	}
+	return true
 }
 
 // CallFrom calls a method on behalf of from (a service of this process,
 // or the process itself: Address{Process: ProcessID()}) and waits for
 // the answer, ctx's deadline or the configured CallTimeout, whichever
-// comes first. The error is a *Failure.
+// comes first; the request carries that deadline, and a caller giving up
+// cancels it where it runs. The error is a *Failure.
 func (rt *Kernel) CallFrom(ctx context.Context, from Address, to Target, method string, args []any) (Payload, error) {
 	if rt.closing.Load() {
 		rt.stats.countFailure(CodeShutdown)
@@ -203,14 +283,19 @@ func (rt *Kernel) CallFrom(ctx context.Context, from Address, to Target, method 
 	if err != nil {
 		return Payload{}, RuntimeFailure(CodeBadArguments, err.Error())
 	}
+	dl, hasDeadline := ctx.Deadline()
+	if !hasDeadline {
+		dl = time.Now().Add(rt.cfg.CallTimeout)
+	}
 	pc := syncCallPool.Get().(*pendingCall)
-	if f := rt.send(pc, from, r, method, p); f != nil {
+	if f := rt.send(pc, from, to, r, method, p, dl.UnixNano()); f != nil {
+		pc.reset()
 		syncCallPool.Put(pc)
 		rt.stats.countFailure(f.Code)
 		return Payload{}, f
 	}
 	var expired <-chan time.Time
-	if _, has := ctx.Deadline(); !has {
+	if !hasDeadline {
 		pc.timer.Reset(rt.cfg.CallTimeout)
 		expired = pc.timer.C
 	}
@@ -228,7 +313,7 @@ func (rt *Kernel) CallFrom(ctx context.Context, from Address, to Target, method 
 	if expired != nil {
 		pc.timer.Stop()
 	}
-	pc.res, pc.fail, pc.via = Payload{}, nil, nil
+	pc.reset()
 	syncCallPool.Put(pc)
 	if f != nil {
 		rt.stats.countFailure(f.Code)
@@ -242,6 +327,7 @@ func (rt *Kernel) CallFrom(ctx context.Context, from Address, to Target, method 
 // someone still writes to it.
 func (rt *Kernel) abandon(pc *pendingCall, f *Failure) *Failure {
 	if rt.pending.take(pc.conv) != nil {
+		rt.sendCancel(pc)
 		return f
 	}
 	<-pc.done

@@ -182,6 +182,9 @@ func (pc *pendingCall) Conv() uint64 { return pc.conv }
 // answer (or a failure) comes to owner's actor as a *CallDone, after the
 // current handler, within timeout. A request that cannot be sent fails
 // the same way.
+//
+// The request carries its deadline, now plus timeout: SetTimeout later
+// changes how long this process waits, not the deadline already sent.
 func (k *Kernel) Request(owner *Local, to Target, method string, args []any, timeout time.Duration) *PendingCall {
 	pc := &pendingCall{owner: owner}
 	r, f := k.resolve(to)
@@ -191,7 +194,7 @@ func (k *Kernel) Request(owner *Local, to Target, method string, args []any, tim
 		if p, err = encodeArgs(args); err != nil {
 			f = RuntimeFailure(CodeBadArguments, err.Error())
 		} else {
-			f = k.send(pc, owner.addr, r, method, p)
+			f = k.send(pc, owner.addr, to, r, method, p, time.Now().Add(timeout).UnixNano())
 		}
 	}
 	if f != nil {
@@ -216,8 +219,12 @@ func (k *Kernel) SetTimeout(pc *PendingCall, d time.Duration) {
 	if pc.deadline != nil {
 		pc.deadline.Stop()
 	}
+	k.pending.mu.Lock()
+	pc.until = min(pc.until, time.Now().Add(d).UnixNano()) // no retry past it
+	k.pending.mu.Unlock()
 	pc.deadline = time.AfterFunc(d, func() {
 		if k.pending.take(pc.conv) != nil {
+			k.sendCancel(pc)
 			pc.finish(k, Payload{}, RuntimeFailuref(CodeTimedOut, "no answer within %v", d))
 		}
 	})
@@ -247,21 +254,25 @@ func (k *Kernel) Cancel(owner *Local, conv uint64, f *Failure) bool {
 	if pc == nil {
 		return false
 	}
+	k.sendCancel(pc)
 	pc.finish(k, Payload{}, f)
 	return true
 }
 
 // CancelAll ends every outstanding request of owner with f.
 func (k *Kernel) CancelAll(owner *Local, f *Failure) int {
-	n := 0
+	var taken []*pendingCall
 	k.pending.failWhere(func(pc *pendingCall) bool {
 		if pc.owner == owner {
-			n++
+			taken = append(taken, pc)
 			return true
 		}
 		return false
 	}, f)
-	return n
+	for _, pc := range taken {
+		k.sendCancel(pc)
+	}
+	return len(taken)
 }
 
 // DropCalls forgets owner's outstanding requests without running their
