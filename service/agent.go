@@ -69,6 +69,9 @@ type Agent struct {
 	msgs         handlers[messageHandler]
 	inSetup      bool
 	stopping     bool
+	onPanic      PanicPolicy
+	panicDue     bool        // a handler panicked: apply onPanic once it has returned
+	restarts     []time.Time // within RestartWindow
 }
 
 // Name returns the service's name ("" for anonymous services).
@@ -117,6 +120,9 @@ func (aa agentActor) Receive(ctx actor.Context) {
 		a.releaseSubscribers()
 		a.ref.Stopped()
 	}
+	if a.panicDue {
+		a.afterPanic()
+	}
 }
 
 func (a *Agent) started() {
@@ -127,7 +133,7 @@ func (a *Agent) started() {
 	a.watches = map[uint64]func(RegistryEvent){}
 	a.timers = map[uint64]*Timer{}
 	a.delayed = map[uint64]Address{}
-	err := a.safeSetup()
+	err := a.setup(true)
 	if err != nil {
 		a.answerStart(err)
 		a.ctx.Stop(a.ctx.Self())
@@ -142,8 +148,10 @@ func (a *Agent) started() {
 	a.k.Register(a.ref, done)
 }
 
-func (a *Agent) safeSetup() (err error) {
-	a.inSetup = true
+// setup runs the service's Setup: the first time before the service is
+// registered, again on a restart.
+func (a *Agent) setup(first bool) (err error) {
+	a.inSetup = first
 	defer func() {
 		a.inSetup = false
 		if r := recover(); r != nil {
@@ -236,6 +244,7 @@ func (a *Agent) guard(what string, fn func()) (ok bool) {
 	defer func() {
 		if r := recover(); r != nil {
 			a.log.Error(what+" panicked", "panic", r, "stack", string(debug.Stack()))
+			a.handlerPanicked()
 			ok = false
 		}
 	}()
@@ -270,6 +279,12 @@ func (a *Agent) handleEncoded(b *registry.EncodedBatch) {
 			e = &c
 		}
 		a.handleEnvelope(e)
+		if a.panicDue {
+			a.afterPanic() // the rest of the batch meets the policy's outcome
+			if a.stopping {
+				return
+			}
+		}
 	}
 }
 

@@ -76,6 +76,30 @@
 //
 // Check them with errors.As, or errors.Is against ErrTimedOut and friends.
 //
+// # Deadlines, cancelling and failover
+//
+// A request carries the time its caller has left: the context's deadline,
+// or Config.CallTimeout. The handler's context (its [*Request]) has that
+// deadline and is done when it passes or the caller gives up or cancels,
+// even processes away; pass it to the calls the handler makes and they
+// inherit it, so a cycle of synchronous calls ends when its outermost
+// caller gives up. A request whose caller gave up while it waited in the
+// service's mailbox is not run.
+//
+// A request that provably never reached a handler — the binding was
+// withdrawn (a draining node answers "withdrawn, not run"), its link
+// closed before it left, the service's queue refused it — is sent once
+// more by the caller's process to the next service of the name or group
+// called, within the deadline. One that may have run is never sent again:
+// a call runs at most once.
+//
+// # Panics
+//
+// A panic in a handler fails the request it served with code 57 and is
+// logged; what happens to the service is its [PanicPolicy], chosen with
+// [OnPanic]: it resumes (the default), restarts with fresh state at the
+// same address, or stops.
+//
 // # Reports, subjects and patterns
 //
 // A service publishes reports on subjects, words separated by dots

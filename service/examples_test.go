@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/netsvc-go/netsvc/service"
@@ -253,4 +254,89 @@ func ExampleRuntime_Watch() {
 	_ = rt.StopService(ctx, addr)
 	fmt.Println((<-events).Kind, (<-events).Kind)
 	// Output: available withdrawn
+}
+
+// A handler's context has its caller's deadline and ends when the caller
+// gives up; calls made with it inherit the deadline.
+func ExampleRequest_Deadline() {
+	ctx := context.Background()
+	rt, _ := service.NewRuntime(service.Config{Node: "example"})
+	defer rt.Close(ctx)
+	stopped := make(chan error, 1)
+	rt.Start(ctx, "slow", service.SetupFunc(func(a *service.Agent) error {
+		a.Export("work", func(ctx context.Context) (string, error) {
+			dl, ok := ctx.Deadline()
+			fmt.Println("the handler has the caller's deadline:", ok && time.Until(dl) <= 300*time.Millisecond)
+			select {
+			case <-time.After(10 * time.Second): // work the caller will not wait for
+				return "done", nil
+			case <-ctx.Done():
+				stopped <- ctx.Err()
+				return "", ctx.Err()
+			}
+		})
+		return nil
+	}))
+	call, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel()
+	_, err := rt.Call(call, service.Name("slow"), "work")
+	fmt.Println("the caller:", errors.Is(err, service.ErrTimedOut) || errors.Is(err, service.ErrHandlerError))
+	fmt.Println("the handler stopped:", <-stopped)
+	// Output:
+	// the handler has the caller's deadline: true
+	// the caller: true
+	// the handler stopped: context deadline exceeded
+}
+
+// A call to a service group goes to one of its members, taking turns.
+func ExampleGroup() {
+	ctx := context.Background()
+	rt, _ := service.NewRuntime(service.Config{Node: "example"})
+	defer rt.Close(ctx)
+	for _, name := range []string{"web-1", "web-2"} {
+		rt.Start(ctx, name, service.SetupFunc(func(a *service.Agent) error {
+			a.Export("who", func() string { return name })
+			return nil
+		}), service.Groups("web"))
+	}
+	for range 4 {
+		who, _ := service.CallFor[string](ctx, rt, service.Group("web"), "who")
+		fmt.Println(who)
+	}
+	// Output:
+	// web-1
+	// web-2
+	// web-1
+	// web-2
+}
+
+// A service that must never serve state a panic left half-updated
+// restarts: Setup runs again, at the same address.
+func ExampleOnPanic() {
+	ctx := context.Background()
+	rt, _ := service.NewRuntime(service.Config{Node: "example", Logger: slog.New(slog.DiscardHandler)})
+	defer rt.Close(ctx)
+	rt.Start(ctx, "ledger", service.SetupFunc(func(a *service.Agent) error {
+		balance := 100 // fresh at every (re)start
+		a.Export("withdraw", func(n int) int {
+			balance -= n
+			if balance < 0 {
+				panic("overdrawn") // balance is now wrong: start again
+			}
+			return balance
+		})
+		return nil
+	}), service.OnPanic(service.RestartOnPanic))
+	for _, n := range []int{30, 90, 30} {
+		balance, err := service.CallFor[int](ctx, rt, service.Name("ledger"), "withdraw", n)
+		if err != nil {
+			fmt.Println("failed with code", int(service.AsFailure(err).Code))
+			continue
+		}
+		fmt.Println(balance)
+	}
+	// Output:
+	// 70
+	// failed with code 57
+	// 70
 }

@@ -417,6 +417,7 @@ func (a *Agent) invoke(m *method) (out []reflect.Value, f *Failure) {
 	defer func() {
 		if r := recover(); r != nil {
 			a.log.Error("handler panicked", "method", m.name, "panic", r, "stack", string(debug.Stack()))
+			a.handlerPanicked()
 			f = &Failure{Code: CodeHandlerError, Description: CodeHandlerError.String(),
 				Origin: registry.DisplayName(a.ref.Name()), Details: fmt.Sprintf("%s panicked: %v", m.name, r)}
 		}

@@ -48,6 +48,7 @@ type startOptions struct {
 	audience string
 	groups   []string
 	hidden   bool
+	onPanic  PanicPolicy
 }
 
 // Audience sets where the service is visible: "*" (the default)
@@ -90,7 +91,7 @@ func (rt *Runtime) start(ctx context.Context, parent actor.Context, name string,
 	}
 	l := rt.k.NewLocal(name, o.audience, o.groups, o.hidden)
 	ready := make(chan error, 1)
-	a := &Agent{rt: rt, k: rt.k, ref: l, svc: svc, ready: ready}
+	a := &Agent{rt: rt, k: rt.k, ref: l, svc: svc, ready: ready, onPanic: o.onPanic}
 	pid, err := rt.k.SpawnService(ctx, parent, l, func() actor.Actor { return agentActor{a} })
 	if err != nil {
 		return Address{}, fmt.Errorf("start service %q: %w", name, err)

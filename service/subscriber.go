@@ -228,6 +228,7 @@ func (a *Agent) deliverReport(fn func(Report), r Report) {
 	defer func() {
 		if p := recover(); p != nil {
 			a.log.Error("report handler panicked", "panic", p, "stack", string(debug.Stack()))
+			a.handlerPanicked()
 		}
 	}()
 	fn(r)

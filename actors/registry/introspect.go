@@ -138,6 +138,9 @@ type ServiceStats struct {
 	BusySeconds float64 `json:"busy_seconds"`
 	// Stuck says a handler has been running past SlowHandler.
 	Stuck bool `json:"stuck"`
+	// Restarts counts the service's restarts after panics in its
+	// handlers (service.RestartOnPanic).
+	Restarts uint64 `json:"restarts"`
 }
 
 // Stats returns the runtime's counters.
@@ -168,7 +171,7 @@ func (rt *Kernel) Stats() Stats {
 		busy, stuck := r.mb.busy()
 		s.Services[i] = ServiceStats{Name: r.name, Address: r.addr, QueuedBytes: r.mb.queuedBytes(),
 			Dropped: r.dropped.Load(), Refused: r.refused.Load(), Delayed: r.delayed.Load(),
-			BusySeconds: busy.Seconds(), Stuck: stuck}
+			BusySeconds: busy.Seconds(), Stuck: stuck, Restarts: r.restarts.Load()}
 	}
 	return s
 }

@@ -356,6 +356,9 @@ func (s *servicesActor) Receive(ctx actor.Context) {
 func (ref *Local) detail() map[string]any {
 	d := map[string]any{"address": ref.addr.String(), "queued_bytes": ref.mb.queuedBytes(),
 		"dropped": ref.dropped.Load(), "refused": ref.refused.Load(), "delayed": ref.delayed.Load()}
+	if n := ref.restarts.Load(); n > 0 {
+		d["restarts"] = n
+	}
 	if busy, stuck := ref.mb.busy(); stuck {
 		d["busy_for_s"] = busy.Seconds()
 		d["stuck"] = true

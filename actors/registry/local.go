@@ -26,8 +26,13 @@ type Local struct {
 	mb               *serviceMailbox
 	dropped, refused atomic.Uint64
 	delayed          atomic.Int64  // requests delayed and not answered yet
+	restarts         atomic.Uint64 // restarts after a panic (RestartOnPanic)
 	done             chan struct{} // closed once the actor has stopped
 }
+
+// Restarted counts a restart of the service after a panic in one of its
+// handlers; the console shows the count.
+func (l *Local) Restarted() { l.restarts.Add(1) }
 
 // DisplayName is how a service's name reads in logs and the console:
 // "anonymous" for a service without one.
