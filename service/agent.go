@@ -110,6 +110,8 @@ func (aa agentActor) Receive(ctx actor.Context) {
 		}
 	case *timerFired:
 		a.fireTimer(m)
+	case *doFunc:
+		a.runDo(m)
 	case *actor.Started:
 		a.started()
 	case *actor.Stopping:

@@ -253,6 +253,7 @@ type method struct {
 	raw      reflect.Type // set when the only parameter is Raw or []byte
 	results  int
 	lastErr  bool // the last result is an error
+	variadic bool // the last parameter is ...T: it takes the arguments left
 	err      error
 }
 
@@ -271,8 +272,10 @@ var (
 //
 //	a.Export("multiply", func(x, y int) int { return x * y })
 //	a.Export("lookup", func(ctx context.Context, key string) (Item, error) { ... })
+//	a.Export("sum", func(xs ...float64) float64 { ... })
 //
-// A returned *Failure reaches the caller as is; any other error as a
+// A variadic fn takes the arguments past its fixed ones as its last
+// parameter (none gives an empty slice). A returned *Failure reaches the caller as is; any other error as a
 // CodeHandlerError failure. A bad signature makes Start fail.
 func (a *Agent) Export(name string, fn any) {
 	a.methods[name] = newMethod(name, fn, &a.req)
@@ -286,10 +289,7 @@ func newMethod(name string, fn any, req *Request) *method {
 		m.err = fmt.Errorf("export %q: want a function, got %T", name, fn)
 		return m
 	}
-	if t.IsVariadic() {
-		m.err = fmt.Errorf("export %q: variadic functions are not supported", name)
-		return m
-	}
+	m.variadic = t.IsVariadic()
 	m.fn = v
 	m.in = make([]reflect.Value, t.NumIn())
 	first := 0
@@ -309,7 +309,7 @@ func newMethod(name string, fn any, req *Request) *method {
 		m.ptrs = append(m.ptrs, p.Interface())
 		m.in[i] = p.Elem()
 	}
-	if len(m.params) == 1 && (m.params[0] == rawType || m.params[0] == bytesType) {
+	if len(m.params) == 1 && !m.variadic && (m.params[0] == rawType || m.params[0] == bytesType) {
 		m.raw = m.params[0]
 	}
 	m.results = t.NumOut()
@@ -341,15 +341,31 @@ func (m *method) decode(e *registry.Envelope) *Failure {
 	if err != nil {
 		return registry.RuntimeFailuref(CodeBadArguments, "%s: %v", m.name, err)
 	}
-	if n != len(m.params) {
-		return registry.RuntimeFailuref(CodeBadArguments, "%s: expected %d arguments, received %d", m.name, len(m.params), n)
+	fixed := len(m.params)
+	if m.variadic {
+		fixed--
+		if n < fixed {
+			return registry.RuntimeFailuref(CodeBadArguments, "%s: expected at least %d arguments, received %d", m.name, fixed, n)
+		}
+	} else if n != fixed {
+		return registry.RuntimeFailuref(CodeBadArguments, "%s: expected %d arguments, received %d", m.name, fixed, n)
 	}
-	for i, p := range m.store {
+	for i, p := range m.store[:fixed] {
 		// Zero first: a reused slice or map must not leak into the next call.
 		p.Elem().SetZero()
 		if rest, err = registry.DecodeNext(rest, m.ptrs[i]); err != nil {
 			return registry.RuntimeFailuref(CodeBadArguments, "%s: argument %d: %v", m.name, i+1, err)
 		}
+	}
+	if m.variadic {
+		// A fresh slice per call: the handler may keep it.
+		extra := reflect.MakeSlice(m.params[fixed], n-fixed, n-fixed)
+		for i := range n - fixed {
+			if rest, err = registry.DecodeNext(rest, extra.Index(i).Addr().Interface()); err != nil {
+				return registry.RuntimeFailuref(CodeBadArguments, "%s: argument %d: %v", m.name, fixed+i+1, err)
+			}
+		}
+		m.store[fixed].Elem().Set(extra)
 	}
 	if len(rest) != 0 {
 		return registry.RuntimeFailuref(CodeBadArguments, "%s: %d bytes after the arguments", m.name, len(rest))
@@ -360,6 +376,10 @@ func (m *method) decode(e *registry.Envelope) *Failure {
 // serve runs the handler for a request and answers it.
 func (a *Agent) serve(e *registry.Envelope) {
 	m := a.methods[e.Subject]
+	if m == nil && e.Subject == inPlaceMethod {
+		a.answer(e, nil) // after the subscriptions sent before it (OnInPlace)
+		return
+	}
 	if m == nil {
 		a.fail(e, registry.RuntimeFailuref(CodeNoSuchMethod, "%s has no method %q", registry.DisplayName(a.ref.Name()), e.Subject))
 		return
@@ -422,6 +442,9 @@ func (a *Agent) invoke(m *method) (out []reflect.Value, f *Failure) {
 				Origin: registry.DisplayName(a.ref.Name()), Details: fmt.Sprintf("%s panicked: %v", m.name, r)}
 		}
 	}()
+	if m.variadic {
+		return m.fn.CallSlice(m.in), nil
+	}
 	return m.fn.Call(m.in), nil
 }
 

@@ -701,7 +701,6 @@ func TestExportBadSignatures(t *testing.T) {
 	bad := map[string]any{
 		"not a func":    42,
 		"nil func":      (func())(nil),
-		"variadic":      func(xs ...int) {},
 		"three results": func() (int, int, error) { return 0, 0, nil },
 		"second result": func() (int, int) { return 0, 0 },
 		"late context":  func(x int, ctx context.Context) {},

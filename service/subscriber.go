@@ -19,6 +19,7 @@ type Subscription struct {
 	pattern     string
 	fn          func(Report)
 	onPublisher func(PublisherEvent)
+	onInPlace   func(PublisherEvent)
 	watch       *Watch
 	publishers  map[Address]string // attached publishers → name
 	cancelled   bool
@@ -113,6 +114,9 @@ func (s *Subscription) attach(b Binding) {
 	a.sub.attached[k]++
 	if a.sub.attached[k] == 1 {
 		a.k.Route(&registry.Envelope{Kind: registry.KindSubscribe, To: b.Address, From: a.ref.Addr(), Subject: s.pattern})
+	}
+	if s.onInPlace != nil {
+		s.confirmInPlace(b)
 	}
 	if s.onPublisher != nil {
 		a.guard("publisher handler", func() { s.onPublisher(PublisherEvent{Publisher: b, Available: true}) })

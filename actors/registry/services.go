@@ -14,6 +14,15 @@ import (
 // withdrawing services, watches, requests a service sends and the
 // counters its limits keep. Programs and exchanges do not use it.
 
+// LocalService returns the running service of this process at addr,
+// hidden ones too, or nil.
+func (k *Kernel) LocalService(addr Address) *Local {
+	if addr.Process != k.pid {
+		return nil
+	}
+	return k.ix.local(addr.ID)
+}
+
 // NewLocal makes the record of a service about to start: its address,
 // its mailbox and what the registry will list. The service id is random
 // (64 bits): knowing a process's id, one cannot guess the address of a
