@@ -127,6 +127,11 @@ func Start(rt *registry.Kernel, cfg Config) (*Exchange, error) {
 	if x.ln != nil {
 		go x.accept()
 	}
+	if cfg.Role == registry.RoleClient && len(cfg.Connect) > 0 {
+		// Calls by name made before the first link is synced wait for
+		// it, up to a retry delay (rule 13), rather than find nothing.
+		rt.Relinking(cfg.Retry)
+	}
 	if cfg.Role == registry.RoleClient && len(cfg.Connect) > 1 {
 		// A client links to one server, never several: two links into
 		// one meshed group would hand its bindings round in a loop.
@@ -339,6 +344,9 @@ func (a *exchangeActor) Receive(ctx actor.Context) {
 		if l := a.conns[m.Conn]; l != nil && m.Conn.State() == connection.StateActive {
 			a.x.rt.Sync()
 			l.synced = true
+			if a.x.ln == nil {
+				a.x.rt.Relinked()
+			}
 			a.notify(LinkEvent{Active: true, Synced: true, Link: m.Conn.Info()})
 			if l.target != nil {
 				a.movedSynced(l.target)

@@ -221,3 +221,20 @@ func TestNoFailoverOnceRun(t *testing.T) {
 		t.Fatalf("two calls, one of them cut mid-handler, ran %v; want one each (no retry of one that ran)", got)
 	}
 }
+
+// TestCallWaitsForRelink: a call by name made while the caller's process
+// is still linking to its server waits for the resync (at most a retry
+// delay) instead of failing "no such service": here, right after
+// node.Start, without WaitSynced, ten times over.
+func TestCallWaitsForRelink(t *testing.T) {
+	x := startNode(t, "x", serverX("", listen(t)))
+	startMath(t, x, "math")
+	for i := range 10 {
+		c := startNode(t, fmt.Sprintf("c%d", i), clientX("", x.Addr()))
+		seen := len(c.rt().Lookup("math"))
+		if v, err := multiply(c, service.Name("math"), 6, 7); err != nil || v != 42 {
+			t.Fatalf("a call right after Start (math seen %d times then): %d, %v", seen, v, err)
+		}
+		c.stop(t)
+	}
+}

@@ -120,6 +120,7 @@ type Kernel struct {
 	ix         *index
 	pending    *pendingTable
 	cancels    *cancelTable
+	relink     relinkState
 	registry   *actor.PID
 	services   *actor.PID
 	tree       *Tree

@@ -137,6 +137,14 @@ func (rt *Kernel) resolve(to Target) (resolved, *Failure) {
 	return resolved{}, RuntimeFailuref(CodeBadTarget, "cannot call %s: a call goes to a name, an address or a service group", to)
 }
 
+func isNameOrGroup(t Target) bool {
+	switch t.(type) {
+	case Name, Group:
+		return true
+	}
+	return false
+}
+
 // resolveExcept is resolve for a name or group, passing over the binding
 // at except: where a retry goes (rule 17).
 func (rt *Kernel) resolveExcept(to Target, except Address) (resolved, *Failure) {
@@ -275,6 +283,9 @@ func (rt *Kernel) CallFrom(ctx context.Context, from Address, to Target, method 
 		return Payload{}, RuntimeFailure(CodeShutdown, "runtime is closed")
 	}
 	r, f := rt.resolve(to)
+	if f != nil && f.Code == CodeNoSuchService && isNameOrGroup(to) && rt.awaitRelink(ctx) {
+		r, f = rt.resolve(to) // relinked, or as long as rule 13 waits
+	}
 	if f != nil {
 		rt.stats.countFailure(f.Code)
 		return Payload{}, f
