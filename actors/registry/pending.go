@@ -269,13 +269,16 @@ func EncodeFailure(f *Failure) []byte {
 	return b
 }
 
-// countVia returns how many calls wait for an answer over link l.
+// countVia returns how many calls wait for an answer over link l: those
+// that went out on it, and those to its peer's own services, which
+// answer over it whatever link the request took.
 func (t *pendingTable) countVia(l Link) int {
+	peer := l.Info().PeerProcess
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	n := 0
 	for _, pc := range t.calls {
-		if pc.via == l {
+		if pc.via == l || pc.target.Process == peer {
 			n++
 		}
 	}
