@@ -37,6 +37,7 @@ type chaosFlags struct {
 	seed      uint64
 	logs      string
 	json      bool
+	rolling   bool
 }
 
 // register defines the flags of c in fs.
@@ -53,6 +54,7 @@ func (c *chaosFlags) register(fs *flag.FlagSet) {
 	fs.Uint64Var(&c.seed, "seed", 0, "seed of the kill schedule and the calls (0: random, printed)")
 	fs.StringVar(&c.logs, "logs", "", "keep the nodes' logs in `DIR` (default: a temporary directory, removed when all went well)")
 	fs.BoolVar(&c.json, "json", false, "print the summary as JSON")
+	fs.BoolVar(&c.rolling, "rolling", false, "instead of killing nodes, drain (SIGTERM) and restart each in turn, calling math by name; every call must succeed")
 }
 
 func (c *chaosFlags) validate() error {
@@ -183,6 +185,7 @@ type chaosRun struct {
 
 	mu       sync.Mutex
 	kills    []killEvent
+	drains   int
 	restarts int
 	problems []string
 }
@@ -250,7 +253,12 @@ func (r *chaosRun) run(ctx context.Context) *chaosSummary {
 			}
 		}
 	}
-	killerErr := r.killer(ctx, time.Now().Add(cfg.duration))
+	var killerErr error
+	if cfg.rolling {
+		killerErr = r.roller(ctx, time.Now().Add(cfg.duration))
+	} else {
+		killerErr = r.killer(ctx, time.Now().Add(cfg.duration))
+	}
 	close(stopLoad)
 	streams.Wait()
 	r.logf("load stopped; waiting for the calls in flight")
@@ -290,6 +298,7 @@ type chaosSummary struct {
 	Deadline string  `json:"deadline"`
 
 	Kills    int `json:"kills"`    // processes killed
+	Drains   int `json:"drains"`   // processes drained (--rolling)
 	Restarts int `json:"restarts"` // processes restarted
 
 	Sent     uint64            `json:"sent"`
@@ -340,7 +349,7 @@ func (r *chaosRun) summarize(s *chaosSummary) *chaosSummary {
 
 	r.mu.Lock()
 	kills := append([]killEvent(nil), r.kills...)
-	s.Kills, s.Restarts = len(r.kills), r.restarts
+	s.Kills, s.Drains, s.Restarts = len(r.kills), r.drains, r.restarts
 	problems := append([]string(nil), r.problems...)
 	r.mu.Unlock()
 	for _, rec := range timeouts {
@@ -362,6 +371,10 @@ func (r *chaosRun) summarize(s *chaosSummary) *chaosSummary {
 	}
 	if s.Sent > 0 && s.Answered == 0 {
 		problems = append(problems, "no call was answered")
+	}
+	if r.cfg.rolling && s.Answered != s.Sent {
+		// A drain lets nothing fail: calls move to the other replicas.
+		problems = append(problems, fmt.Sprintf("%d of %d calls failed during a rolling restart: %v", s.Sent-s.Answered, s.Sent, s.Failed))
 	}
 	s.Problems = problems
 	return s
@@ -402,7 +415,7 @@ func (r *chaosRun) describe(rec *callRecord, k killEvent, near bool) string {
 func (s *chaosSummary) print(w io.Writer) {
 	fmt.Fprintf(w, "netsvc-chaos: seed %d, %d nodes, %s, %g calls/s per client and node, deadline %s\n",
 		s.Seed, s.Nodes, s.Duration, s.Rate, s.Deadline)
-	fmt.Fprintf(w, "kills      %d (restarts %d)\n", s.Kills, s.Restarts)
+	fmt.Fprintf(w, "kills      %d, drains %d (restarts %d)\n", s.Kills, s.Drains, s.Restarts)
 	fmt.Fprintf(w, "sent       %d\n", s.Sent)
 	fmt.Fprintf(w, "answered   %d\n", s.Answered)
 	var failed uint64

@@ -16,6 +16,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/netsvc-go/netsvc/actors/console"
@@ -57,8 +58,18 @@ func (r *chaosRun) setUp(ctx context.Context) error {
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(r.clientLog, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	for _, n := range r.nodes {
-		xc := node.Client("", n.listen)
+	for i, n := range r.nodes {
+		servers := []string{n.listen}
+		if r.cfg.rolling {
+			// The other servers are fallbacks: a draining server moves
+			// its clients to them.
+			for j := range r.nodes {
+				if j != i {
+					servers = append(servers, r.nodes[(i+j)%len(r.nodes)].listen)
+				}
+			}
+		}
+		xc := node.Client("", servers...)
 		xc.Retry = 200 * time.Millisecond
 		c, err := node.Start(ctx, node.Config{Name: "chaos-client-" + n.name, Exchanges: []exchange.Config{xc}, Logger: log})
 		if err != nil {
@@ -276,6 +287,78 @@ func (r *chaosRun) killer(ctx context.Context, end time.Time) error {
 	}
 }
 
+// roller drains each node in turn with SIGTERM, as a rolling restart
+// does, restarts it, and waits until every client sees its math again
+// before the next, until the end.
+func (r *chaosRun) roller(ctx context.Context, end time.Time) error {
+	for k := 0; time.Now().Before(end); k++ {
+		n := r.nodes[k%len(r.nodes)]
+		n.mu.Lock()
+		n.killed = true // its exit is expected
+		cmd, done := n.cmd, n.done
+		n.mu.Unlock()
+		began := time.Now()
+		if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			return fmt.Errorf("drain %s: %w", n.name, err)
+		}
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			cmd.Process.Kill()
+			<-done
+			return fmt.Errorf("%s did not drain within 30s", n.name)
+		case <-ctx.Done():
+			return nil
+		}
+		fmt.Fprintf(n.log, "=== chaos: drained at %.3fs\n", time.Since(r.begin).Seconds())
+		r.mu.Lock()
+		r.drains++
+		r.mu.Unlock()
+		var join []string
+		for _, o := range r.nodes {
+			if o != n {
+				join = append(join, o.gossip)
+			}
+		}
+		if err := r.start(ctx, n, join); err != nil {
+			return err
+		}
+		r.mu.Lock()
+		r.restarts++
+		r.mu.Unlock()
+		if err := r.waitMath(ctx, n.name, 30*time.Second); err != nil {
+			return err
+		}
+		r.logf("drained %s in %v and restarted it as process %s", n.name, time.Since(began).Round(time.Millisecond), n.proc())
+	}
+	return nil
+}
+
+// waitMath waits until every client sees the math service of node name.
+func (r *chaosRun) waitMath(ctx context.Context, name string, d time.Duration) error {
+	deadline := time.Now().Add(d)
+	for {
+		missing := ""
+		for _, c := range r.clients {
+			if _, ok := mathOf(c, name); !ok {
+				missing = c.Runtime().Node()
+				break
+			}
+		}
+		if missing == "" {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s does not see %s's math %v after its restart", missing, name, d)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
 func (n *chaosNode) proc() service.ProcessID {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -364,11 +447,28 @@ func (r *chaosRun) settled() error {
 	for _, n := range r.nodes {
 		live[n.proc()] = n.name
 	}
-	clients := map[string]bool{}
-	for _, c := range r.clients {
-		clients[c.Runtime().Node()] = true
-	}
+	// Where each client is linked: its own node, or with --rolling any
+	// one (a drained server moved its clients to another).
+	clientsOf := map[string][]string{}
 	var errs []string
+	for i, c := range r.clients {
+		var active []string
+		for _, l := range c.Links() {
+			if l.State == "active" {
+				active = append(active, l.RemoteNode)
+			}
+		}
+		switch {
+		case len(active) != 1 || (!r.cfg.rolling && active[0] != r.nodes[i].name):
+			want := r.nodes[i].name
+			if r.cfg.rolling {
+				want = "one node"
+			}
+			errs = append(errs, fmt.Sprintf("%s has active links to %v, want [%s]", c.Runtime().Node(), active, want))
+		default:
+			clientsOf[active[0]] = append(clientsOf[active[0]], c.Runtime().Node())
+		}
+	}
 	for _, n := range r.nodes {
 		var info struct {
 			Process service.ProcessID `json:"process"`
@@ -401,22 +501,13 @@ func (r *chaosRun) settled() error {
 			errs = append(errs, err.Error())
 			continue
 		}
-		if err := checkLinks(n, conns.Links, live, "chaos-client-"+n.name); err != nil {
+		if err := checkLinks(n, conns.Links, live, clientsOf[n.name]); err != nil {
 			errs = append(errs, err.Error())
 		}
 	}
-	for i, c := range r.clients {
+	for _, c := range r.clients {
 		if err := checkBindings(c.Runtime().Node(), c.Runtime().Services(), live); err != nil {
 			errs = append(errs, err.Error())
-		}
-		var active []string
-		for _, l := range c.Links() {
-			if l.State == "active" {
-				active = append(active, l.RemoteNode)
-			}
-		}
-		if len(active) != 1 || active[0] != r.nodes[i].name {
-			errs = append(errs, fmt.Sprintf("%s has active links to %v, want [%s]", c.Runtime().Node(), active, r.nodes[i].name))
 		}
 	}
 	if len(errs) > 0 {
@@ -455,23 +546,23 @@ func checkBindings(who string, bs []service.Binding, live map[service.ProcessID]
 }
 
 // checkLinks checks n's links: one active link to each other live node,
-// one to its client, and nothing else.
-func checkLinks(n *chaosNode, links []exchange.LinkStatus, live map[service.ProcessID]string, client string) error {
+// one to each client linked to it, and nothing else.
+func checkLinks(n *chaosNode, links []exchange.LinkStatus, live map[service.ProcessID]string, clients []string) error {
 	var errs []string
 	perPeer := map[string]int{}
 	for _, l := range links {
 		switch {
 		case l.State != "active":
 			errs = append(errs, fmt.Sprintf("a %s link %s (%s)", l.State, l.ID, l.RemoteAddress))
-		case l.RemoteNode == client:
-			perPeer[client]++
+		case slices.Contains(clients, l.RemoteNode):
+			perPeer[l.RemoteNode]++
 		case live[l.RemoteProcess] == "":
 			errs = append(errs, fmt.Sprintf("a link to %s of dead process %s", l.RemoteNode, l.RemoteProcess))
 		default:
 			perPeer[live[l.RemoteProcess]]++
 		}
 	}
-	want := []string{client}
+	want := slices.Clone(clients)
 	for p, name := range live {
 		if p != n.proc() {
 			want = append(want, name)

@@ -38,7 +38,11 @@ func (r *chaosRun) stream(i, j int, stop <-chan struct{}) {
 		}
 		m := randomCall(rng)
 		rec := r.calls.begin(i, j, m.method)
-		go r.call(c, last, m, rec)
+		var to service.Target = last
+		if r.cfg.rolling {
+			to = service.Name(demoMath) // any replica: a draining one hands its calls on
+		}
+		go r.call(c, to, m, rec)
 	}
 }
 
@@ -91,7 +95,7 @@ func randomCall(rng *rand.Rand) chaosCall {
 	}
 }
 
-func (r *chaosRun) call(c *node.Node, to service.Address, m chaosCall, rec *callRecord) {
+func (r *chaosRun) call(c *node.Node, to service.Target, m chaosCall, rec *callRecord) {
 	ctx, cancel := context.WithTimeout(context.Background(), r.cfg.deadline)
 	res, err := c.Runtime().Call(ctx, to, m.method, m.args...)
 	cancel()

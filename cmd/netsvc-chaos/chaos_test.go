@@ -129,8 +129,13 @@ func TestChaosChecks(t *testing.T) {
 		return exchange.LinkStatus{ID: "link-" + node, RemoteNode: node, RemoteProcess: p, State: state}
 	}
 	ok := []exchange.LinkStatus{link("n2", n2, "active"), link("n3", n3, "active"), link("c1", 77, "active")}
-	if err := checkLinks(me, ok, live, "c1"); err != nil {
+	if err := checkLinks(me, ok, live, []string{"c1"}); err != nil {
 		t.Errorf("good links: %v", err)
+	}
+	// A node a drained server's clients moved to links to them too.
+	moved := append(append([]exchange.LinkStatus{}, ok...), link("c2", 78, "active"))
+	if err := checkLinks(me, moved, live, []string{"c1", "c2"}); err != nil {
+		t.Errorf("good links with a moved client: %v", err)
 	}
 	for name, ls := range map[string][]exchange.LinkStatus{
 		"duplicate":   append(append([]exchange.LinkStatus{}, ok...), link("n2", n2, "active")),
@@ -138,8 +143,9 @@ func TestChaosChecks(t *testing.T) {
 		"handshaking": append(append([]exchange.LinkStatus{}, ok...), link("", 0, "handshaking")),
 		"to the dead": append(append([]exchange.LinkStatus{}, ok...), link("n4", dead, "active")),
 		"no client":   ok[:2],
+		"a stranger":  moved,
 	} {
-		if err := checkLinks(me, ls, live, "c1"); err == nil {
+		if err := checkLinks(me, ls, live, []string{"c1"}); err == nil {
 			t.Errorf("%s links passed", name)
 		} else {
 			t.Logf("%s: %v", name, err)

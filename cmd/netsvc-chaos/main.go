@@ -20,6 +20,12 @@
 //	go build -o netsvc ./cmd/netsvc
 //	go run ./cmd/netsvc-chaos --bin ./netsvc --duration 60s
 //
+// With --rolling it does a rolling restart instead: each node in turn is
+// drained with SIGTERM and restarted, the clients have every server as a
+// fallback and call math by name, and every call must succeed.
+//
+//	go run ./cmd/netsvc-chaos --bin ./netsvc --rolling --nodes 3 --duration 30s
+//
 // Progress goes to stderr, a line per kill and restart; the summary to
 // stdout (--json for JSON). When a guarantee broke, the nodes' logs are
 // kept and their directory printed.
