@@ -402,9 +402,9 @@ func (a *Agent) serve(e *registry.Envelope) {
 		return
 	}
 	a.req = Request{agent: a, env: e}
-	a.ref.Serving(&m.name) // for the slow-handler watch
+	a.ref.Serving(&m.name, e.Deadline) // for the slow-handler watch and the console
 	out, panicked := a.invoke(m)
-	a.ref.Serving(nil)
+	a.ref.Serving(nil, 0)
 	a.req.release()
 	delayed := a.req.delayed
 	a.req = Request{}

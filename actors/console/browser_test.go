@@ -183,8 +183,10 @@ func TestBrowserPage(t *testing.T) {
 
 	// A service started now appears without a reload, told by the event
 	// stream.
-	if _, err := p.srv.Runtime().Start(context.Background(), "fresh", service.SetupFunc(func(*service.Agent) error { return nil }),
-		service.Groups("late-group")); err != nil {
+	if _, err := p.srv.Runtime().Start(context.Background(), "fresh", service.SetupFunc(func(a *service.Agent) error {
+		a.Export("boom", func() int { panic("boom") })
+		return nil
+	}), service.Groups("late-group"), service.OnPanic(service.RestartOnPanic)); err != nil {
 		t.Fatal(err)
 	}
 	browse(t, ctx, "the new service shows",
@@ -194,6 +196,13 @@ func TestBrowserPage(t *testing.T) {
 	if !eval[bool](t, ctx, `document.getElementById("events").textContent.includes("fresh")`) {
 		t.Error("the event log does not show the new service")
 	}
+	// A restart after a panic shows in the tree.
+	if _, err := p.srv.Runtime().Call(context.Background(), service.Name("fresh"), "boom"); err == nil {
+		t.Fatal("boom did not fail")
+	}
+	browse(t, ctx, "the restart shows in the tree",
+		chromedp.Poll[chromedp.Void](`document.querySelector('#tree li[data-name="fresh"]')?.textContent.includes("restarts 1")`,
+			chromedp.WithPollingTimeout(10*time.Second)))
 	// The choices made survive the refreshes.
 	browse(t, ctx, "math stays open, the exchange closed",
 		chromedp.WaitVisible(chromedp.CSS(worker)),

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/netsvc-go/netsvc/actors/node/nodetest"
+	"github.com/netsvc-go/netsvc/actors/registry"
 	"github.com/netsvc-go/netsvc/service"
 )
 
@@ -95,6 +96,17 @@ func TestCancelReachesHandler(t *testing.T) {
 		errc <- err
 	}()
 	recv(t, started, waitLong, "the handler to start")
+	// The console's tree shows what the service serves and how long its
+	// caller still waits (the runtime's 30 s call timeout here).
+	var detail map[string]any
+	for _, a := range host.rt().Kernel().Tree().Snapshot() {
+		if a.Kind == registry.KindService && a.Name == "waiter" {
+			detail = a.Detail
+		}
+	}
+	if left, _ := detail["deadline_in_s"].(float64); detail["serving"] != "wait" || left <= 20 || left > 30 {
+		t.Errorf("the tree shows %v; want serving wait, about 30 s left", detail)
+	}
 	cancelled := time.Now()
 	cancel()
 	if err := recv(t, errc, waitLong, "the call to end"); failureCode(err) != service.CodeCancelled {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"os"
 	"sync"
@@ -359,6 +360,14 @@ func (ref *Local) detail() map[string]any {
 		"dropped": ref.dropped.Load(), "refused": ref.refused.Load(), "delayed": ref.delayed.Load()}
 	if n := ref.restarts.Load(); n > 0 {
 		d["restarts"] = n
+	}
+	if m := ref.mb.method.Load(); m != nil {
+		d["serving"] = *m
+		if dl := ref.servingUntil.Load(); dl != 0 {
+			// How long its caller still waits: a handler past it works
+			// for nobody (its context says so).
+			d["deadline_in_s"] = math.Round(float64(dl-time.Now().UnixNano())/1e6) / 1e3
+		}
 	}
 	if busy, stuck := ref.mb.busy(); stuck {
 		d["busy_for_s"] = busy.Seconds()

@@ -27,6 +27,7 @@ type Local struct {
 	dropped, refused atomic.Uint64
 	delayed          atomic.Int64  // requests delayed and not answered yet
 	restarts         atomic.Uint64 // restarts after a panic (RestartOnPanic)
+	servingUntil     atomic.Int64  // the deadline of the request being served (Unix ns), for the console
 	done             chan struct{} // closed once the actor has stopped
 }
 

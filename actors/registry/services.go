@@ -118,7 +118,10 @@ func (l *Local) SetInterest(in *Interest) { l.interests.Store(in) }
 func (l *Local) BeginMessage() { l.mb.begin() }
 
 // Serving names the method of the request being served, nil when done.
-func (l *Local) Serving(method *string) { l.mb.method.Store(method) }
+func (l *Local) Serving(method *string, deadline int64) {
+	l.servingUntil.Store(deadline)
+	l.mb.method.Store(method)
+}
 
 // Register lists the service in the registry; the channel answers once
 // it is (the agent's Start returns then).

@@ -262,6 +262,9 @@
         if (d.audience !== undefined) add("audience", audienceText(d.audience));
         if (d.groups && d.groups.length) add("groups", d.groups.join(", "));
         if (d.listed === false) parts.push(h("span", { class: "note" }, "unlisted: a watcher or caller (each open console page has one)"));
+        if (d.restarts) add("restarts", d.restarts);
+        if (d.serving) add("serving", d.serving + (d.deadline_in_s !== undefined ? " (its caller waits " + d.deadline_in_s + " s more)" : ""));
+        if (d.stuck) add("stuck for", d.busy_for_s + " s");
         break;
       default:
         for (const [k, v] of Object.entries(d)) if (typeof v !== "object") add(k, v);
