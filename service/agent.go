@@ -59,11 +59,11 @@ type Agent struct {
 	// runtime keeps for subscriptions), for the console.
 	watchTargets map[uint64]string
 	timers       map[uint64]*Timer
-	delayed      map[uint64]Address // conversation → caller, for delayed replies
-	delayedLog   rateLog            // refusals over MaxDelayed, for the log
-	req          Request            // reused for every request: handlers run one at a time
-	scratch      registry.Envelope  // reused for envelopes a link encodes at once
-	inbound      registry.Envelope  // reused for envelopes decoded from a batch
+	delayed      map[uint64]delayedCaller // conversation → caller, for delayed replies
+	delayedLog   rateLog                  // refusals over MaxDelayed, for the log
+	req          Request                  // reused for every request: handlers run one at a time
+	scratch      registry.Envelope        // reused for envelopes a link encodes at once
+	inbound      registry.Envelope        // reused for envelopes decoded from a batch
 	pub          publisherState
 	sub          subscriberState
 	msgs         handlers[messageHandler]
@@ -134,7 +134,7 @@ func (a *Agent) started() {
 	a.methods = map[string]*method{}
 	a.watches = map[uint64]func(RegistryEvent){}
 	a.timers = map[uint64]*Timer{}
-	a.delayed = map[uint64]Address{}
+	a.delayed = map[uint64]delayedCaller{}
 	err := a.setup(true)
 	if err != nil {
 		a.answerStart(err)
@@ -276,6 +276,7 @@ func (a *Agent) handleEncoded(b *registry.EncodedBatch) {
 		if e.Deadline != 0 {
 			e.Deadline = b.Deadline(e, time.Now().UnixNano())
 		}
+		e.Via = b.From
 		if e.Kind == registry.KindRequest && e.From.Process == a.k.ProcessID() {
 			c := *e // answered in-process: the pending call keeps the envelope's data only, but be safe
 			e = &c

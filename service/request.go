@@ -119,7 +119,7 @@ func (r *Request) Agent() *Agent { return r.agent }
 // reply callbacks).
 func (r *Request) Delay() Delayed {
 	r.delayed = true
-	r.agent.addDelayed(r.env.Conv, r.env.From)
+	r.agent.addDelayed(r.env)
 	return Delayed{agent: r.agent, conv: r.env.Conv}
 }
 
@@ -168,7 +168,7 @@ func (a *Agent) Reply(conv uint64, v any) error {
 	if !ok {
 		return fmt.Errorf("no delayed request with conversation %d", conv)
 	}
-	e := &registry.Envelope{Kind: registry.KindRequest, To: a.ref.Addr(), From: to, Conv: conv}
+	e := &registry.Envelope{Kind: registry.KindRequest, To: a.ref.Addr(), From: to.addr, Conv: conv, Via: to.via}
 	a.answer(e, v)
 	return nil
 }
@@ -184,7 +184,7 @@ func (a *Agent) FailRequest(conv uint64, f *Failure) error {
 	if f == nil {
 		f = &Failure{Code: CodeResponseAborted, Details: "the service aborted the response"}
 	}
-	a.fail(&registry.Envelope{To: a.ref.Addr(), From: to, Conv: conv}, a.handlerFailure(f))
+	a.fail(&registry.Envelope{To: a.ref.Addr(), From: to.addr, Conv: conv, Via: to.via}, a.handlerFailure(f))
 	return nil
 }
 
@@ -192,17 +192,24 @@ func (a *Agent) FailRequest(conv uint64, f *Failure) error {
 // deadline ends it.
 func (a *Agent) Abandon(conv uint64) { a.takeDelayed(conv) }
 
+// delayedCaller is who waits for a delayed answer, and the link the
+// request came over, the way the answer goes back.
+type delayedCaller struct {
+	addr Address
+	via  registry.Link
+}
+
 // addDelayed records a delayed request's caller, counted against the
 // service's and the process's bounds.
-func (a *Agent) addDelayed(conv uint64, from Address) {
-	if _, again := a.delayed[conv]; !again {
+func (a *Agent) addDelayed(e *registry.Envelope) {
+	if _, again := a.delayed[e.Conv]; !again {
 		a.k.Delaying(a.ref, 1)
 	}
-	a.delayed[conv] = from
+	a.delayed[e.Conv] = delayedCaller{e.From, e.Via}
 }
 
 // takeDelayed forgets a delayed request, giving back its place.
-func (a *Agent) takeDelayed(conv uint64) (Address, bool) {
+func (a *Agent) takeDelayed(conv uint64) (delayedCaller, bool) {
 	to, ok := a.delayed[conv]
 	if ok {
 		delete(a.delayed, conv)

@@ -289,6 +289,11 @@ func (c *Conn) Shutdown(reason string) {
 	}
 }
 
+// CloseNow closes the link from any goroutine without waiting for the
+// peer: for a peer the cluster declared dead, which would only make a
+// graceful close wait its bounds.
+func (c *Conn) CloseNow(reason string) { c.abort(reason) }
+
 // abort closes the link from any goroutine without draining its queue.
 func (c *Conn) abort(reason string) {
 	if pid := c.pid.Load(); pid != nil {
@@ -400,7 +405,9 @@ func (a *connActor) Receive(ctx actor.Context) {
 		if m.err != nil && !errors.Is(m.err, io.EOF) {
 			reason = m.err.Error()
 		}
-		a.close(ctx, reason, m.rejected, false)
+		// After a bye the peer still reads until this side closes (see
+		// close): what is queued for it (answers above all) goes first.
+		a.close(ctx, reason, m.rejected, errors.Is(m.err, errPeerBye))
 	case *actor.Stopping:
 		a.close(ctx, "stopped", false, false)
 	}
@@ -442,6 +449,9 @@ const drainTimeout = 2 * time.Second
 // writerGrace bounds how long any close waits for the write in progress.
 const writerGrace = 100 * time.Millisecond
 
+// errPeerBye is the reader's error for a peer's bye.
+var errPeerBye = errors.New("peer closed the link")
+
 // close ends the link. A graceful close first lets the writer send what
 // is queued; what is left (everything, otherwise) is accounted for:
 // requests are failed back, reports counted as dropped (rule 24).
@@ -464,6 +474,16 @@ func (a *connActor) close(ctx actor.Context, reason string, rejected, graceful b
 		select {
 		case <-c.writerDone:
 		case <-time.After(drainTimeout):
+		}
+		// Half-close after the bye: the peer, reading it, flushes what
+		// it has queued for this side and closes, and until then what it
+		// sends (answers to calls of this process, frames to relay) is
+		// still read and delivered, not lost in a socket closed under it.
+		if cw, ok := c.nc.(interface{ CloseWrite() error }); ok && wasActive && cw.CloseWrite() == nil {
+			select {
+			case <-c.readerExited:
+			case <-time.After(drainTimeout):
+			}
 		}
 	}
 	pending, frames := c.q.close(false)
@@ -535,6 +555,19 @@ func (c *Conn) failQueued(pending []byte, frames []frameMeta) {
 			continue
 		}
 		switch f.class {
+		case classControl:
+			// Answers for the peer's process, or relayed beyond it, may
+			// have another way there.
+			fk, body, n, err := splitFrame(pending[f.off:f.off+f.n], c.p.Config.MaxFrame)
+			if err != nil || n == 0 || fk != FrameEnvelope || len(body) == 0 {
+				continue
+			}
+			if k := registry.Kind(body[0]); k != registry.KindResponse && k != registry.KindFailure {
+				continue
+			}
+			if e, err := DecodeEnvelope(body, nil); err == nil {
+				c.rt.RouteAround(e, c)
+			}
 		case classReport:
 			c.q.reportsDropped.Add(1)
 		case classRequest:

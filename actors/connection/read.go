@@ -346,7 +346,7 @@ func (rd *frameReader) frame(kind FrameKind, off int, frame, body []byte) error 
 	case FramePong:
 	case FrameBye:
 		reason, _ := DecodeReason(body)
-		return fmt.Errorf("peer closed the link: %s", reason)
+		return fmt.Errorf("%w: %s", errPeerBye, reason)
 	case FrameReject:
 		reason, _ := DecodeReason(body)
 		return fmt.Errorf("%w: %s", errRejected, reason)
@@ -473,11 +473,17 @@ func (rd *frameReader) flushRelay() {
 
 // relayFailed answers a request that could not be relayed with the reason.
 func (rd *frameReader) relayFailed(next *Conn, span []byte, m frameMeta, err error) {
-	if m.class != classRequest {
+	_, body, _, serr := splitFrame(span[m.off:m.off+m.n], rd.c.p.Config.MaxFrame)
+	if serr != nil || len(body) == 0 {
 		return
 	}
-	_, body, _, serr := splitFrame(span[m.off:m.off+m.n], rd.c.p.Config.MaxFrame)
-	if serr != nil {
+	if k := registry.Kind(body[0]); m.class != classRequest {
+		// An answer whose next link is closing may have another way.
+		if k == registry.KindResponse || k == registry.KindFailure {
+			if e, derr := DecodeEnvelope(body, nil); derr == nil {
+				rd.c.rt.RouteAround(e, next)
+			}
+		}
 		return
 	}
 	if e, derr := DecodeEnvelope(body, nil); derr == nil {
@@ -500,7 +506,7 @@ func (rd *frameReader) flushEncoded() {
 	data := rd.alloc(len(span))
 	copy(data, span)
 	c := rd.c
-	batch := &registry.EncodedBatch{Data: data, Decode: DecodeFrame, Droppable: rd.encDroppable}
+	batch := &registry.EncodedBatch{Data: data, Decode: DecodeFrame, Droppable: rd.encDroppable, From: c}
 	if !batch.Droppable {
 		batch.Received = time.Now().UnixNano() // it may hold requests, whose deadlines count from now
 	}

@@ -358,7 +358,7 @@ func (a *exchangeActor) Receive(ctx actor.Context) {
 		a.dump(m)
 	case *forgetPeer:
 		if c := a.byPeer[m.process]; c != nil {
-			c.Shutdown(m.reason)
+			c.CloseNow(m.reason) // nobody there to wait for
 		}
 	case *watchLinks:
 		if a.observers == nil {

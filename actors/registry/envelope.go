@@ -52,6 +52,11 @@ type Envelope struct {
 	// Headers travel with the envelope unchanged (trace context and the
 	// like); the runtime itself sets none yet.
 	Headers []Header
+	// Via is the link a request arrived on (never sent): its answer goes
+	// back the same way, the way its caller keeps while it waits, even
+	// while the caller moves to another server and the others have not
+	// heard of its new way yet.
+	Via Link
 }
 
 // Header is one key and value of Envelope.Headers.

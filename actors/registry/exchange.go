@@ -141,6 +141,9 @@ type EncodedBatch struct {
 	// message, so the service's queue limit may drop the batch whole,
 	// like a report, rather than refuse it (rule 25).
 	Droppable bool
+	// From is the link the batch arrived on: answers go back over it
+	// (Envelope.Via).
+	From Link
 	// Received is when the batch arrived (Unix ns). A request's deadline
 	// travels as the time it had left, counted from its arrival, not
 	// from when the service gets to decode it: see Deadline.
@@ -206,6 +209,22 @@ func (rt *Kernel) LearnRoute(p ProcessID, link Link) {
 // service, or on toward its process. It never blocks.
 func (rt *Kernel) Deliver(e *Envelope, from Link) {
 	rt.route(e, from)
+}
+
+// RouteAround sends an answer (response or failure) that could not go
+// over link avoid, a link closing, by any other way to its process; with
+// none it is counted undelivered. A link closing under answers in flight
+// (a client moving to another server, a server draining) loses none
+// that can still arrive.
+func (rt *Kernel) RouteAround(e *Envelope, avoid Link) {
+	if e.To.Process == rt.pid {
+		rt.deliverLocal(e, nil)
+		return
+	}
+	if l := rt.ix.routeToExcept(e.To.Process, avoid); l != nil && l.Send(e) == nil {
+		return
+	}
+	rt.stats.undelivered.Add(1)
 }
 
 // FailureEnvelope returns the failure answering request e, for exchanges

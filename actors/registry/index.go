@@ -220,6 +220,23 @@ func (ix *index) local(id uint64) *Local {
 	return a
 }
 
+// routeToExcept is routeTo passing over link avoid.
+func (ix *index) routeToExcept(p ProcessID, avoid Link) Link {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	if pe := ix.procs[p]; pe != nil {
+		for _, s := range pe.sources {
+			if s.link != avoid {
+				return s.link
+			}
+		}
+	}
+	if l := ix.learned[p]; l != nil && l != avoid {
+		return l
+	}
+	return nil
+}
+
 // routeTo returns the link toward process p, or nil.
 func (ix *index) routeTo(p ProcessID) Link {
 	ix.mu.RLock()

@@ -27,6 +27,10 @@ func (rt *Kernel) route(e *Envelope, from Link) *Failure {
 		if e.Kind == KindReport && f.Code == CodeOverloaded {
 			return f // queued or dropped by the link, which counts it
 		}
+		if (e.Kind == KindResponse || e.Kind == KindFailure) && f.Code == CodeLinkLost {
+			rt.RouteAround(e, link) // the link is closing: another way, if any
+			return nil
+		}
 		rt.undeliverable(e, f, false)
 		return f
 	}
@@ -46,6 +50,9 @@ func (rt *Kernel) deliverLocal(e *Envelope, from Link) {
 	if ref == nil || (e.Kind == KindRequest && ref.hidden.Load()) {
 		rt.undeliverable(e, RuntimeFailuref(CodeNoSuchService, "no service at %s", e.To), false)
 		return
+	}
+	if e.Kind == KindRequest {
+		e.Via = from
 	}
 	if e.Kind == KindRequest && from != nil && rt.draining.Load() {
 		// Sent before the caller heard of the withdrawal: it may try
@@ -88,7 +95,21 @@ func (rt *Kernel) undeliverable(e *Envelope, f *Failure, notRun bool) {
 		rt.stats.undelivered.Add(1)
 		return
 	}
-	rt.route(&Envelope{Kind: KindFailure, To: e.From, From: e.To, Conv: e.Conv, ContentType: ContentCBOR, Data: EncodeFailure(f), NotRun: notRun}, nil)
+	rt.reply(&Envelope{Kind: KindFailure, To: e.From, From: e.To, Conv: e.Conv, ContentType: ContentCBOR, Data: EncodeFailure(f), NotRun: notRun, Via: e.Via})
+}
+
+// reply sends an answer back the way its request came (e.Via), or, for
+// a request made here or a link gone meanwhile, by the best way there is.
+func (rt *Kernel) reply(e *Envelope) *Failure {
+	via := e.Via
+	e.Via = nil
+	if via == nil || e.To.Process == rt.pid {
+		return rt.route(e, nil)
+	}
+	if err := via.Send(e); err != nil {
+		rt.RouteAround(e, via)
+	}
+	return nil
 }
 
 // --- calls ---

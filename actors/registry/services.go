@@ -179,7 +179,12 @@ func (k *Kernel) Unwatch(id uint64) { k.sys.Root.Send(k.registry, &regUnwatch{id
 // Route sends an envelope a service made on its way (answers, reports,
 // subscriptions, messages). A report's sender learns of congestion from
 // the failure.
-func (k *Kernel) Route(e *Envelope) *Failure { return k.route(e, nil) }
+func (k *Kernel) Route(e *Envelope) *Failure {
+	if e.Kind == KindResponse || e.Kind == KindFailure {
+		return k.reply(e)
+	}
+	return k.route(e, nil)
+}
 
 // NextConv returns a fresh conversation id.
 func (k *Kernel) NextConv() uint64 { return k.nextConv.Add(1) }
