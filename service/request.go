@@ -261,6 +261,7 @@ type method struct {
 	results  int
 	lastErr  bool // the last result is an error
 	variadic bool // the last parameter is ...T: it takes the arguments left
+	stats    *registry.MethodStats
 	err      error
 }
 
@@ -285,7 +286,9 @@ var (
 // parameter (none gives an empty slice). A returned *Failure reaches the caller as is; any other error as a
 // CodeHandlerError failure. A bad signature makes Start fail.
 func (a *Agent) Export(name string, fn any) {
-	a.methods[name] = newMethod(name, fn, &a.req)
+	m := newMethod(name, fn, &a.req)
+	m.stats = a.ref.Method(name)
+	a.methods[name] = m
 }
 
 func newMethod(name string, fn any, req *Request) *method {
@@ -391,21 +394,23 @@ func (a *Agent) serve(e *registry.Envelope) {
 		a.fail(e, registry.RuntimeFailuref(CodeNoSuchMethod, "%s has no method %q", registry.DisplayName(a.ref.Name()), e.Subject))
 		return
 	}
+	start := time.Now()
 	if f := a.delayedFull(e); f != nil {
 		e.NotRun = true // refused before its handler: the caller may try elsewhere
-		a.fail(e, f)
+		a.failCall(m, e, f, start)
 		return
 	}
-	if e.Deadline != 0 && time.Now().UnixNano() >= e.Deadline {
+	if e.Deadline != 0 && start.UnixNano() >= e.Deadline {
 		e.NotRun = true
-		a.fail(e, registry.RuntimeFailuref(CodeTimedOut, "the caller's deadline passed before %s ran", e.Subject))
+		a.failCall(m, e, registry.RuntimeFailuref(CodeTimedOut, "the caller's deadline passed before %s ran", e.Subject), start)
 		return
 	}
 	if a.k.Cancelled(e) {
+		m.stats.Observe(0, CodeCancelled)
 		return // its caller gave up on it while it waited: it waits for nothing
 	}
 	if f := m.decode(e); f != nil {
-		a.fail(e, f)
+		a.failCall(m, e, f, start)
 		return
 	}
 	a.req = Request{agent: a, env: e}
@@ -419,16 +424,17 @@ func (a *Agent) serve(e *registry.Envelope) {
 		if delayed {
 			a.takeDelayed(e.Conv)
 		}
-		a.fail(e, panicked)
+		a.failCall(m, e, panicked, start)
 		return
 	}
 	if delayed {
+		m.stats.Observe(time.Since(start), 0) // the handler's time; the answer comes later
 		return
 	}
 	var result any
 	if m.lastErr {
 		if errv := out[m.results-1]; !errv.IsNil() {
-			a.fail(e, a.handlerFailure(errv.Interface().(error)))
+			a.failCall(m, e, a.handlerFailure(errv.Interface().(error)), start)
 			return
 		}
 		if m.results == 2 {
@@ -437,7 +443,14 @@ func (a *Agent) serve(e *registry.Envelope) {
 	} else if m.results == 1 {
 		result = out[0].Interface()
 	}
+	m.stats.Observe(time.Since(start), 0)
 	a.answer(e, result)
+}
+
+// failCall counts a failed call of m and answers it with f.
+func (a *Agent) failCall(m *method, e *registry.Envelope, f *Failure, start time.Time) {
+	m.stats.Observe(time.Since(start), f.Code)
+	a.fail(e, f)
 }
 
 func (a *Agent) invoke(m *method) (out []reflect.Value, f *Failure) {

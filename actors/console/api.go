@@ -1,6 +1,7 @@
 package console
 
 import (
+	"encoding/json"
 	"net/http"
 	"reflect"
 	"runtime/debug"
@@ -172,13 +173,27 @@ func (c *Console) members() any {
 
 // memberCount counts the members for the metrics: the length of a
 // slice, array or map, else 0.
-func (c *Console) memberCount() int {
-	v := reflect.ValueOf(c.members())
-	switch v.Kind() {
-	case reflect.Slice, reflect.Array, reflect.Map:
-		return v.Len()
+// memberStates counts the cluster members by state: alive, dead and
+// left always (0 without a cluster), any other state memberlist reports
+// as it comes.
+func (c *Console) memberStates() map[string]int {
+	out := map[string]int{"alive": 0, "dead": 0, "left": 0}
+	b, err := json.Marshal(c.members())
+	if err != nil {
+		return out
 	}
-	return 0
+	var ms []struct {
+		State string `json:"state"`
+	}
+	if json.Unmarshal(b, &ms) != nil {
+		return out
+	}
+	for _, m := range ms {
+		if m.State != "" {
+			out[m.State]++
+		}
+	}
+	return out
 }
 
 // apiSubscriptions answers GET /api/subscriptions: what the node's

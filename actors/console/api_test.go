@@ -1,6 +1,7 @@
 package console
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net/http"
@@ -14,6 +15,7 @@ import (
 	"github.com/netsvc-go/netsvc/actors/exchange"
 	"github.com/netsvc-go/netsvc/actors/registry"
 	"github.com/netsvc-go/netsvc/service"
+	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 )
 
 func TestNode(t *testing.T) {
@@ -242,8 +244,11 @@ func TestMembers(t *testing.T) {
 	if len(got) != 2 || got[1] != (member{"other", "suspect"}) {
 		t.Errorf("members: %+v", got)
 	}
-	if r := get(t, c3.URL()+"metrics"); !strings.Contains(string(r.body), "\nnetsvc_members 2\n") {
-		t.Errorf("metrics lack the member count:\n%s", r.body)
+	body := string(get(t, c3.URL()+"metrics").body)
+	for _, want := range []string{`netsvc_members{state="alive"} 1`, `netsvc_members{state="suspect"} 1`, `netsvc_members{state="dead"} 0`} {
+		if !strings.Contains(body, "\n"+want+"\n") {
+			t.Errorf("metrics lack %s:\n%s", want, body)
+		}
 	}
 }
 
@@ -286,7 +291,24 @@ func TestMetrics(t *testing.T) {
 	if _, err := p.srv.Runtime().Call(ctx, service.Name("echo"), "echo", "hi"); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := p.srv.Runtime().Call(ctx, service.Name("math"), "multiply", 6, 7); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.srv.Runtime().Call(ctx, service.Name("math"), "multiply", 6); service.AsFailure(err).Code != service.CodeBadArguments {
+		t.Fatalf("multiply(6): %v", err)
+	}
 	r := get(t, c.URL()+"metrics")
+	// What promtool check metrics checks (it runs promlint).
+	// (The helper trimmed the final newline the format ends with.)
+	problems, err := promlint.New(bytes.NewReader(append(r.body, '\n'))).Lint()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, pr := range problems {
+		if strings.HasPrefix(pr.Metric, "netsvc_") {
+			t.Errorf("promlint: %s: %s", pr.Metric, pr.Text)
+		}
+	}
 	if r.status != 200 || !strings.HasPrefix(r.header.Get("Content-Type"), "text/plain") {
 		t.Fatalf("%d %v", r.status, r.header)
 	}
@@ -310,7 +332,13 @@ func TestMetrics(t *testing.T) {
 		`netsvc_failures_total\{code="46",description="no such service"\} 1`,
 		`netsvc_registry_bindings 4`,
 		`netsvc_local_services 3`,
-		`netsvc_members 0`,
+		`netsvc_members\{state="alive"\} 0`,
+		`netsvc_members\{state="dead"\} 0`,
+		// Per method: every request served, failures by code, time.
+		`netsvc_service_calls_total\{method="multiply",service="math"\} 2`,
+		`netsvc_service_call_failures_total\{code="56",method="multiply",service="math"\} 1`,
+		`netsvc_service_call_seconds_bucket\{method="multiply",service="math",le="\+Inf"\} 2`,
+		`netsvc_service_call_seconds_count\{method="multiply",service="math"\} 2`,
 		`netsvc_actors\{kind="connection"\} 1`,
 		`netsvc_actors\{kind="service"\} 3`,
 		`netsvc_uptime_seconds \d`,

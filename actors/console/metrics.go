@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/netsvc-go/netsvc/actors/registry"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -78,7 +79,13 @@ var (
 	descPending = prometheus.NewDesc("netsvc_pending_requests",
 		"Requests waiting for their answers.", nil, nil)
 	descMembers = prometheus.NewDesc("netsvc_members",
-		"Cluster members this node knows (0 without a cluster).", nil, nil)
+		"Cluster members this node knows, by state: alive, dead (failed, being reconnected), left (0 without a cluster).", []string{"state"}, nil)
+	descCalls = prometheus.NewDesc("netsvc_service_calls_total",
+		"Requests the services of this process served, failed ones included, by service and method.", []string{"service", "method"}, nil)
+	descCallFailures = prometheus.NewDesc("netsvc_service_call_failures_total",
+		"Requests the services of this process answered with a failure, by service, method and failure code.", []string{"service", "method", "code"}, nil)
+	descCallSeconds = prometheus.NewDesc("netsvc_service_call_seconds",
+		"How long the handlers of the services of this process ran, by service and method.", []string{"service", "method"}, nil)
 	descActors = prometheus.NewDesc("netsvc_actors",
 		"Live actors in the tree, by kind.", []string{"kind"}, nil)
 	descMailbox = prometheus.NewDesc("netsvc_mailbox_messages",
@@ -104,7 +111,7 @@ func (col collector) Describe(ch chan<- *prometheus.Desc) {
 		descLinkUp, descLinkAnnRefused, descRefusals, descBudget, descBudgetLimit, descLinks, descRequests, descFailures, descLate, descUndelivered, descBindings, descLocal,
 		descProcesses, descPending, descMembers, descActors, descMailbox, descStreams, descUptime, descInfo,
 		descServiceDropped, descServiceRefused, descServiceQueued, descServiceBusy,
-		descServicesStuck, descSubscriptions, descSubsRefused, descDelayed,
+		descServicesStuck, descSubscriptions, descSubsRefused, descDelayed, descCalls, descCallFailures, descCallSeconds,
 		descGatewayRejected, descAuthFailures} {
 		ch <- d
 	}
@@ -173,7 +180,9 @@ func (col collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descLocal, float64(st.LocalServices))
 	gauge(descProcesses, float64(st.Processes))
 	gauge(descPending, float64(st.Pending))
-	gauge(descMembers, float64(c.memberCount()))
+	for state, n := range c.memberStates() {
+		gauge(descMembers, float64(n), state)
+	}
 	gauge(descSubscriptions, float64(st.Subscriptions))
 	counter(descSubsRefused, float64(st.SubscriptionsRefused))
 	gauge(descDelayed, float64(st.Delayed))
@@ -211,6 +220,7 @@ func (col collector) Collect(ch chan<- prometheus.Metric) {
 		gauge(descServiceBusy, p.busy, name)
 	}
 	gauge(descServicesStuck, float64(stuck))
+	collectMethods(ch, st.Services)
 
 	actors, mailbox := map[string]int{}, map[string]int{}
 	for _, a := range rt.Kernel().Tree().Snapshot() {
@@ -247,3 +257,48 @@ func (c *Console) metricsHandler() http.Handler {
 type slogPrinter struct{ c *Console }
 
 func (p slogPrinter) Println(v ...any) { p.c.log.Warn("metrics", "error", v) }
+
+// collectMethods adds what each method of each service served, summed
+// over the services that share a name.
+func collectMethods(ch chan<- prometheus.Metric, services []registry.ServiceStats) {
+	type key struct{ service, method string }
+	type sum struct {
+		calls   uint64
+		seconds float64
+		buckets []uint64
+		failed  map[registry.Code]uint64
+	}
+	sums := map[key]*sum{}
+	for _, s := range services {
+		name := registry.DisplayName(s.Name)
+		for _, m := range s.Methods {
+			k := key{name, m.Method}
+			t := sums[k]
+			if t == nil {
+				t = &sum{buckets: make([]uint64, len(m.Buckets)), failed: map[registry.Code]uint64{}}
+				sums[k] = t
+			}
+			t.calls += m.Calls
+			t.seconds += m.Seconds
+			for i, b := range m.Buckets {
+				t.buckets[i] += b
+			}
+			for code, n := range m.Failures {
+				t.failed[code] += n
+			}
+		}
+	}
+	for k, t := range sums {
+		ch <- prometheus.MustNewConstMetric(descCalls, prometheus.CounterValue, float64(t.calls), k.service, k.method)
+		for code, n := range t.failed {
+			ch <- prometheus.MustNewConstMetric(descCallFailures, prometheus.CounterValue, float64(n), k.service, k.method, strconv.Itoa(int(code)))
+		}
+		cumulative := map[float64]uint64{}
+		var acc uint64
+		for i, bound := range registry.LatencyBuckets {
+			acc += t.buckets[i]
+			cumulative[bound] = acc
+		}
+		ch <- prometheus.MustNewConstHistogram(descCallSeconds, t.calls, t.seconds, cumulative, k.service, k.method)
+	}
+}

@@ -141,6 +141,8 @@ type ServiceStats struct {
 	// Restarts counts the service's restarts after panics in its
 	// handlers (service.RestartOnPanic).
 	Restarts uint64 `json:"restarts"`
+	// Methods are what each exported method served, by method name.
+	Methods []MethodSnapshot `json:"methods,omitempty"`
 }
 
 // Stats returns the runtime's counters.
@@ -171,7 +173,7 @@ func (rt *Kernel) Stats() Stats {
 		busy, stuck := r.mb.busy()
 		s.Services[i] = ServiceStats{Name: r.name, Address: r.addr, QueuedBytes: r.mb.queuedBytes(),
 			Dropped: r.dropped.Load(), Refused: r.refused.Load(), Delayed: r.delayed.Load(),
-			BusySeconds: busy.Seconds(), Stuck: stuck, Restarts: r.restarts.Load()}
+			BusySeconds: busy.Seconds(), Stuck: stuck, Restarts: r.restarts.Load(), Methods: r.methodSnapshots()}
 	}
 	return s
 }

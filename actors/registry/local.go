@@ -28,6 +28,7 @@ type Local struct {
 	delayed          atomic.Int64  // requests delayed and not answered yet
 	restarts         atomic.Uint64 // restarts after a panic (RestartOnPanic)
 	servingUntil     atomic.Int64  // the deadline of the request being served (Unix ns), for the console
+	methods          methodTable   // what each exported method served
 	done             chan struct{} // closed once the actor has stopped
 }
 
