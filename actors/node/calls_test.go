@@ -230,7 +230,11 @@ func TestCallWaitsForRelink(t *testing.T) {
 	x := startNode(t, "x", serverX("", listen(t)))
 	startMath(t, x, "math")
 	for i := range 10 {
-		c := startNode(t, fmt.Sprintf("c%d", i), clientX("", x.Addr()))
+		// The wait is bounded by the retry delay: a second, for linking
+		// to take under -race on a busy machine.
+		xc := clientX("", x.Addr())
+		xc.Retry = time.Second
+		c := startNode(t, fmt.Sprintf("c%d", i), xc)
 		seen := len(c.rt().Lookup("math"))
 		if v, err := multiply(c, service.Name("math"), 6, 7); err != nil || v != 42 {
 			t.Fatalf("a call right after Start (math seen %d times then): %d, %v", seen, v, err)
