@@ -264,7 +264,7 @@ func TestPublishReachesWaitingSubscriber(t *testing.T) {
 func TestNodeCommand(t *testing.T) {
 	b := runBackground(t, "node", "--name", "n1", "--listen", "127.0.0.1:0", "--demo", "--demo-interval", "50ms",
 		"--gossip", "off", "--console", "off", "--log-level", "debug")
-	re := regexp.MustCompile(`netsvc node "n1" listening on (127\.0\.0\.1:\d+) \(group ""\)`)
+	re := regexp.MustCompile(`netsvc node "n1" listening on (127\.0\.0\.1:\d+) \(the default group\)`)
 	var addr string
 	nodetest.WaitFor(t, 10*time.Second, func() error {
 		m := re.FindStringSubmatch(b.err.String())
@@ -289,8 +289,44 @@ func TestNodeCommand(t *testing.T) {
 	}
 }
 
+// TestNodeJSONLogs: with --log-format json every line on stderr is one
+// JSON object (no lines for humans among them), and the node works.
+func TestNodeJSONLogs(t *testing.T) {
+	b := runBackground(t, "node", "--name", "j1", "--listen", "127.0.0.1:0", "--demo",
+		"--gossip", "off", "--console", "off", "--log-format", "json")
+	var addr string
+	nodetest.WaitFor(t, 10*time.Second, func() error {
+		for _, line := range strings.Split(b.err.String(), "\n") {
+			var rec struct {
+				Msg    string `json:"msg"`
+				Listen string `json:"listen"`
+			}
+			if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "node started" {
+				addr = rec.Listen
+				return nil
+			}
+		}
+		return fmt.Errorf("no node started record yet: %s", b.err.String())
+	})
+	if r := runCmd(context.Background(), "call", "--server", addr, "math", "multiply", "6", "7"); r.code != 0 || r.stdout != "42\n" {
+		t.Fatal(r)
+	}
+	nr := b.stop(t)
+	lines := strings.Split(strings.TrimSpace(nr.stderr), "\n")
+	for _, line := range lines {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil || rec["msg"] == nil || rec["level"] == nil || rec["time"] == nil {
+			t.Errorf("not a JSON log record: %q", line)
+		}
+	}
+	if nr.code != 0 || len(lines) < 3 {
+		t.Fatalf("exit %d, %d lines", nr.code, len(lines))
+	}
+}
+
 func TestNodeFlagErrors(t *testing.T) {
 	for _, args := range [][]string{
+		{"node", "--log-format", "yaml"},
 		{"node", "--listen", "nowhere"},
 		{"node", "--retry", "0s"},
 		{"node", "--drain-timeout", "0s"},

@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -34,6 +35,7 @@ type nodeFlags struct {
 	demo         bool
 	demoInterval time.Duration
 	logLevel     string
+	logFormat    string
 
 	handshakeTimeout time.Duration // expert: how long a new connection has to say hello (0: the link's default)
 	drainTimeout     time.Duration // how long a stop drains before closing
@@ -95,6 +97,7 @@ func nodeCommand() *command {
 			fs.BoolVar(&c.demo, "demo", false, "also host the demo services math, seed and hidden")
 			fs.DurationVar(&c.demoInterval, "demo-interval", time.Second, "how often the demo service seed publishes next")
 			fs.StringVar(&c.logLevel, "log-level", "info", "log `LEVEL` on stderr: debug, info, warn or error")
+			fs.StringVar(&c.logFormat, "log-format", "text", "log `FORMAT` on stderr: text (logfmt, with a few lines for humans at start) or json (one JSON object a line, nothing else)")
 			fs.StringVar(&c.gossip, "gossip", defaultGossip, "gossip (cluster discovery) address `HOST:PORT`, or off")
 			fs.Var(&c.join, "join", "gossip seeds `HOST:PORT,...` (repeatable)")
 			c.bind(fs, &c.gossipKey, gossipKeySetting, "", "gossip encryption `KEY`: base64 of 16, 24 or 32 bytes")
@@ -143,6 +146,12 @@ func (c *nodeFlags) validate() error {
 	}
 	if err := c.level.UnmarshalText([]byte(c.logLevel)); err != nil {
 		return fmt.Errorf("--log-level %q: want debug, info, warn or error", c.logLevel)
+	}
+	if c.logFormat == "" {
+		c.logFormat = "text"
+	}
+	if c.logFormat != "text" && c.logFormat != "json" {
+		return fmt.Errorf("--log-format %q: want text or json", c.logFormat)
 	}
 	if strings.EqualFold(c.gossip, "off") {
 		c.gossip = ""
@@ -208,7 +217,18 @@ func runNode(ctx context.Context, env *cmdEnv) int {
 	if err := cfg.validate(); err != nil {
 		return env.usageError("%v", err)
 	}
-	log := slog.New(slog.NewTextHandler(env.stderr, &slog.HandlerOptions{Level: cfg.level}))
+	opts := &slog.HandlerOptions{Level: cfg.level}
+	var log *slog.Logger
+	// The lines for humans (where it listens, the console's address) go
+	// out with text logs only: a JSON log is read by machines, and each
+	// of its lines must parse; everything they say is in "node started".
+	human := env.stderr
+	if cfg.logFormat == "json" {
+		log = slog.New(slog.NewJSONHandler(env.stderr, opts))
+		human = io.Discard
+	} else {
+		log = slog.New(slog.NewTextHandler(env.stderr, opts))
+	}
 	nc, err := cfg.nodeConfig(log)
 	if err != nil {
 		return env.fail(err)
@@ -217,10 +237,10 @@ func runNode(ctx context.Context, env *cmdEnv) int {
 	if err != nil {
 		return env.fail(err)
 	}
-	fmt.Fprintf(env.stderr, "netsvc node %q listening on %s (group %q)\n", cfg.name, n.Addr(), cfg.group)
+	fmt.Fprintf(human, "netsvc node %q listening on %s (%s)\n", cfg.name, n.Addr(), groupText(cfg.group))
 	for _, e := range exposures(*cfg, n.Addr()) {
 		log.Warn(e.msg, e.attrs...)
-		fmt.Fprintf(env.stderr, "netsvc node: warning: %s\n", e.human)
+		fmt.Fprintf(human, "netsvc node: warning: %s\n", e.human)
 	}
 	log.Info("node started", "node", cfg.name, "process", n.Runtime().ProcessID(), "listen", n.Addr(),
 		"group", cfg.group, "connect", cfg.connect.String(), "token", cfg.token, "tls", cfg.tls.cert != "",
@@ -230,14 +250,14 @@ func runNode(ctx context.Context, env *cmdEnv) int {
 		if cfg.consoleToken.isSet() {
 			note = " (add ?token=TOKEN, the console token " + cfg.consoleToken.from() + ")"
 		}
-		fmt.Fprintf(env.stderr, "console on %s%s\n", c.URL(), note)
+		fmt.Fprintf(human, "console on %s%s\n", c.URL(), note)
 	}
 	if m := n.Mesh(); m != nil {
-		fmt.Fprintf(env.stderr, "gossip on %s (preset %s)", m.Cluster().LocalAddr(), cfg.preset)
+		fmt.Fprintf(human, "gossip on %s (preset %s)", m.Cluster().LocalAddr(), cfg.preset)
 		if len(cfg.join) > 0 {
-			fmt.Fprintf(env.stderr, ", joining %s", cfg.join.String())
+			fmt.Fprintf(human, ", joining %s", cfg.join.String())
 		}
-		fmt.Fprintln(env.stderr)
+		fmt.Fprintln(human)
 	}
 	if cfg.demo {
 		if err := startDemo(ctx, n.Runtime(), cfg.demoInterval); err != nil {
@@ -362,4 +382,13 @@ func exposures(cfg nodeFlags, listen string) []exposure {
 func loopbackAddr(addr string) bool {
 	host, _, err := net.SplitHostPort(addr)
 	return err == nil && isLoopback(host)
+}
+
+// groupText names an exchange group for humans: the default one ("") as
+// such, others quoted.
+func groupText(g string) string {
+	if g == "" {
+		return "the default group"
+	}
+	return fmt.Sprintf("group %q", g)
 }
