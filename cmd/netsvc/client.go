@@ -34,8 +34,8 @@ type clientFlags struct {
 }
 
 func (c *clientFlags) register(fs *flag.FlagSet, timeoutUsage string) {
-	fs.StringVar(&c.server, "server", "127.0.0.1:11111", "the node to link to (`HOST:PORT`)")
-	fs.StringVar(&c.group, "group", "", "the exchange `GROUP` of the node (\"\" is the default group)")
+	fs.StringVar(&c.server, "server", envOr("NETSVC_SERVER", "127.0.0.1:11111"), "the node to link to (`HOST:PORT`; default NETSVC_SERVER, else 127.0.0.1:11111)")
+	fs.StringVar(&c.group, "group", os.Getenv("NETSVC_GROUP"), "the exchange `GROUP` of the node (\"\" is the default group; default NETSVC_GROUP)")
 	c.bind(fs, &c.token, tokenSetting, "", "the node's auth `TOKEN`, when it asks for one; the first of two comma-separated is the one proven")
 	fs.DurationVar(&c.timeout, "timeout", 10*time.Second, timeoutUsage)
 	c.tls.register(fs, true)
@@ -173,4 +173,14 @@ func serverLink(n *node.Node) (exchange.LinkStatus, bool) {
 		}
 	}
 	return exchange.LinkStatus{}, false
+}
+
+// envOr returns the environment variable's value, or def when it is
+// unset or empty: a flag's default from the environment, so a flag given
+// still wins, and the variable spares repeating it on every command.
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
 }

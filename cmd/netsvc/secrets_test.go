@@ -185,3 +185,28 @@ func TestNodeWarnsBeyondLoopback(t *testing.T) {
 		}
 	}
 }
+
+// TestServerFromEnvironment: NETSVC_SERVER (and NETSVC_GROUP) spare
+// repeating --server on every client command; a flag given wins.
+func TestServerFromEnvironment(t *testing.T) {
+	_, addr := startNodeCmd(t, "envsrv")
+	ctx := context.Background()
+	t.Setenv("NETSVC_SERVER", addr)
+	t.Setenv("NETSVC_GROUP", "")
+	if r := runCmd(ctx, "call", "math", "multiply", "6", "7"); r.code != 0 || r.stdout != "42\n" {
+		t.Fatalf("server from NETSVC_SERVER: %v", r)
+	}
+	t.Setenv("NETSVC_SERVER", "127.0.0.1:1") // nobody there
+	if r := runCmd(ctx, "call", "--server", addr, "math", "multiply", "6", "7"); r.code != 0 || r.stdout != "42\n" {
+		t.Fatalf("--server over NETSVC_SERVER: %v", r)
+	}
+	t.Setenv("NETSVC_SERVER", addr)
+	t.Setenv("NETSVC_GROUP", "elsewhere")
+	r := runCmd(ctx, "call", "math", "multiply", "6", "7")
+	if r.code == 0 || !strings.Contains(r.stderr, "elsewhere") {
+		t.Fatalf("group from NETSVC_GROUP: %v", r)
+	}
+	if v, flag := runCmd(ctx, "version"), runCmd(ctx, "--version"); flag.code != 0 || flag.stdout != v.stdout || !strings.HasPrefix(v.stdout, "netsvc ") {
+		t.Fatalf("--version %v, version %v", flag, v)
+	}
+}

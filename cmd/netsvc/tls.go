@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"flag"
+	"os"
 
 	"github.com/netsvc-go/netsvc/actors/exchange"
 )
@@ -29,10 +30,11 @@ type tlsFlags struct {
 
 func (f *tlsFlags) register(fs *flag.FlagSet, client bool) {
 	if client {
-		fs.StringVar(&f.cert, "tls-cert", "", "client certificate `FILE` (PEM), for a node with mutual TLS; needs --tls-key")
-		fs.StringVar(&f.key, "tls-key", "", "private key `FILE` (PEM) of --tls-cert")
-		fs.StringVar(&f.ca, "tls-ca", "", "link with TLS, verifying the node's certificate against the CA in `FILE` (PEM)")
-		fs.StringVar(&f.serverName, "tls-server-name", "", "the `NAME` the node's certificate must hold (default: the host of --server)")
+		// Defaults from the environment, as --server's: a flag given wins.
+		fs.StringVar(&f.cert, "tls-cert", os.Getenv("NETSVC_TLS_CERT"), "client certificate `FILE` (PEM), for a node with mutual TLS; needs --tls-key (default NETSVC_TLS_CERT)")
+		fs.StringVar(&f.key, "tls-key", os.Getenv("NETSVC_TLS_KEY"), "private key `FILE` (PEM) of --tls-cert (default NETSVC_TLS_KEY)")
+		fs.StringVar(&f.ca, "tls-ca", os.Getenv("NETSVC_TLS_CA"), "link with TLS, verifying the node's certificate against the CA in `FILE` (PEM) (default NETSVC_TLS_CA)")
+		fs.StringVar(&f.serverName, "tls-server-name", os.Getenv("NETSVC_TLS_SERVER_NAME"), "the `NAME` the node's certificate must hold (default NETSVC_TLS_SERVER_NAME, else the host of --server)")
 		return
 	}
 	fs.StringVar(&f.cert, "tls-cert", "", "serve and dial peers with TLS, presenting the certificate in `FILE` (PEM); needs --tls-key")
