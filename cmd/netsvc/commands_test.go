@@ -532,8 +532,16 @@ func TestTreeFromConsole(t *testing.T) {
 	if r.code != 0 || !json.Valid([]byte(r.stdout)) {
 		t.Fatal(r)
 	}
-	r = runCmd(context.Background(), "tree")
-	if r.code != 2 {
+	// Without --console: NETSVC_CONSOLE, else the local node's console.
+	t.Setenv("NETSVC_CONSOLE", url)
+	if r = runCmd(context.Background(), "tree"); r.code != 0 || r.stdout != want {
+		t.Fatalf("tree from NETSVC_CONSOLE: %v", r)
+	}
+	t.Setenv("NETSVC_CONSOLE", "")
+	if r = runCmd(context.Background(), "help", "tree"); !strings.Contains(r.stdout, "http://127.0.0.1:8080/") {
+		t.Fatalf("tree's default console: %v", r)
+	}
+	if r = runCmd(context.Background(), "tree", "--console", ""); r.code != 2 {
 		t.Fatal(r)
 	}
 }

@@ -29,10 +29,10 @@ func treeCommand() *command {
 	return &command{
 		name:    "tree",
 		summary: "print the live actor tree of a node, from its console",
-		usage:   "--console URL [--console-token TOKEN] [--json]",
+		usage:   "[--console URL] [--console-token TOKEN] [--json]",
 		flags: func(fs *flag.FlagSet) any {
 			c := &treeFlags{}
-			fs.StringVar(&c.console, "console", "", "the node's console `URL`, e.g. http://127.0.0.1:8080 (required)")
+			fs.StringVar(&c.console, "console", envOr("NETSVC_CONSOLE", "http://"+defaultConsole+"/"), "the node's console `URL` (default NETSVC_CONSOLE, else the local node's)")
 			c.bind(fs, &c.token, consoleTokenSetting, "", "the console's `TOKEN`, when it asks for one")
 			fs.DurationVar(&c.timeout, "timeout", 10*time.Second, "give up on the console after this long")
 			fs.BoolVar(&c.json, "json", false, "print the console's JSON instead of the indented tree")
@@ -84,7 +84,7 @@ func runTree(ctx context.Context, env *cmdEnv) int {
 		return env.usageError("unexpected argument %q", env.args[0])
 	}
 	if cfg.console == "" {
-		return env.usageError("--console URL is required")
+		return env.usageError("--console URL is empty")
 	}
 	if cfg.timeout <= 0 {
 		return env.usageError("--timeout must be positive, got %v", cfg.timeout)
