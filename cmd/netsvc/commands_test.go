@@ -212,6 +212,11 @@ func TestSubscribeGetsRetainedInit(t *testing.T) {
 	if r.code != 0 || !strings.Contains(r.stdout, `"subject":"init","pattern":"init","value":{"time":`) {
 		t.Fatal(r)
 	}
+	// Without a pattern: every subject, the kept init first.
+	r = runCmd(context.Background(), "subscribe", "--server", n.Addr(), "--count", "1", "seed")
+	if r.code != 0 || !strings.Contains(r.stdout, `"subject":"init","pattern":">","value":{"time":`) {
+		t.Fatal(r)
+	}
 }
 
 func TestPublishRetainedToLateSubscriber(t *testing.T) {

@@ -19,7 +19,7 @@ func subscribeCommand() *command {
 	return &command{
 		name:    "subscribe",
 		summary: "print the reports of a service as JSON lines until interrupted",
-		usage:   "--server HOST:PORT [--group NAME] [--count N] SERVICE SUBJECT-PATTERN",
+		usage:   "--server HOST:PORT [--group NAME] [--count N] SERVICE [SUBJECT-PATTERN]  (default '>', every subject)",
 		flags: func(fs *flag.FlagSet) any {
 			c := &subscribeFlags{}
 			c.register(fs, "give up linking to the server after this long")
@@ -41,8 +41,11 @@ type reportLine struct {
 
 func runSubscribe(ctx context.Context, env *cmdEnv) int {
 	cfg := env.cfg.(*subscribeFlags)
+	if len(env.args) == 1 {
+		env.args = append(env.args, ">") // every subject
+	}
 	if len(env.args) != 2 {
-		return env.usageError("want SERVICE SUBJECT-PATTERN")
+		return env.usageError("want SERVICE [SUBJECT-PATTERN]")
 	}
 	if err := cfg.validate(); err != nil {
 		return env.usageError("%v", err)
