@@ -43,7 +43,7 @@ func (rt *Kernel) Relinked() {
 }
 
 // awaitRelink waits, while the process relinks, for the resync, the
-// bound or ctx; it reports whether it waited (a lookup may now succeed).
+// bound or ctx; it reports whether it waited.
 func (rt *Kernel) awaitRelink(ctx context.Context) bool {
 	r := &rt.relink
 	r.mu.Lock()

@@ -304,8 +304,11 @@ func (rt *Kernel) CallFrom(ctx context.Context, from Address, to Target, method 
 		return Payload{}, RuntimeFailure(CodeShutdown, "runtime is closed")
 	}
 	r, f := rt.resolve(to)
-	if f != nil && f.Code == CodeNoSuchService && isNameOrGroup(to) && rt.awaitRelink(ctx) {
-		r, f = rt.resolve(to) // relinked, or as long as rule 13 waits
+	if f != nil && f.Code == CodeNoSuchService && isNameOrGroup(to) {
+		// While relinking, wait for the resync (rule 13); and look again
+		// either way: the resync may have come since the first look.
+		rt.awaitRelink(ctx)
+		r, f = rt.resolve(to)
 	}
 	if f != nil {
 		rt.stats.countFailure(f.Code)
