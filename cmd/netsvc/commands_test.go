@@ -254,7 +254,7 @@ func TestPublishReachesWaitingSubscriber(t *testing.T) {
 		return nil
 	})
 	r := runCmd(context.Background(), "publish", "--server", n.Addr(), "--as", "news", "sport.tennis", `"set point"`, "--wait", "10s")
-	if r.code != 0 || r.stdout != "" || r.stderr != "" {
+	if r.code != 0 || r.stdout != "published sport.tennis to 1 subscription\n" || r.stderr != "" {
 		t.Fatal(r)
 	}
 	if r.took > 5*time.Second {
@@ -263,6 +263,20 @@ func TestPublishReachesWaitingSubscriber(t *testing.T) {
 	sr := sub.wait(t, 10*time.Second)
 	if sr.code != 0 || !strings.Contains(sr.stdout, `"subject":"sport.tennis","pattern":"sport.*","value":"set point"}`) {
 		t.Fatal(sr)
+	}
+}
+
+// TestPublishToNobody: publish says when nobody got the report, and with
+// --require-subscriber fails.
+func TestPublishToNobody(t *testing.T) {
+	n := startServer(t, "a", "", false)
+	r := runCmd(context.Background(), "publish", "--server", n.Addr(), "--as", "lonely", "s", "1", "--wait", "100ms")
+	if r.code != 0 || r.stdout != "published s to nobody: no subscription matched within 100ms\n" {
+		t.Fatal(r)
+	}
+	r = runCmd(context.Background(), "publish", "--server", n.Addr(), "--as", "lonely", "s", "1", "--wait", "100ms", "--require-subscriber")
+	if r.code != 1 || r.stderr != "netsvc publish: nobody subscribed to s within 100ms (--require-subscriber)\n" {
+		t.Fatal(r)
 	}
 }
 

@@ -19,6 +19,7 @@ type publishFlags struct {
 	as       string
 	lifetime time.Duration
 	wait     time.Duration
+	require  bool
 }
 
 // publishSettle is how long a publisher waits after a subscription
@@ -30,13 +31,14 @@ func publishCommand() *command {
 	return &command{
 		name:    "publish",
 		summary: "publish a report as a service and exit once sent (with --lifetime, keep serving it)",
-		usage:   "--server HOST:PORT [--group NAME] --as SERVICE SUBJECT JSON [--lifetime D] [--wait D]",
+		usage:   "--server HOST:PORT [--group NAME] --as SERVICE SUBJECT JSON [--lifetime D] [--wait D] [--require-subscriber]",
 		flags: func(fs *flag.FlagSet) any {
 			c := &publishFlags{}
 			c.register(fs, "give up linking to the server after this long")
 			fs.StringVar(&c.as, "as", "", "publish as a service named `SERVICE` (required)")
 			fs.DurationVar(&c.lifetime, "lifetime", 0, "keep the report this long for late subscribers, serving it until then or an interrupt; negative: until interrupted")
 			fs.DurationVar(&c.wait, "wait", time.Second, "without --lifetime: wait up to this long for subscribers to subscribe before publishing")
+			fs.BoolVar(&c.require, "require-subscriber", false, "without --lifetime: fail (exit 1) when nobody subscribed within --wait")
 			return c
 		},
 		run: runPublish,
@@ -96,9 +98,21 @@ func runPublish(ctx context.Context, env *cmdEnv) int {
 		return env.fail(res.err)
 	}
 	if lifetime == 0 {
+		if res.subscribers == 0 && cfg.require {
+			return env.fail(fmt.Errorf("nobody subscribed to %s within %v (--require-subscriber)", subject, cfg.wait))
+		}
 		// Stop does not wait for queued frames: let the link write them.
 		if err := drainLinks(ctx, n, 5*time.Second); err != nil {
 			return env.fail(err)
+		}
+		// Subscriptions whose pattern matched, each of which got it.
+		switch res.subscribers {
+		case 0:
+			fmt.Fprintf(env.stdout, "published %s to nobody: no subscription matched within %v\n", subject, cfg.wait)
+		case 1:
+			fmt.Fprintf(env.stdout, "published %s to 1 subscription\n", subject)
+		default:
+			fmt.Fprintf(env.stdout, "published %s to %d subscriptions\n", subject, res.subscribers)
 		}
 		return exitOK
 	}
