@@ -582,3 +582,40 @@ func TestBenchJSON(t *testing.T) {
 		t.Fatal(r)
 	}
 }
+
+// TestWatch: the registry's changes as JSON lines, those that exist
+// first; a name narrows it.
+func TestWatch(t *testing.T) {
+	n := startServer(t, "a", "", true)
+	// math appears, and joins its group; seed appears.
+	r := runCmd(context.Background(), "watch", "--server", n.Addr(), "--count", "3")
+	for _, want := range []string{`{"kind":"available","name":"math",`, `{"kind":"joined","name":"math",`, `{"kind":"available","name":"seed",`} {
+		if r.code != 0 || !strings.Contains(r.stdout, want) {
+			t.Fatalf("watch lacks %s: %v", want, r)
+		}
+	}
+	w := runBackground(t, "watch", "--server", n.Addr(), "--count", "2", "late")
+	nodetest.WaitFor(t, 10*time.Second, func() error {
+		if len(n.Links()) == 0 {
+			return fmt.Errorf("the watcher has not linked")
+		}
+		return nil
+	})
+	addr, err := n.Runtime().Start(context.Background(), "late", service.SetupFunc(func(*service.Agent) error { return nil }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodetest.WaitFor(t, 10*time.Second, func() error {
+		if !strings.Contains(w.out.String(), `"kind":"available","name":"late"`) {
+			return fmt.Errorf("no available line yet: %q", w.out.String())
+		}
+		return nil
+	})
+	if err := n.Runtime().StopService(context.Background(), addr); err != nil {
+		t.Fatal(err)
+	}
+	wr := w.wait(t, 10*time.Second)
+	if wr.code != 0 || !strings.Contains(wr.stdout, `"kind":"withdrawn","name":"late"`) || strings.Contains(wr.stdout, "math") {
+		t.Fatal(wr)
+	}
+}

@@ -7,6 +7,7 @@
 //	netsvc publish     publish a report as a named service
 //	netsvc subscribe   print the reports of a service as JSON lines
 //	netsvc services    list the services a node sees
+//	netsvc watch       print registry changes as JSON lines
 //	netsvc tree        print the live actor tree of a node (from its console)
 //	netsvc bench       run the benchmark in the peer topology
 //	netsvc version     print the version
@@ -103,6 +104,7 @@ func commands() []*command {
 		publishCommand(),
 		subscribeCommand(),
 		servicesCommand(),
+		watchCommand(),
 		treeCommand(),
 		benchCommand(),
 		versionCommand(),
