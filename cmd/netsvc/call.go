@@ -44,7 +44,7 @@ func runCall(ctx context.Context, env *cmdEnv) int {
 	}
 	ctx, cancel := context.WithTimeout(ctx, cfg.timeout)
 	defer cancel()
-	cfg.progress = env.stderr
+	cfg.progress, cfg.logOut = env.stderr, env.stderr
 	n, err := startClient(ctx, "call", &cfg.clientFlags)
 	if err != nil {
 		return env.fail(err)

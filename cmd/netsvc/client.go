@@ -9,10 +9,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"strings"
 	"time"
 
+	"github.com/netsvc-go/netsvc/actors/console"
 	"github.com/netsvc-go/netsvc/actors/exchange"
 	"github.com/netsvc-go/netsvc/actors/node"
 )
@@ -26,11 +28,17 @@ type clientFlags struct {
 	token   settingValue
 	timeout time.Duration
 	tls     tlsFlags // --tls-ca, --tls-cert, --tls-key, --tls-server-name
+	// metrics is where this client process serves its console and
+	// /metrics ("" for nowhere); logLevel and logFormat, where the
+	// library's logs go (nowhere unless --log-level is given).
+	metrics             string
+	logLevel, logFormat string
 
 	// progress is told, once, when the link is slow to come (nil: not
 	// told), so a command waiting on a node that is down or starting
 	// does not look hung.
 	progress io.Writer
+	logOut   io.Writer // where --log-level logs go: stderr
 }
 
 func (c *clientFlags) register(fs *flag.FlagSet, timeoutUsage string) {
@@ -39,6 +47,24 @@ func (c *clientFlags) register(fs *flag.FlagSet, timeoutUsage string) {
 	c.bind(fs, &c.token, tokenSetting, "", "the node's auth `TOKEN`, when it asks for one; the first of two comma-separated is the one proven")
 	fs.DurationVar(&c.timeout, "timeout", 10*time.Second, timeoutUsage)
 	c.tls.register(fs, true)
+	fs.StringVar(&c.metrics, "metrics", "", "serve this process's /metrics (and console) on `HOST:PORT`, e.g. for a long-running subscribe")
+	fs.StringVar(&c.logLevel, "log-level", "", "log the library's `LEVEL` and above on stderr: debug, info, warn or error (default: none)")
+	fs.StringVar(&c.logFormat, "log-format", "text", "with --log-level: text or json")
+}
+
+// logger is the library's logger of a client command: none unless
+// --log-level was given.
+func (c *clientFlags) logger(stderr io.Writer) *slog.Logger {
+	if c.logLevel == "" {
+		return slog.New(slog.DiscardHandler)
+	}
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(c.logLevel)) // checked by validate
+	opts := &slog.HandlerOptions{Level: level}
+	if c.logFormat == "json" {
+		return slog.New(slog.NewJSONHandler(stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(stderr, opts))
 }
 
 func (c *clientFlags) validate() error {
@@ -47,6 +73,20 @@ func (c *clientFlags) validate() error {
 	}
 	if c.timeout <= 0 {
 		return fmt.Errorf("--timeout must be positive, got %v", c.timeout)
+	}
+	if c.logLevel != "" {
+		var level slog.Level
+		if err := level.UnmarshalText([]byte(c.logLevel)); err != nil {
+			return fmt.Errorf("--log-level %q: want debug, info, warn or error", c.logLevel)
+		}
+	}
+	if c.logFormat != "text" && c.logFormat != "json" && c.logFormat != "" {
+		return fmt.Errorf("--log-format %q: want text or json", c.logFormat)
+	}
+	if c.metrics != "" {
+		if err := checkHostPort("--metrics", c.metrics); err != nil {
+			return err
+		}
 	}
 	return c.tls.validate(true)
 }
@@ -67,10 +107,15 @@ func startClient(ctx context.Context, cmd string, cf *clientFlags) (*node.Node, 
 	if _, xc.ClientTLS, err = cf.tls.load(); err != nil {
 		return nil, err
 	}
-	n, err := node.Start(ctx, node.Config{
+	nc := node.Config{
 		Name:      fmt.Sprintf("netsvc-%s@%s/%d", cmd, host, os.Getpid()),
 		Exchanges: []exchange.Config{xc},
-	})
+		Logger:    cf.logger(cf.logOut),
+	}
+	if cf.metrics != "" {
+		nc.Console = &console.Config{Addr: cf.metrics}
+	}
+	n, err := node.Start(ctx, nc)
 	if err != nil {
 		return nil, err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -617,5 +618,38 @@ func TestWatch(t *testing.T) {
 	wr := w.wait(t, 10*time.Second)
 	if wr.code != 0 || !strings.Contains(wr.stdout, `"kind":"withdrawn","name":"late"`) || strings.Contains(wr.stdout, "math") {
 		t.Fatal(wr)
+	}
+}
+
+// TestClientMetricsAndLogs: a long-running client command serves its
+// process's /metrics with --metrics, and logs the library's lines with
+// --log-level.
+func TestClientMetricsAndLogs(t *testing.T) {
+	n := startServer(t, "a", "", true)
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	sub := runBackground(t, "subscribe", "--server", n.Addr(), "--metrics", addr, "--log-level", "info", "--log-format", "json", "seed", "next")
+	var body string
+	nodetest.WaitFor(t, 10*time.Second, func() error {
+		resp, err := http.Get("http://" + addr + "/metrics")
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err != nil {
+			return err
+		}
+		body = string(b)
+		if !strings.Contains(body, `netsvc_link_up{group="",peer="a"} 1`) {
+			return fmt.Errorf("no link to a in the client's metrics yet")
+		}
+		return nil
+	})
+	r := sub.stop(t)
+	if !strings.Contains(r.stderr, `"msg":"link up"`) {
+		t.Errorf("no JSON link-up line with --log-level info --log-format json: %q", r.stderr)
+	}
+	if r := runCmd(context.Background(), "call", "--log-level", "loud", "math", "multiply", "6", "7"); r.code != 2 {
+		t.Errorf("--log-level loud: %v", r)
 	}
 }

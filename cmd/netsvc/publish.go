@@ -77,7 +77,7 @@ func runPublish(ctx context.Context, env *cmdEnv) int {
 		lifetime = service.Forever
 	}
 
-	cfg.progress = env.stderr
+	cfg.progress, cfg.logOut = env.stderr, env.stderr
 	n, err := startClient(ctx, "publish", &cfg.clientFlags)
 	if err != nil {
 		return env.fail(err)

@@ -76,7 +76,7 @@ func runServices(ctx context.Context, env *cmdEnv) int {
 		}
 		return servicesFromConsole(ctx, env, cfg)
 	}
-	cfg.progress = env.stderr
+	cfg.progress, cfg.logOut = env.stderr, env.stderr
 	n, err := startClient(ctx, "services", &cfg.clientFlags)
 	if err != nil {
 		return env.fail(err)

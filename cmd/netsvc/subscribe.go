@@ -57,7 +57,7 @@ func runSubscribe(ctx context.Context, env *cmdEnv) int {
 	if _, err := service.CompilePattern(pattern); err != nil {
 		return env.usageError("%v", err)
 	}
-	cfg.progress = env.stderr
+	cfg.progress, cfg.logOut = env.stderr, env.stderr
 	n, err := startClient(ctx, "subscribe", &cfg.clientFlags)
 	if err != nil {
 		return env.fail(err)

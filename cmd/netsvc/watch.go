@@ -61,7 +61,7 @@ func runWatch(ctx context.Context, env *cmdEnv) int {
 			target = service.Name(env.args[0])
 		}
 	}
-	cfg.progress = env.stderr
+	cfg.progress, cfg.logOut = env.stderr, env.stderr
 	n, err := startClient(ctx, "watch", &cfg.clientFlags)
 	if err != nil {
 		return env.fail(err)
