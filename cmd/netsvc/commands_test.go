@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os/exec"
 	"regexp"
 	"strings"
 	"sync"
@@ -651,5 +652,39 @@ func TestClientMetricsAndLogs(t *testing.T) {
 	}
 	if r := runCmd(context.Background(), "call", "--log-level", "loud", "math", "multiply", "6", "7"); r.code != 2 {
 		t.Errorf("--log-level loud: %v", r)
+	}
+}
+
+// TestHelpAndCompletion: help shows flags as --flag and examples; the
+// bash completion script loads in bash and knows the commands' flags.
+func TestHelpAndCompletion(t *testing.T) {
+	ctx := context.Background()
+	for _, c := range commands() {
+		r := runCmd(ctx, "help", c.name)
+		if r.code != 0 || !strings.Contains(r.stdout, "\nExamples:\n  netsvc") {
+			t.Errorf("help %s has no examples: %v", c.name, r)
+		}
+		if c.name == "call" && (!strings.Contains(r.stdout, "\n  --server HOST:PORT\n") || strings.Contains(r.stdout, "\n  -server")) {
+			t.Errorf("help call does not write flags as --flag: %s", r.stdout)
+		}
+	}
+	r := runCmd(ctx, "completion", "bash")
+	if r.code != 0 || !strings.Contains(r.stdout, "complete -o default -F _netsvc netsvc") {
+		t.Fatal(r)
+	}
+	bash, err := exec.LookPath("bash")
+	if err != nil {
+		t.Skip("no bash to load the script in")
+	}
+	script := r.stdout + `
+COMP_WORDS=(netsvc call --ser); COMP_CWORD=2; _netsvc; echo "${COMPREPLY[@]}"
+COMP_WORDS=(netsvc wa); COMP_CWORD=1; _netsvc; echo "${COMPREPLY[@]}"
+`
+	out, err := exec.Command(bash, "-c", script).CombinedOutput()
+	if err != nil || string(out) != "--server\nwatch\n" {
+		t.Fatalf("bash completion: %q, %v", out, err)
+	}
+	if r := runCmd(ctx, "completion", "fish"); r.code != 2 {
+		t.Fatal(r)
 	}
 }

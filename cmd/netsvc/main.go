@@ -11,6 +11,7 @@
 //	netsvc tree        print the live actor tree of a node (from its console)
 //	netsvc bench       run the benchmark in the peer topology
 //	netsvc version     print the version
+//	netsvc completion  print a bash or zsh completion script
 //
 // The client commands (call, publish, subscribe, services) start a small
 // client process of their own that links to one node with --server
@@ -108,6 +109,7 @@ func commands() []*command {
 		treeCommand(),
 		benchCommand(),
 		versionCommand(),
+		completionCommand(),
 	}
 }
 
@@ -254,8 +256,7 @@ func printCommandUsage(w io.Writer, c *command) {
 	fs.VisitAll(func(*flag.Flag) { n++ })
 	if n > 0 {
 		fmt.Fprintln(w, "\nFlags:")
-		fs.SetOutput(w)
-		fs.PrintDefaults()
+		printFlags(w, fs)
 	}
 	if hs, ok := cfg.(hasSettings); ok {
 		printSettingsHelp(w, hs.boundSettings())
@@ -263,6 +264,7 @@ func printCommandUsage(w io.Writer, c *command) {
 	if _, ok := cfg.(*nodeFlags); ok {
 		fmt.Fprint(w, limitsHelp())
 	}
+	printExamples(w, c.name)
 }
 
 // oneLine keeps an error message on one line.

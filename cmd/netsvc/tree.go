@@ -32,7 +32,7 @@ func treeCommand() *command {
 		usage:   "[--console URL] [--console-token TOKEN] [--json]",
 		flags: func(fs *flag.FlagSet) any {
 			c := &treeFlags{}
-			fs.StringVar(&c.console, "console", envOr("NETSVC_CONSOLE", "http://"+defaultConsole+"/"), "the node's console `URL` (default NETSVC_CONSOLE, else the local node's)")
+			fs.StringVar(&c.console, "console", envOr("NETSVC_CONSOLE", "http://"+defaultConsole+"/"), "the node's console `URL` (default NETSVC_CONSOLE, else the local node's: http://"+defaultConsole+"/)")
 			c.bind(fs, &c.token, consoleTokenSetting, "", "the console's `TOKEN`, when it asks for one")
 			fs.DurationVar(&c.timeout, "timeout", 10*time.Second, "give up on the console after this long")
 			fs.BoolVar(&c.json, "json", false, "print the console's JSON instead of the indented tree")
