@@ -50,7 +50,7 @@ func (a *Agent) runDo(m *doFunc) {
 // inPlaceMethod is answered by every service before its own methods: a
 // subscriber calls it right after its subscription, and the answer,
 // coming after the publisher took the subscription, says it is in place.
-const inPlaceMethod = "\x00in-place"
+const inPlaceMethod = registry.MethodPing
 
 // OnInPlace calls fn, inside the subscriber, once each publisher has
 // taken the subscription: reports it publishes from then on are

@@ -178,6 +178,8 @@ func (n *Node) startGossip(gc cluster.Config) error {
 		return fmt.Errorf("node %s: gossip: %w", n.cfg.Name, err)
 	}
 	n.mesh = m
+	// Its clients ask for the members over their link (netsvc members).
+	n.rt.Kernel().HandleProcess(registry.MethodMembers, func() (any, error) { return m.Cluster().Members(), nil })
 	return nil
 }
 

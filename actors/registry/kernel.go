@@ -118,14 +118,15 @@ type Kernel struct {
 	log  *slog.Logger
 	sys  *actor.ActorSystem
 
-	ix         *index
-	pending    *pendingTable
-	cancels    *cancelTable
-	relink     relinkState
-	registry   *actor.PID
-	services   *actor.PID
-	tree       *Tree
-	dispatcher actor.Dispatcher
+	ix          *index
+	pending     *pendingTable
+	cancels     *cancelTable
+	relink      relinkState
+	procMethods processMethods
+	registry    *actor.PID
+	services    *actor.PID
+	tree        *Tree
+	dispatcher  actor.Dispatcher
 
 	nextSeq   atomic.Uint64 // start order of local services
 	nextConv  atomic.Uint64

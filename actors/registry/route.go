@@ -46,6 +46,11 @@ func (rt *Kernel) deliverLocal(e *Envelope, from Link) {
 		rt.cancelArrived(e)
 		return
 	}
+	if e.To.ID == 0 && e.Kind == KindRequest {
+		e.Via = from
+		rt.answerProcess(e)
+		return
+	}
 	ref := rt.ix.local(e.To.ID)
 	if ref == nil || (e.Kind == KindRequest && ref.hidden.Load()) {
 		rt.undeliverable(e, RuntimeFailuref(CodeNoSuchService, "no service at %s", e.To), false)

@@ -688,3 +688,33 @@ COMP_WORDS=(netsvc wa); COMP_CWORD=1; _netsvc; echo "${COMPREPLY[@]}"
 		t.Fatal(r)
 	}
 }
+
+// TestPingAndMembers: both over the client's exchange link, no console.
+func TestPingAndMembers(t *testing.T) {
+	n := startServer(t, "a", "", true)
+	ctx := context.Background()
+	r := runCmd(ctx, "ping", "--server", n.Addr(), "--count", "2")
+	if r.code != 0 || !strings.HasPrefix(r.stdout, "node "+n.Addr()+": 2 round trips, min/avg/max ") {
+		t.Fatal(r)
+	}
+	r = runCmd(ctx, "ping", "--server", n.Addr(), "math")
+	if r.code != 0 || !strings.HasPrefix(r.stdout, "service math: 3 round trips") {
+		t.Fatal(r)
+	}
+	if r = runCmd(ctx, "ping", "--server", n.Addr(), "nobody"); r.code != 1 || !strings.Contains(r.stderr, "no such service") {
+		t.Fatal(r)
+	}
+	// A node without a cluster says so; one with gossip lists itself.
+	if r = runCmd(ctx, "members", "--server", n.Addr()); r.code != 1 || !strings.Contains(r.stderr, "has no cluster") {
+		t.Fatal(r)
+	}
+	g := nodetest.Server(t, "g1")
+	r = runCmd(ctx, "members", "--server", g.Addr())
+	if r.code != 0 || !strings.HasPrefix(r.stdout, "NODE") || !strings.Contains(r.stdout, "\ng1 ") || !strings.Contains(r.stdout, " alive ") {
+		t.Fatal(r)
+	}
+	r = runCmd(ctx, "members", "--server", g.Addr(), "--json")
+	if r.code != 0 || !json.Valid([]byte(r.stdout)) || !strings.Contains(r.stdout, `"node":"g1"`) {
+		t.Fatal(r)
+	}
+}

@@ -53,6 +53,8 @@ var commandExamples = map[string][]string{
 		"netsvc bench --mode pub --size 1024 --json",
 	},
 	"version":    {"netsvc version", "netsvc --version"},
+	"members":    {"netsvc members", "netsvc members --server 10.0.0.1:11111 --json"},
+	"ping":       {"netsvc ping                                          # round trips to the node", "netsvc ping math --count 10"},
 	"completion": {"netsvc completion bash > /etc/bash_completion.d/netsvc", "netsvc completion zsh > \"${fpath[1]}/_netsvc\"", "source <(netsvc completion bash)   # this shell only"},
 }
 

@@ -8,6 +8,8 @@
 //	netsvc subscribe   print the reports of a service as JSON lines
 //	netsvc services    list the services a node sees
 //	netsvc watch       print registry changes as JSON lines
+//	netsvc members     list the cluster members a node knows
+//	netsvc ping        round trips to a node or a service
 //	netsvc tree        print the live actor tree of a node (from its console)
 //	netsvc bench       run the benchmark in the peer topology
 //	netsvc version     print the version
@@ -106,6 +108,8 @@ func commands() []*command {
 		subscribeCommand(),
 		servicesCommand(),
 		watchCommand(),
+		membersCommand(),
+		pingCommand(),
 		treeCommand(),
 		benchCommand(),
 		versionCommand(),
