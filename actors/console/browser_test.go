@@ -229,6 +229,17 @@ func TestBrowserPage(t *testing.T) {
 		t.Errorf("failed call result: %q", res)
 	}
 
+	// With a link, services and members shown: nothing clipped at the
+	// widths users have (element bounds, not pixels).
+	for _, w := range []int64{1280, 1920} {
+		browse(t, ctx, fmt.Sprint("resize to ", w), chromedp.EmulateViewport(w, 900))
+		clipped := eval[[]string](t, ctx, `[...document.querySelectorAll(".scroll")].filter(s => s.offsetParent && s.scrollWidth > s.clientWidth + 1).map(s => s.querySelector("table").id + " " + s.scrollWidth + ">" + s.clientWidth)`)
+		if len(clipped) > 0 {
+			shot(t, ctx)
+			t.Errorf("at %d px these tables are clipped: %v", w, clipped)
+		}
+	}
+
 	if !eval[bool](t, ctx, `window.notReloaded === true`) {
 		t.Error("the page reloaded")
 	}

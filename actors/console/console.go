@@ -105,14 +105,16 @@ type Config struct {
 
 // Console is a running console.
 type Console struct {
-	cfg     Config
-	log     *slog.Logger
-	srv     *http.Server
-	ln      net.Listener
-	addr    string
-	hub     *hub
-	metrics http.Handler
-	started time.Time
+	cfg Config
+	// memberClient asks the members' consoles for the cluster view.
+	memberClient *http.Client
+	log          *slog.Logger
+	srv          *http.Server
+	ln           net.Listener
+	addr         string
+	hub          *hub
+	metrics      http.Handler
+	started      time.Time
 
 	guard    *authGuard                      // token guessing, per host
 	inFlight chan struct{}                   // a slot per gateway call running
@@ -160,7 +162,7 @@ func Start(cfg Config) (*Console, error) {
 		ln.Close()
 		return nil, fmt.Errorf("console: %s listens on %s, which is not loopback: set a token", cfg.Addr, ta.IP)
 	}
-	c := &Console{cfg: cfg, log: log, ln: ln, addr: ln.Addr().String(), hub: newHub(),
+	c := &Console{cfg: cfg, log: log, memberClient: &http.Client{Timeout: clusterFetchTimeout}, ln: ln, addr: ln.Addr().String(), hub: newHub(),
 		started: time.Now(), done: make(chan struct{}), served: make(chan struct{}),
 		inFlight: make(chan struct{}, cfg.GatewayMaxInFlight), guard: newAuthGuard(log)}
 	if err := c.watchLinks(); err != nil {
@@ -229,6 +231,7 @@ func (c *Console) handler() http.Handler {
 	mux.HandleFunc("/api/services", c.get(c.apiServices))
 	mux.HandleFunc("/api/connections", c.get(c.apiConnections))
 	mux.HandleFunc("/api/members", c.get(c.apiMembers))
+	mux.HandleFunc("/api/cluster", c.get(c.apiCluster))
 	mux.HandleFunc("/api/subscriptions", c.get(c.apiSubscriptions))
 	mux.HandleFunc("/api/events", c.events)
 	mux.HandleFunc("/rpc/", c.gateway)

@@ -114,7 +114,7 @@
 
   const refreshers = {
     node: refreshNode, tree: refreshTree, services: refreshServices, connections: refreshConnections,
-    members: refreshMembers, subs: refreshSubs,
+    members: refreshMembers, subs: refreshSubs, cluster: refreshCluster,
   };
   const timers = {};
   function schedule(...names) {
@@ -290,7 +290,7 @@
       const where = s.local ? badge("local", "ok") : badge("remote · " + s.hops + (s.hops === 1 ? " hop" : " hops"), "plain");
       tbody.append(h("tr", { dataset: { service: s.name, address: s.address } },
         h("td", { class: "name" }, h("b", {}, s.name || "(anonymous)")),
-        h("td", { class: "mono", title: "process " + s.process }, s.address),
+        h("td", { class: "mono addr", title: "process " + s.process }, s.address),
         h("td", { class: "mono", title: audienceTitle(s.audience) }, audienceText(s.audience)),
         h("td", {}, (s.groups || []).map(g => h("span", { class: "chip" }, g))),
         h("td", {}, s.node),
@@ -361,7 +361,7 @@
 
     const tbody = $("links").tBodies[0];
     tbody.replaceChildren();
-    if (!c.links.length) emptyRow(tbody, 9, "no links: start a client or another node with --connect");
+    if (!c.links.length) emptyRow(tbody, 8, "no links: start a client or another node with --connect");
     for (const l of c.links) {
       const hist = state.linkHist.get(l.id) || [];
       const last = hist[hist.length - 1] || { in: 0, out: 0 };
@@ -370,7 +370,8 @@
       tbody.append(h("tr", { dataset: { link: l.id } },
         h("td", { class: "mono nowrap" }, l.id, h("br"),
           h("span", { class: "muted", title: l.direction === "out" ? "this node dialled" : "the peer dialled" }, l.direction === "out" ? "→ out" : "← in")),
-        h("td", {}, badge(l.state + (l.state === "active" && !l.synced ? " (syncing)" : ""), stateCls)),
+        h("td", {}, badge(l.state + (l.state === "active" && !l.synced ? " (syncing)" : ""), stateCls), h("br"),
+          h("span", { class: "muted nowrap", title: "up for" }, fmtAge(l.since))),
         h("td", { title: "process " + l.remote_process + " at " + l.remote_address },
           h("b", {}, l.remote_node || "?"), h("br"),
           h("span", { class: "muted mono" }, l.role + " · " + l.remote_address + " · group " + audienceText(l.group))),
@@ -379,8 +380,7 @@
           h("div", { class: "nums" }, h("span", { class: "in-key" }, "in " + fmtRate(last.in)), h("br"), h("span", { class: "out-key" }, "out " + fmtRate(last.out))))),
         h("td", { class: "num nowrap" }, fmtBytes(l.bytes_in), h("br"), fmtBytes(l.bytes_out)),
         h("td", { class: "num" + (l.drops || l.refused ? " bad" : "") }, fmtInt(l.drops), h("br"), fmtInt(l.refused)),
-        h("td", { class: "num nowrap" }, fmtBytes(l.queued_bytes)),
-        h("td", { class: "nowrap" }, fmtAge(l.since))));
+        h("td", { class: "num nowrap" }, fmtBytes(l.queued_bytes))));
       drawSparkline(canvas, hist);
     }
     $("links-count").textContent = "(" + c.links.length + ")";
@@ -418,25 +418,71 @@
 
   // --- members ---
 
+  // stateBadge colours a member's state.
+  function stateBadge(v) {
+    const t = String(v === undefined ? "" : v);
+    return badge(t, /alive|up|active/i.test(t) ? "ok" : /dead|left|failed/i.test(t) ? "bad" : "warn");
+  }
+  function consoleLink(addr) {
+    return addr ? h("a", { href: "http://" + addr + "/", target: "_blank", rel: "noopener" }, addr) : "";
+  }
+
   async function refreshMembers() {
     const list = await api("api/members");
-    const table = $("members");
-    const rows = Array.isArray(list) ? list : [];
-    const cols = [];
-    for (const m of rows) if (m && typeof m === "object") for (const k of Object.keys(m)) if (!cols.includes(k)) cols.push(k);
-    table.tHead.replaceChildren(h("tr", {}, (cols.length ? cols : ["member"]).map(k => h("th", {}, k.replace(/_/g, " ")))));
-    const tbody = table.tBodies[0];
+    const rows = Array.isArray(list) ? list.filter(m => m && typeof m === "object") : [];
+    const tbody = $("members").tBodies[0];
     tbody.replaceChildren();
-    if (!rows.length) emptyRow(tbody, Math.max(cols.length, 1), "no cluster members: gossip is off, or this node is alone");
+    if (!rows.length) emptyRow(tbody, 7, "no cluster members: gossip is off, or this node is alone");
+    rows.sort((a, b) => String((a.meta || {}).node || a.name).localeCompare(String((b.meta || {}).node || b.name)));
     for (const m of rows) {
-      if (!m || typeof m !== "object") { tbody.append(h("tr", {}, h("td", {}, String(m)))); continue; }
-      tbody.append(h("tr", {}, cols.map(k => {
-        const v = m[k];
-        if (k === "state" || k === "status") return h("td", {}, badge(String(v), /alive|up|active/i.test(String(v)) ? "ok" : /dead|left|failed/i.test(String(v)) ? "bad" : "warn"));
-        return h("td", { class: typeof v === "number" ? "num" : "" }, v === null || v === undefined ? "" : typeof v === "object" ? JSON.stringify(v) : String(v));
-      })));
+      const meta = m.meta || {};
+      tbody.append(h("tr", { "data-member": meta.node || m.name },
+        h("td", { title: m.name || "" }, meta.node || m.name || ""),
+        h("td", {}, stateBadge(m.state)),
+        h("td", {}, meta.exchange ? meta.exchange + (meta.group ? " (" + meta.group + ")" : "") : ""),
+        h("td", { class: "num" }, m.rtt_ms ? m.rtt_ms.toFixed(2) + " ms" : ""),
+        h("td", { class: "num" }, m.ack_age_ms ? (m.ack_age_ms / 1000).toFixed(1) + " s ago" : ""),
+        h("td", {}, meta.version || ""),
+        h("td", {}, consoleLink(meta.console))));
     }
     $("members-count").textContent = "(" + rows.length + ")";
+  }
+
+  // --- the cluster: every member's services and actor tree ---
+
+  function treeList(t) {
+    if (!t || typeof t !== "object") return "";
+    const kids = (t.children || []).map(treeList);
+    return h("li", {}, h("span", {}, t.name + " "), kindBadge(t.kind), kids.length ? h("ul", {}, kids) : "");
+  }
+
+  async function refreshCluster() {
+    const nodes = await api("api/cluster");
+    const tbody = $("cluster").tBodies[0];
+    const details = $("cluster-nodes");
+    tbody.replaceChildren();
+    details.replaceChildren();
+    const list = Array.isArray(nodes) ? nodes : [];
+    for (const n of list) {
+      const services = Array.isArray(n.services) ? n.services : [];
+      let actors = 0;
+      const count = t => { if (t && typeof t === "object") { actors++; (t.children || []).forEach(count); } };
+      count(n.tree);
+      tbody.append(h("tr", { "data-node": n.node },
+        h("td", {}, n.node + (n.self ? " (this node)" : "")),
+        h("td", {}, stateBadge(n.state)),
+        h("td", { class: "num" }, n.services ? fmtInt(services.length) : ""),
+        h("td", { class: "num" }, n.tree ? fmtInt(actors) : ""),
+        h("td", {}, consoleLink(n.console)),
+        h("td", { class: "muted" }, n.error || "")));
+      if (!n.tree && !n.services) continue;
+      const names = services.map(b => b.name + (b.local ? "" : "@" + (b.node || "?"))).filter(x => x);
+      details.append(h("details", { "data-node": n.node },
+        h("summary", {}, n.node + ": " + services.length + " services, " + actors + " actors"),
+        h("p", { class: "help" }, names.length ? names.join(", ") : "no services"),
+        h("ul", { class: "cluster-tree" }, treeList(n.tree))));
+    }
+    $("cluster-count").textContent = "(" + list.length + ")";
   }
 
   // --- subscriptions ---
@@ -485,7 +531,7 @@
     es.onopen = () => {
       live.className = "live on";
       live.textContent = "live";
-      schedule("node", "tree", "services", "connections", "members", "subs");
+      schedule("node", "tree", "services", "connections", "members", "subs", "cluster");
     };
     es.onerror = () => {
       live.className = "live off";
@@ -519,11 +565,11 @@
     $("expand-all").addEventListener("click", () => setAll(true));
     $("collapse-all").addEventListener("click", () => setAll(false));
     $("call-form").addEventListener("submit", doCall);
-    schedule("node", "tree", "services", "connections", "members", "subs");
+    schedule("node", "tree", "services", "connections", "members", "subs", "cluster");
     connectEvents();
     setInterval(() => schedule("connections"), 1000);
     setInterval(() => schedule("tree", "subs", "node"), 3000);
-    setInterval(() => schedule("members", "services"), 10000);
+    setInterval(() => schedule("members", "services", "cluster"), 10000);
     setInterval(renderFacts, 1000);
   }
 
