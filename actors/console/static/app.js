@@ -424,7 +424,9 @@
     return badge(t, /alive|up|active/i.test(t) ? "ok" : /dead|left|failed/i.test(t) ? "bad" : "warn");
   }
   function consoleLink(addr) {
-    return addr ? h("a", { href: "http://" + addr + "/", target: "_blank", rel: "noopener" }, addr) : "";
+    // Another node's console, opened in a new tab (nothing is fetched
+    // from it here: /api/cluster does that server-side).
+    return addr ? h("a", { href: location.protocol + "//" + addr + "/", target: "_blank", rel: "noopener" }, addr) : "";
   }
 
   async function refreshMembers() {
