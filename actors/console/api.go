@@ -103,6 +103,9 @@ type ServiceInfo struct {
 	service.Binding
 	Process  service.ProcessID `json:"process"`
 	Location string            `json:"location"`
+	// Calls counts the requests a local service served (its methods
+	// together), for the page's calls per second; absent for remote ones.
+	Calls *uint64 `json:"calls,omitempty"`
 }
 
 // apiServices answers GET /api/services: every binding the node sees.
@@ -112,12 +115,22 @@ func (c *Console) apiServices(*http.Request) (any, error) {
 
 func services(rt *service.Runtime) []ServiceInfo {
 	bs := rt.Services()
+	calls := map[service.Address]uint64{}
+	for _, s := range rt.Kernel().Stats().Services {
+		for _, m := range s.Methods {
+			calls[s.Address] += m.Calls
+		}
+	}
 	out := make([]ServiceInfo, len(bs))
 	for i, b := range bs {
 		if b.Groups == nil {
 			b.Groups = []string{}
 		}
 		out[i] = ServiceInfo{Binding: b, Process: b.Address.Process, Location: b.Location()}
+		if b.Local {
+			n := calls[b.Address]
+			out[i].Calls = &n
+		}
 	}
 	return out
 }

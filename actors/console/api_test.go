@@ -297,6 +297,18 @@ func TestMetrics(t *testing.T) {
 	if _, err := p.srv.Runtime().Call(ctx, service.Name("math"), "multiply", 6); service.AsFailure(err).Code != service.CodeBadArguments {
 		t.Fatalf("multiply(6): %v", err)
 	}
+	// The services API counts what local services served (the page
+	// shows calls per second from it).
+	var svcs []ServiceInfo
+	getJSON(t, c.URL()+"api/services", &svcs)
+	for _, s := range svcs {
+		if s.Name == "math" && s.Local && (s.Calls == nil || *s.Calls != 2) {
+			t.Errorf("math served %v calls, want 2", s.Calls)
+		}
+		if !s.Local && s.Calls != nil {
+			t.Errorf("a remote service with calls: %+v", s)
+		}
+	}
 	r := get(t, c.URL()+"metrics")
 	// What promtool check metrics checks (it runs promlint).
 	// (The helper trimmed the final newline the format ends with.)

@@ -81,6 +81,13 @@ func TestBrowserCluster(t *testing.T) {
 	if strings.Contains(member, "{") {
 		t.Errorf("member row shows raw JSON: %q", member)
 	}
+	// A click on a header sorts: members by node, then the other way.
+	browse(t, ctx, "sort members by node, descending",
+		chromedp.Click(chromedp.CSS(`#members thead th:first-child`)),
+		chromedp.Click(chromedp.CSS(`#members thead th:first-child`)))
+	if order := eval[string](t, ctx, `[...document.querySelectorAll('#members tbody tr')].map(r => r.dataset.member).join(" ")`); order != "n3 n2 n1" {
+		t.Errorf("members sorted descending by node: %q", order)
+	}
 	// No table wider than its card at the widths users have.
 	for _, w := range []int64{1280, 1920} {
 		browse(t, ctx, fmt.Sprint("resize to ", w), chromedp.EmulateViewport(w, 900))

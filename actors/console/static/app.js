@@ -110,6 +110,43 @@
     actor: "a plain actor a service spawned",
   };
 
+  // --- sorting: a click on a column's header sorts its table's rows by
+  // it (numbers as numbers), again the other way; the order holds over
+  // refreshes, which re-sort what they draw. ---
+
+  const sortBy = new Map(); // table id → { col, dir }
+  function sortTable(table) {
+    const s = sortBy.get(table.id);
+    if (!s) return;
+    const tbody = table.tBodies[0];
+    const rows = [...tbody.rows].filter(r => !r.querySelector("td.empty"));
+    const key = r => {
+      const t = (r.cells[s.col] || {}).textContent || "";
+      const n = parseFloat(t.replace(/[, ]/g, ""));
+      return isNaN(n) ? t.toLowerCase() : n;
+    };
+    const before = rows.slice();
+    rows.sort((a, b) => { const x = key(a), y = key(b); return (x < y ? -1 : x > y ? 1 : 0) * s.dir; });
+    // Moving rows is a change the observer below sees: only when needed.
+    if (rows.some((r, i) => r !== before[i])) tbody.append(...rows);
+    [...table.tHead.rows[0].cells].forEach((th, i) => th.setAttribute("aria-sort", i === s.col ? (s.dir > 0 ? "ascending" : "descending") : "none"));
+  }
+  function makeSortable() {
+    for (const table of document.querySelectorAll("table.data")) {
+      if (!table.tHead || !table.tHead.rows.length) continue;
+      [...table.tHead.rows[0].cells].forEach((th, i) => {
+        th.classList.add("sortable");
+        th.title = "sort by this column";
+        th.addEventListener("click", () => {
+          const s = sortBy.get(table.id);
+          sortBy.set(table.id, { col: i, dir: s && s.col === i ? -s.dir : 1 });
+          sortTable(table);
+        });
+      });
+      new MutationObserver(() => sortTable(table)).observe(table.tBodies[0], { childList: true });
+    }
+  }
+
   // --- scheduling: targeted refreshes, debounced ---
 
   const refreshers = {
@@ -282,10 +319,20 @@
 
   async function refreshServices() {
     const list = await api("api/services");
+    // Calls per second of local services, between this read and the last.
+    const now = Date.now(), prev = state.serviceCalls || new Map();
+    const next = new Map();
+    for (const s of list) {
+      if (s.calls === undefined) continue;
+      next.set(s.address, { n: s.calls, at: now });
+      const p = prev.get(s.address);
+      s.rate = p && now > p.at ? (s.calls - p.n) * 1000 / (now - p.at) : null;
+    }
+    state.serviceCalls = next;
     list.sort((a, b) => a.name.localeCompare(b.name) || a.node.localeCompare(b.node) || a.address.localeCompare(b.address));
     const tbody = $("services").tBodies[0];
     tbody.replaceChildren();
-    if (!list.length) emptyRow(tbody, 8, "no services yet");
+    if (!list.length) emptyRow(tbody, 9, "no services yet");
     for (const s of list) {
       const where = s.local ? badge("local", "ok") : badge("remote · " + s.hops + (s.hops === 1 ? " hop" : " hops"), "plain");
       tbody.append(h("tr", { dataset: { service: s.name, address: s.address } },
@@ -295,6 +342,7 @@
         h("td", {}, (s.groups || []).map(g => h("span", { class: "chip" }, g))),
         h("td", {}, s.node),
         h("td", {}, where),
+        h("td", { class: "num", title: s.calls !== undefined ? fmtInt(s.calls) + " calls served" : "" }, s.rate === null || s.rate === undefined ? (s.calls !== undefined ? "…" : "") : fmtRate(s.rate)),
         h("td", { class: "mono", title: s.exchange_group !== undefined ? "exchange group " + audienceText(s.exchange_group) : "" }, s.link || ""),
         h("td", {}, h("button", { type: "button", title: "call this service", onclick: () => prefillCall(s.name) }, "call…"))));
     }
@@ -567,6 +615,7 @@
     $("expand-all").addEventListener("click", () => setAll(true));
     $("collapse-all").addEventListener("click", () => setAll(false));
     $("call-form").addEventListener("submit", doCall);
+    makeSortable();
     schedule("node", "tree", "services", "connections", "members", "subs", "cluster");
     connectEvents();
     setInterval(() => schedule("connections"), 1000);
