@@ -12,6 +12,9 @@ import (
 )
 
 type benchFlags struct {
+	settings // --token, --token-file, NETSVC_TOKEN, with --server
+	servers  listFlag
+	token    settingValue
 	mode     string
 	duration time.Duration
 	json     bool
@@ -23,7 +26,7 @@ func benchCommand() *command {
 	return &command{
 		name:    "bench",
 		summary: "run the benchmark in the peer topology (three TCP hops each way, one process)",
-		usage:   "--mode rr|rrpar|pub [--duration D] [--size N] [--inflight N] [--json]",
+		usage:   "--mode rr|rrpar|pub [--duration D] [--size N] [--inflight N] [--server HOST:PORT ...] [--json]",
 		flags: func(fs *flag.FlagSet) any {
 			c := &benchFlags{}
 			fs.StringVar(&c.mode, "mode", "rr", "`MODE`: rr (one request at a time), rrpar (--inflight at a time) or pub (publish/subscribe)")
@@ -31,6 +34,8 @@ func benchCommand() *command {
 			fs.BoolVar(&c.json, "json", false, "print one JSON object with the peer benchmark's keys")
 			fs.IntVar(&c.size, "size", 100, "payload size in bytes")
 			fs.IntVar(&c.inflight, "inflight", 64, "requests in flight for rrpar")
+			fs.Var(&c.servers, "server", "load a running cluster at `HOST:PORT` instead of a topology of its own: the caller links to the first --server, the service to the last (repeatable)")
+			c.bind(fs, &c.token, tokenSetting, "", "with --server: the cluster's auth `TOKEN`")
 			return c
 		},
 		run: runBench,
@@ -50,7 +55,13 @@ func runBench(ctx context.Context, env *cmdEnv) int {
 	if cfg.duration <= 0 || cfg.size <= 0 || cfg.inflight <= 0 {
 		return env.usageError("--duration, --size and --inflight must be positive")
 	}
-	r, err := benchRun(ctx, benchOptions{Mode: cfg.mode, Duration: cfg.duration, Size: cfg.size, InFlight: cfg.inflight})
+	for _, s := range cfg.servers {
+		if err := checkHostPort("--server", s); err != nil {
+			return env.usageError("%v", err)
+		}
+	}
+	r, err := benchRun(ctx, benchOptions{Mode: cfg.mode, Duration: cfg.duration, Size: cfg.size, InFlight: cfg.inflight,
+		Servers: cfg.servers, Tokens: cfg.token.list()})
 	if err != nil {
 		return env.fail(err)
 	}

@@ -8,7 +8,9 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -24,6 +26,21 @@ type benchOptions struct {
 	Duration time.Duration // measuring time
 	Size     int           // payload bytes (100)
 	InFlight int           // requests in flight for rrpar (64)
+	// Servers, when set, are a running cluster to load instead of the
+	// four processes of the peer topology: the caller links to the first,
+	// the service to the last (with one server both to it).
+	Servers []string
+	Tokens  []string
+}
+
+// name is the name of a benchmark service: with its own topology the
+// peer benchmark's; in a running cluster unique to this process, so
+// benchmarks and users' services never meet.
+func (o benchOptions) name(base string) string {
+	if len(o.Servers) == 0 {
+		return base
+	}
+	return fmt.Sprintf("bench-%s-%d", base, os.Getpid())
 }
 
 // benchResult has the keys of the peer benchmark's JSON.
@@ -50,9 +67,20 @@ type benchTopology struct {
 // startBenchTopology starts servers A and B (B dials A), a client process of
 // A that will host the service or subscriber, and a client process of B
 // for the caller or publisher.
-func startBenchTopology(ctx context.Context) (*benchTopology, error) {
+func startBenchTopology(ctx context.Context, o benchOptions) (*benchTopology, error) {
 	t := &benchTopology{}
 	var err error
+	if len(o.Servers) > 0 {
+		// Two client processes of a running cluster.
+		if t.Service, err = node.Connect(ctx, node.Config{Name: "bench-service", Servers: o.Servers[len(o.Servers)-1:], Tokens: o.Tokens}); err != nil {
+			return nil, err
+		}
+		if t.Caller, err = node.Connect(ctx, node.Config{Name: "bench-caller", Servers: o.Servers[:1], Tokens: o.Tokens}); err != nil {
+			t.Stop()
+			return nil, err
+		}
+		return t, nil
+	}
 	if t.A, err = node.Start(ctx, node.Config{Name: "A", Exchanges: []exchange.Config{node.Server("", "127.0.0.1:0")}}); err != nil {
 		return nil, err
 	}
@@ -97,6 +125,9 @@ func (t *benchTopology) Stop() {
 func (t *benchTopology) Dropped() uint64 {
 	var d uint64
 	for _, n := range []*node.Node{t.Caller, t.Service, t.B, t.A} {
+		if n == nil {
+			continue
+		}
 		for _, l := range n.Links() {
 			d += l.Dropped
 		}
@@ -116,6 +147,9 @@ func benchRun(ctx context.Context, o benchOptions) (benchResult, error) {
 		o.Duration = 5 * time.Second
 	}
 	r := benchResult{Peer: "netsvc", Mode: o.Mode, Payload: o.Size, Seconds: o.Duration.Seconds()}
+	if len(o.Servers) > 0 {
+		r.Peer = "netsvc cluster at " + strings.Join(o.Servers, ",")
+	}
 	switch o.Mode {
 	case "rr", "rrpar":
 		n := 1
@@ -138,20 +172,21 @@ func benchEcho() service.Service {
 }
 
 func benchRequests(ctx context.Context, o benchOptions, n int, r *benchResult) error {
-	t, err := startBenchTopology(ctx)
+	t, err := startBenchTopology(ctx, o)
 	if err != nil {
 		return err
 	}
 	defer t.Stop()
-	if _, err := t.Service.Runtime().Start(ctx, "echo", benchEcho()); err != nil {
+	echo := o.name("echo")
+	if _, err := t.Service.Runtime().Start(ctx, echo, benchEcho()); err != nil {
 		return err
 	}
 	rt := t.Caller.Runtime()
-	if err := benchWaitVisible(rt, "echo", 10*time.Second); err != nil {
+	if err := benchWaitVisible(rt, echo, 10*time.Second); err != nil {
 		return err
 	}
 	payload := make([]byte, o.Size)
-	if _, err := rt.Call(ctx, service.Name("echo"), "echo", payload); err != nil {
+	if _, err := rt.Call(ctx, service.Name(echo), "echo", payload); err != nil {
 		return fmt.Errorf("bench: warm-up call: %w", err)
 	}
 	var count atomic.Int64
@@ -172,7 +207,7 @@ func benchRequests(ctx context.Context, o benchOptions, n int, r *benchResult) e
 			}()
 			for time.Now().Before(stop) {
 				t0 := time.Now()
-				if _, err := rt.Call(ctx, service.Name("echo"), "echo", payload); err != nil {
+				if _, err := rt.Call(ctx, service.Name(echo), "echo", payload); err != nil {
 					mu.Lock()
 					firstErr = err
 					mu.Unlock()
@@ -200,11 +235,12 @@ func benchRequests(ctx context.Context, o benchOptions, n int, r *benchResult) e
 // the publisher's actor can for the duration, and counts what the
 // subscriber on the service side receives.
 func benchPublish(ctx context.Context, o benchOptions, r *benchResult) error {
-	t, err := startBenchTopology(ctx)
+	t, err := startBenchTopology(ctx, o)
 	if err != nil {
 		return err
 	}
 	defer t.Stop()
+	publisher := o.name("publisher")
 	subscribed := make(chan struct{}, 1)
 	done := make(chan struct{})
 	var sent, got atomic.Int64
@@ -245,17 +281,17 @@ func benchPublish(ctx context.Context, o benchOptions, r *benchResult) error {
 		})
 		return nil
 	})
-	if _, err := t.Caller.Runtime().Start(ctx, "publisher", pub); err != nil {
+	if _, err := t.Caller.Runtime().Start(ctx, publisher, pub); err != nil {
 		return err
 	}
-	if err := benchWaitVisible(t.Service.Runtime(), "publisher", 10*time.Second); err != nil {
+	if err := benchWaitVisible(t.Service.Runtime(), publisher, 10*time.Second); err != nil {
 		return err
 	}
 	sub := service.SetupFunc(func(a *service.Agent) error {
-		_, err := a.Subscribe(service.Name("publisher"), "rep.next", func(service.Report) { got.Add(1) })
+		_, err := a.Subscribe(service.Name(publisher), "rep.next", func(service.Report) { got.Add(1) })
 		return err
 	})
-	if _, err := t.Service.Runtime().Start(ctx, "subscriber", sub); err != nil {
+	if _, err := t.Service.Runtime().Start(ctx, "", sub); err != nil {
 		return err
 	}
 	select {
@@ -264,7 +300,7 @@ func benchPublish(ctx context.Context, o benchOptions, r *benchResult) error {
 		return fmt.Errorf("bench: the subscription never reached the publisher")
 	}
 	start := time.Now()
-	if _, err := t.Caller.Runtime().Call(ctx, service.Name("publisher"), "start"); err != nil {
+	if _, err := t.Caller.Runtime().Call(ctx, service.Name(publisher), "start"); err != nil {
 		return err
 	}
 	select {

@@ -585,6 +585,38 @@ func TestBenchJSON(t *testing.T) {
 	}
 }
 
+// TestBenchAgainstCluster: bench loads a running cluster (two meshed
+// servers: the caller on the first, the service on the last) and leaves
+// nothing of its own behind.
+func TestBenchAgainstCluster(t *testing.T) {
+	a := startServer(t, "a", "", false)
+	b, err := node.Start(context.Background(), node.Config{Name: "b", Exchanges: []exchange.Config{node.Server("", "127.0.0.1:0", a.Addr())}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { stopNode(b) })
+	for _, mode := range []string{"rr", "pub"} {
+		r := runCmd(context.Background(), "bench", "--mode", mode, "--duration", "200ms", "--json", "--server", a.Addr(), "--server", b.Addr())
+		var res map[string]any
+		if r.code != 0 || json.Unmarshal([]byte(r.stdout), &res) != nil {
+			t.Fatal(r)
+		}
+		got, _ := res["requests_per_s"].(float64)
+		if mode == "pub" {
+			got, _ = res["received_per_s"].(float64)
+		}
+		if got <= 0 || !strings.Contains(fmt.Sprint(res["peer"]), "cluster at "+a.Addr()) {
+			t.Fatalf("%s against the cluster: %v", mode, r)
+		}
+	}
+	nodetest.WaitFor(t, 10*time.Second, func() error {
+		if s := a.Runtime().Services(); len(s) != 0 {
+			return fmt.Errorf("the bench left %v behind", s)
+		}
+		return nil
+	})
+}
+
 // TestWatch: the registry's changes as JSON lines, those that exist
 // first; a name narrows it.
 func TestWatch(t *testing.T) {

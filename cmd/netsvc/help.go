@@ -51,6 +51,7 @@ var commandExamples = map[string][]string{
 	"bench": {
 		"netsvc bench --mode rrpar --duration 5s",
 		"netsvc bench --mode pub --size 1024 --json",
+		"netsvc bench --mode rrpar --server 10.0.0.1:11111 --server 10.0.0.2:11111   # load a running cluster",
 	},
 	"version":    {"netsvc version", "netsvc --version"},
 	"members":    {"netsvc members", "netsvc members --server 10.0.0.1:11111 --json"},
