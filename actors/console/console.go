@@ -61,7 +61,8 @@ type Config struct {
 	// loopback needs a Token.
 	Addr string
 	// Token, when set, is required on every request: as the header
-	// "Authorization: Bearer TOKEN" or the query parameter "token".
+	// "Authorization: Bearer TOKEN", the console's cookie, or the query
+	// parameter "token" (which the page trades for the cookie at once).
 	Token string
 	// Node is the node the console shows. Required.
 	Node Node
@@ -321,7 +322,11 @@ func (c *Console) authorize(next http.Handler) http.Handler {
 				fmt.Sprintf("too many wrong tokens from your address: try again in %d s", secs))
 			return
 		}
-		got := r.URL.Query().Get("token")
+		fromURL := r.URL.Query().Get("token")
+		got := fromURL
+		if ck, err := r.Cookie(tokenCookie); err == nil && got == "" {
+			got = ck.Value
+		}
 		if auth := r.Header.Get("Authorization"); auth != "" {
 			scheme, tok, ok := strings.Cut(auth, " ")
 			if ok && strings.EqualFold(scheme, "Bearer") {
@@ -330,7 +335,7 @@ func (c *Console) authorize(next http.Handler) http.Handler {
 		}
 		if got == "" || subtle.ConstantTimeCompare([]byte(got), want) != 1 {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="netsvc console"`)
-			msg := "this console needs a token: send Authorization: Bearer TOKEN, or add ?token=TOKEN to the URL"
+			msg := "this console needs a token: send Authorization: Bearer TOKEN, or open the page with ?token=TOKEN once (it moves to a cookie)"
 			if got != "" {
 				msg = "wrong token"
 				c.guard.failed(r.RemoteAddr)
@@ -338,9 +343,25 @@ func (c *Console) authorize(next http.Handler) http.Handler {
 			writeError(w, http.StatusUnauthorized, msg)
 			return
 		}
+		if fromURL != "" && got == fromURL && r.Method == http.MethodGet && (r.URL.Path == "/" || r.URL.Path == "/index.html") {
+			// The page opened with ?token=: the token moves to a cookie
+			// the page's requests carry, and leaves the URL (history,
+			// logs, Referer) at once.
+			http.SetCookie(w, &http.Cookie{Name: tokenCookie, Value: got, Path: "/", HttpOnly: true,
+				SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil})
+			q := r.URL.Query()
+			q.Del("token")
+			u := *r.URL
+			u.RawQuery = q.Encode()
+			http.Redirect(w, r, u.RequestURI(), http.StatusSeeOther)
+			return
+		}
 		next.ServeHTTP(w, r)
 	})
 }
+
+// tokenCookie carries the console token for the page's own requests.
+const tokenCookie = "netsvc_console_token"
 
 // loopbackOnly refuses requests that name another host than loopback: a
 // console without a token must not be reachable through a DNS name that

@@ -51,8 +51,13 @@
 //
 // Security: the console listens on loopback unless told otherwise, and
 // refuses any other address without a token. With a token every request
-// must carry it, as "Authorization: Bearer TOKEN" or as a "token" query
-// parameter (EventSource cannot set headers). Without a token, requests
+// must carry it, as "Authorization: Bearer TOKEN", in the console's
+// cookie, or as a "token" query parameter. The page opened with
+// ?token=TOKEN is answered with the cookie (HttpOnly, SameSite=Strict)
+// and sent back to its URL without the token, so the token stays out of
+// history, logs and Referer headers; the page's own requests carry the
+// cookie. A console reading other members' consoles for the cluster view
+// sends its token in the header. Without a token, requests
 // must name a loopback host (against DNS rebinding), and cross-origin
 // POSTs are refused (against cross-site requests to the gateway).
 //

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"html/template"
 	"net/http"
-	"net/url"
 	"path"
 	"strings"
 )
@@ -17,8 +16,8 @@ import (
 //go:embed static
 var staticFS embed.FS
 
-// page is index.html as a template: it adds the token to the URLs of
-// the page's own files, which the browser fetches without it.
+// page is index.html as a template. (Its files once carried the token
+// in their URLs; the token now travels in a cookie: see authorize.)
 var page = template.Must(template.ParseFS(staticFS, "static/index.html"))
 
 var contentTypes = map[string]string{
@@ -34,12 +33,8 @@ func (c *Console) static(w http.ResponseWriter, r *http.Request) {
 		if !allowGet(w, r) {
 			return
 		}
-		q := ""
-		if tok := r.URL.Query().Get("token"); tok != "" && c.cfg.Token != "" {
-			q = "?token=" + url.QueryEscape(tok)
-		}
 		var buf bytes.Buffer
-		if err := page.Execute(&buf, struct{ Query string }{q}); err != nil {
+		if err := page.Execute(&buf, struct{ Query string }{""}); err != nil {
 			writeError(w, http.StatusInternalServerError, "cannot render the page: "+err.Error())
 			return
 		}

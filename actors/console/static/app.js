@@ -4,7 +4,8 @@
 "use strict";
 
 (function () {
-  const token = new URLSearchParams(location.search).get("token") || "";
+  // A token given as ?token= is moved by the console into a cookie
+  // (HttpOnly, SameSite=Strict) that every request here carries.
   const KINDS = ["node", "registry", "supervisor", "exchange", "connection", "service", "actor"];
   const OPEN_BY_DEFAULT = new Set(["node", "registry", "supervisor", "exchange"]);
   const HISTORY = 60; // rate samples kept per link
@@ -39,14 +40,10 @@
 
   function $(id) { return document.getElementById(id); }
 
-  function apiURL(path) {
-    return token ? path + (path.includes("?") ? "&" : "?") + "token=" + encodeURIComponent(token) : path;
-  }
 
   async function api(path, opts) {
     opts = Object.assign({ cache: "no-store" }, opts || {});
     opts.headers = Object.assign({ Accept: "application/json" }, opts.headers || {});
-    if (token) opts.headers.Authorization = "Bearer " + token;
     const r = await fetch(path, opts);
     let body = null;
     try { body = await r.json(); } catch (e) { /* not JSON */ }
@@ -577,7 +574,7 @@
 
   function connectEvents() {
     const live = $("live");
-    const es = new EventSource(apiURL("api/events"));
+    const es = new EventSource("api/events"); // the token rides in the console's cookie, never in a URL
     es.onopen = () => {
       live.className = "live on";
       live.textContent = "live";
