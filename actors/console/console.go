@@ -6,6 +6,7 @@ package console
 import (
 	"context"
 	"crypto/subtle"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -95,6 +96,10 @@ type Config struct {
 	// without the token and say nothing else, so a kubelet can probe
 	// them; a node (package actors/node) fills them in.
 	Alive, Ready func() error
+	// TLS, when set, makes the console serve HTTPS with it: for a
+	// console bound beyond loopback, where its token (and what it shows)
+	// would otherwise cross the network in clear.
+	TLS *tls.Config
 	// GatewayCallsLocalOnly lets the gateway call services whose
 	// audience is "", which are visible inside their own process only:
 	// by default it answers 404 for them, as for a name it does not
@@ -163,7 +168,11 @@ func Start(cfg Config) (*Console, error) {
 		ln.Close()
 		return nil, fmt.Errorf("console: %s listens on %s, which is not loopback: set a token", cfg.Addr, ta.IP)
 	}
-	c := &Console{cfg: cfg, log: log, memberClient: &http.Client{Timeout: clusterFetchTimeout}, ln: ln, addr: ln.Addr().String(), hub: newHub(),
+	addr := ln.Addr().String()
+	if cfg.TLS != nil {
+		ln = tls.NewListener(ln, cfg.TLS)
+	}
+	c := &Console{cfg: cfg, log: log, memberClient: &http.Client{Timeout: clusterFetchTimeout}, ln: ln, addr: addr, hub: newHub(),
 		started: time.Now(), done: make(chan struct{}), served: make(chan struct{}),
 		inFlight: make(chan struct{}, cfg.GatewayMaxInFlight), guard: newAuthGuard(log)}
 	if err := c.watchLinks(); err != nil {
@@ -193,8 +202,14 @@ func Start(cfg Config) (*Console, error) {
 // Addr returns the address the console listens on, with the real port.
 func (c *Console) Addr() string { return c.addr }
 
-// URL returns the address of the web page, "http://HOST:PORT/".
-func (c *Console) URL() string { return "http://" + c.addr + "/" }
+// URL returns the address of the web page, "http://HOST:PORT/" (https
+// with Config.TLS).
+func (c *Console) URL() string {
+	if c.cfg.TLS != nil {
+		return "https://" + c.addr + "/"
+	}
+	return "http://" + c.addr + "/"
+}
 
 // Stop ends the event streams and stops the server, waiting for
 // requests in flight until ctx ends. It is safe to call more than once.

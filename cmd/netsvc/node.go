@@ -5,7 +5,9 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/base64"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -54,6 +56,8 @@ type nodeFlags struct {
 	// The console: "" means off.
 	console      string
 	consoleToken settingValue
+	consoleCert  string // --console-tls-cert
+	consoleKey   string // --console-tls-key
 
 	tls tlsFlags // --tls-cert, --tls-key, --tls-ca
 
@@ -106,6 +110,8 @@ func nodeCommand() *command {
 			fs.StringVar(&c.advertise, "advertise", "", "exchange address `HOST:PORT` peers should dial, when --listen binds 0.0.0.0 or is behind NAT")
 			fs.StringVar(&c.console, "console", defaultConsole, "console (HTTP) address `HOST:PORT`, or off")
 			c.bind(fs, &c.consoleToken, consoleTokenSetting, "", "`TOKEN` the console asks for; needed when it is not on loopback")
+			fs.StringVar(&c.consoleCert, "console-tls-cert", "", "serve the console over HTTPS with the certificate in `FILE` (PEM); needs --console-tls-key")
+			fs.StringVar(&c.consoleKey, "console-tls-key", "", "private key `FILE` (PEM) of --console-tls-cert")
 			c.tls.register(fs, false)
 			fs.Var(limitsFlag{&c.limits}, "limit", "a bound on what peers can make the node hold, `NAME=VALUE` (repeatable; the names are listed below)")
 			fs.DurationVar(&c.drainTimeout, "drain-timeout", node.DefaultDrainTimeout, "on SIGINT/SIGTERM, how long to let clients move and running requests finish before closing")
@@ -146,6 +152,9 @@ func (c *nodeFlags) validate() error {
 	}
 	if err := c.level.UnmarshalText([]byte(c.logLevel)); err != nil {
 		return fmt.Errorf("--log-level %q: want debug, info, warn or error", c.logLevel)
+	}
+	if (c.consoleCert == "") != (c.consoleKey == "") {
+		return errors.New("--console-tls-cert and --console-tls-key go together")
 	}
 	if c.logFormat == "" {
 		c.logFormat = "text"
@@ -315,6 +324,13 @@ func (c *nodeFlags) nodeConfig(log *slog.Logger) (node.Config, error) {
 			},
 			GatewayMaxBody:     c.limits.console.GatewayMaxBody,
 			GatewayMaxInFlight: c.limits.console.GatewayMaxInFlight,
+		}
+		if c.consoleCert != "" {
+			cert, err := tls.LoadX509KeyPair(c.consoleCert, c.consoleKey)
+			if err != nil {
+				return nc, fmt.Errorf("the console's certificate: %w", err)
+			}
+			nc.Console.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 		}
 	}
 	return nc, nil

@@ -5,6 +5,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/base64"
@@ -12,6 +13,7 @@ import (
 	"fmt"
 	"math/big"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -326,5 +328,38 @@ func TestNodeGossipKey(t *testing.T) {
 	}
 	if wr := w.stop(t); wr.code != 0 {
 		t.Errorf("kw did not stop cleanly: %v", wr)
+	}
+}
+
+// TestConsoleOverTLS: --console-tls-cert/--console-tls-key serve the
+// console over HTTPS; netsvc tree reads it with the CA.
+func TestConsoleOverTLS(t *testing.T) {
+	pki := newTestPKI(t)
+	cert, key := pki.issue("console")
+	port := freePort(t)
+	consoleAddr := fmt.Sprintf("127.0.0.1:%d", port)
+	b := runBackground(t, "node", "--name", "tlscon", "--listen", "127.0.0.1:0", "--gossip", "off",
+		"--console", consoleAddr, "--console-token", "tok", "--console-tls-cert", cert, "--console-tls-key", key)
+	pool := x509.NewCertPool()
+	pool.AddCert(pki.ca)
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	nodetest.WaitFor(t, 10*time.Second, func() error {
+		req, _ := http.NewRequest(http.MethodGet, "https://"+consoleAddr+"/api/node", nil)
+		req.Header.Set("Authorization", "Bearer tok")
+		resp, err := client.Do(req)
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 || resp.TLS == nil {
+			return fmt.Errorf("status %d", resp.StatusCode)
+		}
+		return nil
+	})
+	if !strings.Contains(b.err.String(), "console on https://"+consoleAddr) {
+		t.Errorf("the banner does not give the https URL: %s", b.err.String())
+	}
+	if r := runCmd(context.Background(), "node", "--console-tls-cert", cert); r.code != 2 || !strings.Contains(r.stderr, "go together") {
+		t.Errorf("cert without key: %v", r)
 	}
 }
