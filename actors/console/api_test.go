@@ -310,17 +310,38 @@ func TestMetrics(t *testing.T) {
 		}
 	}
 	r := get(t, c.URL()+"metrics")
-	// What promtool check metrics checks (it runs promlint).
-	// (The helper trimmed the final newline the format ends with.)
-	problems, err := promlint.New(bytes.NewReader(append(r.body, '\n'))).Lint()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, pr := range problems {
-		if strings.HasPrefix(pr.Metric, "netsvc_") {
-			t.Errorf("promlint: %s: %s", pr.Metric, pr.Text)
+	// What promtool check metrics checks (it runs promlint), on scrapes
+	// taken while calls run.
+	lint := func(body []byte) {
+		t.Helper()
+		// (The helper trimmed the final newline the format ends with.)
+		problems, err := promlint.New(bytes.NewReader(append(body, '\n'))).Lint()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, pr := range problems {
+			if strings.HasPrefix(pr.Metric, "netsvc_") {
+				t.Errorf("promlint: %s: %s", pr.Metric, pr.Text)
+			}
 		}
 	}
+	lint(r.body)
+	load, stopLoad := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for load.Err() == nil {
+				p.cli.Runtime().Call(load, service.Name("math"), "multiply", 6, 7)
+			}
+		}()
+	}
+	for range 5 {
+		lint(get(t, c.URL()+"metrics").body)
+	}
+	stopLoad()
+	wg.Wait()
 	if r.status != 200 || !strings.HasPrefix(r.header.Get("Content-Type"), "text/plain") {
 		t.Fatalf("%d %v", r.status, r.header)
 	}
