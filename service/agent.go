@@ -273,9 +273,6 @@ func (a *Agent) handleEncoded(b *registry.EncodedBatch) {
 			a.log.Error("dropping undecodable batch", "error", err)
 			return
 		}
-		if e.Deadline != 0 {
-			e.Deadline = b.Deadline(e, time.Now().UnixNano())
-		}
 		e.Via = b.From
 		if e.Kind == registry.KindRequest && e.From.Process == a.k.ProcessID() {
 			c := *e // answered in-process: the pending call keeps the envelope's data only, but be safe

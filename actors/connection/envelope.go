@@ -135,8 +135,22 @@ func envelopeRoute(body []byte) (kind registry.Kind, hops int, to registry.Addre
 // without copying: e's strings and data share b's memory, which must
 // never change afterwards. It is how a service's actor reads a batch of
 // envelopes a link handed over in one piece. A deadline is counted from
-// now.
+// now; DecodeFrameAt counts it from when the frame arrived.
 func DecodeFrame(b []byte, e *registry.Envelope) (rest []byte, err error) {
+	return decodeFrame(b, e, 0)
+}
+
+// DecodeFrameAt returns DecodeFrame counting deadlines from received
+// (Unix ns), when the frames it decodes arrived: a batch decoded later
+// in its service's actor keeps its requests' deadlines, and costs no
+// clock reading per envelope.
+func DecodeFrameAt(received int64) func(b []byte, e *registry.Envelope) ([]byte, error) {
+	return func(b []byte, e *registry.Envelope) ([]byte, error) { return decodeFrame(b, e, received) }
+}
+
+// decodeFrame is DecodeFrame with deadlines counted from now (Unix ns;
+// 0 for the clock's now).
+func decodeFrame(b []byte, e *registry.Envelope, now int64) (rest []byte, err error) {
 	kind, body, n, err := splitFrame(b, len(b))
 	if err != nil {
 		return nil, err
@@ -172,7 +186,7 @@ func DecodeFrame(b []byte, e *registry.Envelope) (rest []byte, err error) {
 	e.NotRun = flags&envNotRun != 0
 	e.Deadline, e.Headers = 0, nil
 	if flags&(envDeadline|envHeaders) != 0 {
-		if p, err = decodeExtensions(p, flags, e, false); err != nil {
+		if p, err = decodeExtensions(p, flags, e, false, now); err != nil {
 			return nil, err
 		}
 	}
@@ -196,7 +210,7 @@ func DecodeFrame(b []byte, e *registry.Envelope) (rest []byte, err error) {
 // decodeExtensions reads the optional fields flags announce into e (with
 // check, only validates them) and returns what follows. Header strings
 // share p's memory unless copy is set.
-func decodeExtensions(p []byte, flags byte, e *registry.Envelope, copyStrings bool) ([]byte, error) {
+func decodeExtensions(p []byte, flags byte, e *registry.Envelope, copyStrings bool, now int64) ([]byte, error) {
 	if flags&envDeadline != 0 {
 		if len(p) < 8 {
 			return nil, errTruncated
@@ -204,7 +218,10 @@ func decodeExtensions(p []byte, flags byte, e *registry.Envelope, copyStrings bo
 		left := binary.BigEndian.Uint64(p)
 		p = p[8:]
 		if e != nil {
-			e.Deadline = time.Now().UnixNano() + int64(min(left, 1<<50))*1e3
+			if now == 0 {
+				now = time.Now().UnixNano()
+			}
+			e.Deadline = now + int64(min(left, 1<<50))*1e3
 		}
 	}
 	if flags&envHeaders != 0 {
@@ -266,7 +283,7 @@ func checkEnvelope(body []byte) error {
 	}
 	if flags&(envDeadline|envHeaders) != 0 {
 		var err error
-		if p, err = decodeExtensions(p, flags, nil, false); err != nil {
+		if p, err = decodeExtensions(p, flags, nil, false, 0); err != nil {
 			return err
 		}
 	}
@@ -349,7 +366,7 @@ func decodeEnvelopeInto(e *registry.Envelope, body []byte, interned internTable,
 	e.NotRun = flags&envNotRun != 0
 	e.Deadline, e.Headers = 0, nil
 	if flags&(envDeadline|envHeaders) != 0 {
-		rest, err := decodeExtensions(r.b, flags, e, true)
+		rest, err := decodeExtensions(r.b, flags, e, true, 0)
 		if err != nil {
 			return err
 		}

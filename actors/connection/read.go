@@ -508,7 +508,8 @@ func (rd *frameReader) flushEncoded() {
 	c := rd.c
 	batch := &registry.EncodedBatch{Data: data, Decode: DecodeFrame, Droppable: rd.encDroppable, From: c}
 	if !batch.Droppable {
-		batch.Received = time.Now().UnixNano() // it may hold requests, whose deadlines count from now
+		// It may hold requests, whose deadlines count from their arrival.
+		batch.Decode = DecodeFrameAt(time.Now().UnixNano())
 	}
 	if c.rt.DeliverEncoded(rd.encTo, batch) {
 		return

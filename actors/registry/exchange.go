@@ -133,7 +133,9 @@ func (rt *Kernel) DeliverBatch(es []*Envelope, from Link) {
 // their wire form: the service's actor decodes them one at a time into a
 // reused Envelope, so a busy link costs no allocation per envelope.
 // Decode reads the envelope at the front of Data and returns the rest;
-// Data must never change once handed over.
+// Data must never change once handed over. A request's deadline, sent as
+// the time it had left, is counted from the batch's arrival, not from
+// when the service gets to decode it: Decode knows when that was.
 type EncodedBatch struct {
 	Data   []byte
 	Decode func(b []byte, e *Envelope) (rest []byte, err error)
@@ -144,19 +146,6 @@ type EncodedBatch struct {
 	// From is the link the batch arrived on: answers go back over it
 	// (Envelope.Via).
 	From Link
-	// Received is when the batch arrived (Unix ns). A request's deadline
-	// travels as the time it had left, counted from its arrival, not
-	// from when the service gets to decode it: see Deadline.
-	Received int64
-}
-
-// Deadline returns the deadline of envelope e decoded from the batch
-// decoded at Unix ns now, counted from the batch's arrival.
-func (b *EncodedBatch) Deadline(e *Envelope, now int64) int64 {
-	if e.Deadline == 0 || b.Received == 0 {
-		return e.Deadline
-	}
-	return e.Deadline - (now - b.Received)
 }
 
 // DeliverEncoded hands an encoded batch to the local service with that
