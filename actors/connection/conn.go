@@ -471,18 +471,25 @@ func (a *connActor) close(ctx actor.Context, reason string, rejected, graceful b
 	c.reason.Store(reason)
 	if graceful {
 		c.q.close(true)
+		flushed := false
 		select {
 		case <-c.writerDone:
+			flushed = true
 		case <-time.After(drainTimeout):
 		}
 		// Half-close after the bye: the peer, reading it, flushes what
 		// it has queued for this side and closes, and until then what it
 		// sends (answers to calls of this process, frames to relay) is
 		// still read and delivered, not lost in a socket closed under it.
-		if cw, ok := c.nc.(interface{ CloseWrite() error }); ok && wasActive && cw.CloseWrite() == nil {
-			select {
-			case <-c.readerExited:
-			case <-time.After(drainTimeout):
+		// Only once the writer is done: a TLS CloseWrite writes, and would
+		// wait behind a write stuck on a peer that does not read.
+		if cw, ok := c.nc.(interface{ CloseWrite() error }); ok && wasActive && flushed {
+			c.nc.SetWriteDeadline(time.Now().Add(writerGrace))
+			if cw.CloseWrite() == nil {
+				select {
+				case <-c.readerExited:
+				case <-time.After(drainTimeout):
+				}
 			}
 		}
 	}
