@@ -87,13 +87,14 @@ func (t *pendingTable) add(pc *pendingCall) *Failure {
 	return nil
 }
 
-// repoint moves registered call pc to the binding r, for a retry; it
-// reports false when pc is no longer registered (its caller gave up).
-func (t *pendingTable) repoint(pc *pendingCall, r resolved) bool {
+// repoint moves call pc, registered as conv, to the binding r for a
+// retry, and returns its request to r; it reports false when pc is no
+// longer that call (its caller gave up; a pooled pc may serve another).
+func (t *pendingTable) repoint(pc *pendingCall, conv uint64, r resolved) (*Envelope, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.calls[pc.conv] != pc {
-		return false
+	if t.calls[conv] != pc || pc.conv != conv {
+		return nil, false
 	}
 	delete(t.byTarget[pc.target], pc.conv)
 	pc.target, pc.via = r.addr, r.via
@@ -103,7 +104,7 @@ func (t *pendingTable) repoint(pc *pendingCall, r resolved) bool {
 		t.byTarget[r.addr] = m
 	}
 	m[pc.conv] = pc
-	return true
+	return pc.request(r), true
 }
 
 // reset clears a pooled call for its next use: nothing of the last call

@@ -239,8 +239,22 @@ func (rt *Kernel) send(pc *pendingCall, from Address, to Target, r resolved, met
 // go, pc is taken out again and the failure returned (nil when someone
 // else finished pc meanwhile: the outcome reaches its caller that way).
 func (rt *Kernel) dispatch(pc *pendingCall, r resolved) *Failure {
+	return rt.dispatchTo(pc.conv, r, pc.request(r))
+}
+
+// request is pc's request envelope, to r. Read by pc's caller, or under
+// the table's lock while pc is registered.
+func (pc *pendingCall) request(r resolved) *Envelope {
+	return &Envelope{Kind: KindRequest, To: r.addr, From: pc.from, Conv: pc.conv, Subject: pc.method,
+		ContentType: pc.args.ContentType, Data: pc.args.Data, Deadline: pc.sent}
+}
+
+// dispatchTo sends e, the request of the call registered as conv, to r;
+// when it cannot go, the call is taken out again and the failure
+// returned (nil when the call was finished meanwhile).
+func (rt *Kernel) dispatchTo(conv uint64, r resolved, e *Envelope) *Failure {
 	fail := func(f *Failure) *Failure {
-		if rt.pending.take(pc.conv) == nil {
+		if rt.pending.take(conv) == nil {
 			return nil
 		}
 		return f
@@ -255,8 +269,6 @@ func (rt *Kernel) dispatch(pc *pendingCall, r resolved) *Failure {
 	if r.entry == nil && r.local != nil && rt.ix.local(r.addr.ID) != r.local {
 		return fail(RuntimeFailuref(CodeWithdrawn, "%s has stopped", r.addr))
 	}
-	e := &Envelope{Kind: KindRequest, To: r.addr, From: pc.from, Conv: pc.conv, Subject: pc.method,
-		ContentType: pc.args.ContentType, Data: pc.args.Data, Deadline: pc.sent}
 	if r.local != nil {
 		if f := rt.post(r.local, e); f != nil {
 			return fail(f)
@@ -282,16 +294,21 @@ func (rt *Kernel) retry(conv uint64) bool {
 		return false
 	}
 	pc.retried = true
-	failed := pc.target
+	failed, retarget := pc.target, pc.retarget
 	t.mu.Unlock()
-	r, f := rt.resolveExcept(pc.retarget, failed)
+	// Unlocked, pc may be finished and, pooled, reused by another call:
+	// only what was read above, and repoint's checks under the lock, are
+	// trusted.
+	r, f := rt.resolveExcept(retarget, failed)
 	if f != nil {
 		return false
 	}
-	if !t.repoint(pc, r) {
+	e, ok := t.repoint(pc, conv, r)
+	if !ok {
 		return true // its caller gave up meanwhile
 	}
-	if f := rt.dispatch(pc, r); f != nil {
+	if f := rt.dispatchTo(conv, r, e); f != nil {
+		// dispatchTo took the call out under conv: it is still this one.
 		rt.stats.countFailure(f.Code)
 		pc.finish(rt, Payload{}, f)
 	}
