@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/netsvc-go/netsvc/actors/registry"
@@ -29,7 +30,9 @@ type Request struct {
 	agent   *Agent
 	env     *registry.Envelope
 	delayed bool
-	done    *requestDone // made by the first Done or Err
+	// done is made by the first Done or Err, from any goroutine: a
+	// context may be shared by the handler's goroutines.
+	done atomic.Pointer[requestDone]
 }
 
 // requestDone is what a Request needs once a handler watches its
@@ -46,44 +49,55 @@ type requestDone struct {
 
 func (d *requestDone) end(err error) {
 	d.mu.Lock()
+	d.endLocked(err)
+	d.mu.Unlock()
+}
+
+func (d *requestDone) endLocked(err error) {
 	if d.err == nil {
 		d.err = err
 		close(d.ch)
 	}
-	d.mu.Unlock()
 }
 
 // watch sets up r.done: the deadline's timer and the caller's cancel.
 func (r *Request) watch() *requestDone {
-	if r.done != nil {
-		return r.done
+	if d := r.done.Load(); d != nil {
+		return d
 	}
 	d := &requestDone{ch: make(chan struct{})}
-	r.done = d
+	if !r.done.CompareAndSwap(nil, d) {
+		return r.done.Load() // another goroutine made it first
+	}
+	d.mu.Lock() // until the timer and the watch are set, for release
+	defer d.mu.Unlock()
 	if r.env == nil {
-		d.end(context.Canceled) // used after its handler returned
+		d.endLocked(context.Canceled) // used after its handler returned
 		return d
 	}
 	if dl := r.env.Deadline; dl != 0 {
 		left := time.Until(time.Unix(0, dl))
 		if left <= 0 {
-			d.end(context.DeadlineExceeded)
+			d.endLocked(context.DeadlineExceeded)
 			return d
 		}
 		d.timer = time.AfterFunc(left, func() { d.end(context.DeadlineExceeded) })
 	}
-	d.unwatch = r.agent.k.WatchCancel(r.env, func() { d.end(context.Canceled) })
+	d.unwatch = r.agent.k.WatchCancel(r.env, func() { go d.end(context.Canceled) })
 	return d
 }
 
 // release stops watching once the handler has returned.
 func (r *Request) release() {
-	if d := r.done; d != nil {
-		if d.timer != nil {
-			d.timer.Stop()
+	if d := r.done.Load(); d != nil {
+		d.mu.Lock()
+		timer, unwatch := d.timer, d.unwatch
+		d.mu.Unlock()
+		if timer != nil {
+			timer.Stop()
 		}
-		if d.unwatch != nil {
-			d.unwatch()
+		if unwatch != nil {
+			unwatch()
 		}
 	}
 }
