@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"sort"
 	"sync"
@@ -40,6 +41,7 @@ type ClusterNode struct {
 // memberConsole is what the cluster view needs of a member.
 type memberConsole struct {
 	Name  string `json:"name"`
+	Addr  string `json:"addr"` // gossip host:port
 	State string `json:"state"`
 	Meta  struct {
 		Node    string `json:"node"`
@@ -60,7 +62,7 @@ func (c *Console) apiCluster(r *http.Request) (any, error) {
 		if node == "" {
 			node = m.Name
 		}
-		cn := ClusterNode{Node: node, State: m.State, Console: m.Meta.Console, Self: node == self}
+		cn := ClusterNode{Node: node, State: m.State, Console: reachableConsole(m.Meta.Console, m.Addr), Self: node == self}
 		seenSelf = seenSelf || cn.Self
 		out = append(out, cn)
 	}
@@ -100,6 +102,18 @@ func (c *Console) apiCluster(r *http.Request) (any, error) {
 					return
 				}
 				*part.into = b
+				if part.path == "/api/node" {
+					// A console address can name another node (a default
+					// loopback address seen from elsewhere): never show
+					// one node's actors under another's name.
+					var info struct {
+						Name string `json:"name"`
+					}
+					if json.Unmarshal(b, &info) != nil || info.Name != n.Node {
+						n.Info, n.Error = nil, fmt.Sprintf("its console address %s answers as node %q", n.Console, info.Name)
+						return
+					}
+				}
 			}
 		}()
 	}
@@ -111,11 +125,18 @@ func (c *Console) apiCluster(r *http.Request) (any, error) {
 // fetchMember GETs path from a member's console with this console's
 // token (the cluster's consoles share one), bounded in time and size.
 func (c *Console) fetchMember(ctx context.Context, addr, path string) (json.RawMessage, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+path, nil)
+	scheme := "http"
+	if c.cfg.TLS != nil {
+		scheme = "https" // a cluster's consoles serve TLS alike
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, scheme+"://"+addr+path, nil)
 	if err != nil {
 		return nil, err
 	}
-	if c.cfg.Token != "" {
+	// The token goes only where no one on the way reads it: over TLS, or
+	// to a console on this host. Any member of the gossip cluster can name
+	// a console address.
+	if c.cfg.Token != "" && (scheme == "https" || loopbackAddr(addr)) {
 		req.Header.Set("Authorization", "Bearer "+c.cfg.Token)
 	}
 	resp, err := c.memberClient.Do(req)
@@ -145,4 +166,28 @@ func mustJSON(v any, err error) json.RawMessage {
 		return nil
 	}
 	return b
+}
+
+// reachableConsole is a member's console address as another host reaches
+// it: a console bound to every interface is at the member's gossip host.
+func reachableConsole(console, gossip string) string {
+	host, port, err := net.SplitHostPort(console)
+	if err != nil {
+		return console
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		if gh, _, err := net.SplitHostPort(gossip); err == nil && gh != "" {
+			return net.JoinHostPort(gh, port)
+		}
+	}
+	return console
+}
+
+// loopbackAddr reports whether HOST:PORT names this host.
+func loopbackAddr(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	return loopbackHost(host)
 }

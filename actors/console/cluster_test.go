@@ -118,7 +118,8 @@ func TestAPICluster(t *testing.T) {
 	}
 	t.Cleanup(func() { self.Stop(context.Background()) })
 	var ms []testMember
-	for _, m := range []struct{ node, console, state string }{{"other", oc.Addr(), "alive"}, {"gone", "127.0.0.1:1", "alive"}, {"dead", "127.0.0.1:2", "dead"}} {
+	for _, m := range []struct{ node, console, state string }{{"other", oc.Addr(), "alive"}, {"gone", "127.0.0.1:1", "alive"},
+		{"dead", "127.0.0.1:2", "dead"}, {"impostor", oc.Addr(), "alive"}} {
 		var tm testMember
 		tm.Name, tm.State, tm.Meta.Node, tm.Meta.Console = m.node+"#1", m.state, m.node, m.console
 		ms = append(ms, tm)
@@ -145,6 +146,11 @@ func TestAPICluster(t *testing.T) {
 	}
 	if n := by["dead"]; n.Error != "" || n.Tree != nil {
 		t.Errorf("a dead member is not asked: %+v", n)
+	}
+	// A console address that answers as another node shows no one's
+	// actors under the wrong name.
+	if n := by["impostor"]; !strings.Contains(n.Error, `answers as node "other"`) || n.Tree != nil || n.Services != nil {
+		t.Errorf("impostor: %+v", n)
 	}
 	// Without the token the other console would answer 401: this one
 	// sent it.

@@ -172,7 +172,13 @@ func Start(cfg Config) (*Console, error) {
 	if cfg.TLS != nil {
 		ln = tls.NewListener(ln, cfg.TLS)
 	}
-	c := &Console{cfg: cfg, log: log, memberClient: &http.Client{Timeout: clusterFetchTimeout}, ln: ln, addr: addr, hub: newHub(),
+	memberClient := &http.Client{Timeout: clusterFetchTimeout}
+	if cfg.TLS != nil {
+		// Members' consoles are verified against the roots of this one's
+		// configuration (the system's when it names none).
+		memberClient.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: cfg.TLS.RootCAs, MinVersion: tls.VersionTLS12}}
+	}
+	c := &Console{cfg: cfg, log: log, memberClient: memberClient, ln: ln, addr: addr, hub: newHub(),
 		started: time.Now(), done: make(chan struct{}), served: make(chan struct{}),
 		inFlight: make(chan struct{}, cfg.GatewayMaxInFlight), guard: newAuthGuard(log)}
 	if err := c.watchLinks(); err != nil {
