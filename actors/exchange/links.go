@@ -116,6 +116,11 @@ func (a *exchangeActor) unlinked(c *connection.Conn, reason string) {
 		return
 	}
 	delete(a.byPeer, peer)
+	if a.x.ln == nil && len(a.byPeer) == 0 && !a.stopping {
+		// A client without a link from now: calls by name that find
+		// nothing once LinkDown withdraws wait for the relink (rule 13).
+		a.x.rt.Relinking(a.x.cfg.Retry)
+	}
 	a.x.rt.LinkDown(c)
 	a.notify(LinkEvent{Active: false, Link: c.Info(), Reason: reason})
 	// Targets that stood down for this link must now dial themselves.

@@ -18,8 +18,10 @@ const (
 	maxCancels           = 65536
 	maxCancelsPerProcess = 4096
 	// cancelLinger is how long a cancel without a deadline waits for its
-	// request.
-	cancelLinger = time.Minute
+	// request; cancelSweepEvery how often an arriving cancel sweeps out
+	// those past their time.
+	cancelLinger     = time.Minute
+	cancelSweepEvery = time.Second
 )
 
 type cancelKey struct {
@@ -36,6 +38,7 @@ type cancelTable struct {
 	perProc map[ProcessID]int   // early cancels by caller process
 	watched map[cancelKey]func()
 	dropped atomic.Uint64
+	swept   int64 // when early was last swept (Unix ns)
 }
 
 func newCancelTable() *cancelTable {
@@ -59,8 +62,12 @@ func (t *cancelTable) arrived(from Address, conv uint64, deadline int64) {
 		return
 	}
 	now := time.Now().UnixNano()
-	if len(t.early) >= maxCancels || t.perProc[from.Process] >= maxCancelsPerProcess {
+	if len(t.early) >= maxCancels || t.perProc[from.Process] >= maxCancelsPerProcess || now-t.swept > int64(cancelSweepEvery) {
+		// Cancels that crossed their answer wait for nothing: forget
+		// them at their deadlines, so the table empties and served
+		// requests skip its lock again.
 		t.sweepLocked(now)
+		t.swept = now
 	}
 	if len(t.early) >= maxCancels || t.perProc[from.Process] >= maxCancelsPerProcess {
 		t.mu.Unlock()
@@ -104,6 +111,10 @@ func (t *cancelTable) cancelled(from Address, conv uint64) bool {
 	if _, ok := t.early[k]; ok {
 		t.forgetLocked(k)
 		return true
+	}
+	if now := time.Now().UnixNano(); len(t.early) > 0 && now-t.swept > int64(cancelSweepEvery) {
+		t.sweepLocked(now) // no cancel may come to sweep them
+		t.swept = now
 	}
 	return false
 }
