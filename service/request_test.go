@@ -791,3 +791,31 @@ func TestHandlersNeverRunConcurrently(t *testing.T) {
 		t.Fatalf("%d handlers overlapped", n)
 	}
 }
+
+// A handler's context may be used from several goroutines at once, as
+// any context (run with -race).
+func TestRequestContextFromGoroutines(t *testing.T) {
+	rt := newRuntime(t)
+	ctx := testCtx(t)
+	addr := start(t, rt, "fan", func(a *service.Agent) error {
+		a.Export("fan", func(ctx context.Context) (int, error) {
+			var wg sync.WaitGroup
+			for range 4 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					<-ctx.Done()
+					_ = ctx.Err()
+				}()
+			}
+			wg.Wait() // the caller's deadline ends them all
+			return 0, ctx.Err()
+		})
+		return nil
+	})
+	short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer cancel()
+	if _, err := rt.Call(short, addr, "fan"); err == nil {
+		t.Fatal("the call outlived its deadline")
+	}
+}
