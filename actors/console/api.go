@@ -184,24 +184,22 @@ func (c *Console) members() any {
 	return m
 }
 
-// memberCount counts the members for the metrics: the length of a
-// slice, array or map, else 0.
+// memberList reads the members Config.Members returns (any JSON-ready
+// values) as far as the console needs them.
+func (c *Console) memberList() []memberConsole {
+	var ms []memberConsole
+	if b, err := json.Marshal(c.members()); err == nil {
+		_ = json.Unmarshal(b, &ms)
+	}
+	return ms
+}
+
 // memberStates counts the cluster members by state: alive, dead and
 // left always (0 without a cluster), any other state memberlist reports
 // as it comes.
 func (c *Console) memberStates() map[string]int {
 	out := map[string]int{"alive": 0, "dead": 0, "left": 0}
-	b, err := json.Marshal(c.members())
-	if err != nil {
-		return out
-	}
-	var ms []struct {
-		State string `json:"state"`
-	}
-	if json.Unmarshal(b, &ms) != nil {
-		return out
-	}
-	for _, m := range ms {
+	for _, m := range c.memberList() {
 		if m.State != "" {
 			out[m.State]++
 		}

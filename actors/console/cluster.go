@@ -50,10 +50,7 @@ type memberConsole struct {
 }
 
 func (c *Console) apiCluster(r *http.Request) (any, error) {
-	var members []memberConsole
-	if b, err := json.Marshal(c.members()); err == nil {
-		_ = json.Unmarshal(b, &members)
-	}
+	members := c.memberList()
 	self := c.cfg.Node.Runtime().Node()
 	out := []ClusterNode{}
 	seenSelf := false
@@ -75,9 +72,9 @@ func (c *Console) apiCluster(r *http.Request) (any, error) {
 		n := &out[i]
 		switch {
 		case n.Self:
-			n.Info = mustJSON(c.apiNode(r))
-			n.Tree = mustJSON(c.apiTree(r))
-			n.Services = mustJSON(c.apiServices(r))
+			n.Info = jsonOf(c.apiNode(r))
+			n.Tree = jsonOf(c.apiTree(r))
+			n.Services = jsonOf(c.apiServices(r))
 			continue
 		case n.Console == "":
 			n.Error = "no console"
@@ -157,7 +154,8 @@ func (c *Console) fetchMember(ctx context.Context, addr, path string) (json.RawM
 	return b, nil
 }
 
-func mustJSON(v any, err error) json.RawMessage {
+// jsonOf is an API handler's answer as JSON; nil when it has none.
+func jsonOf(v any, err error) json.RawMessage {
 	if err != nil {
 		return nil
 	}

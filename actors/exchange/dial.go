@@ -74,11 +74,7 @@ func (a *exchangeActor) dial(t *target) {
 	if a.stopping {
 		return
 	}
-	if a.x.ln == nil && len(a.byPeer) == 0 {
-		// A client without a link: calls by name that find nothing wait
-		// for the resync, up to a retry delay (rule 13).
-		a.x.rt.Relinking(a.x.cfg.Retry)
-	}
+	a.relinking()
 	t.dialling = true
 	t.attempts++
 	root, self, x := a.ctx.ActorSystem().Root, a.ctx.Self(), a.x

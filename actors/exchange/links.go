@@ -116,11 +116,7 @@ func (a *exchangeActor) unlinked(c *connection.Conn, reason string) {
 		return
 	}
 	delete(a.byPeer, peer)
-	if a.x.ln == nil && len(a.byPeer) == 0 && !a.stopping {
-		// A client without a link from now: calls by name that find
-		// nothing once LinkDown withdraws wait for the relink (rule 13).
-		a.x.rt.Relinking(a.x.cfg.Retry)
-	}
+	a.relinking() // before LinkDown withdraws what the link brought
 	a.x.rt.LinkDown(c)
 	a.notify(LinkEvent{Active: false, Link: c.Info(), Reason: reason})
 	// Targets that stood down for this link must now dial themselves.
@@ -204,5 +200,14 @@ func (a *exchangeActor) closed(m *connection.Closed) {
 			a.rotate(t)
 		}
 		a.retryLater(t)
+	}
+}
+
+// relinking tells the kernel when this is a client endpoint left without
+// a link: calls by name that find nothing wait for the resync, up to a
+// retry delay (rule 13).
+func (a *exchangeActor) relinking() {
+	if a.x.ln == nil && len(a.byPeer) == 0 && !a.stopping {
+		a.x.rt.Relinking(a.x.cfg.Retry)
 	}
 }

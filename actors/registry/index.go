@@ -5,6 +5,7 @@ package registry
 // and changed only by the registry actor.
 
 import (
+	"cmp"
 	"slices"
 	"sort"
 	"sync"
@@ -175,7 +176,7 @@ func (ix *index) pickOfGroup(g string, except Address) *entry {
 	case 1:
 		return top[0]
 	}
-	slices.SortFunc(top, func(a, b *entry) int { return cmpSeq(a.seq, b.seq) })
+	slices.SortFunc(top, func(a, b *entry) int { return cmp.Compare(a.seq, b.seq) })
 	return top[ix.turn("\x00"+g, len(top))]
 }
 
@@ -194,16 +195,6 @@ func (ix *index) turn(key string, n int) int {
 // age apart: a call spreads over such bindings.
 func samePreference(a, b *entry) bool {
 	return (a.local != nil) == (b.local != nil) && a.avoided() == b.avoided() && a.hops() == b.hops()
-}
-
-func cmpSeq(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 func (ix *index) lookup(a Address) *entry {

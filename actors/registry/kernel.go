@@ -213,6 +213,7 @@ func New(cfg Config) (*Kernel, error) {
 	}))
 	rt.pending = newPendingTable(rt)
 	rt.cancels = newCancelTable()
+	rt.HandleProcess(MethodPing, func() (any, error) { return nil, nil })
 	// Conversation ids start at a random point so ids from two processes
 	// do not collide in a service that keeps delayed replies by id.
 	rt.nextConv.Store(rand.Uint64() >> 1)

@@ -36,23 +36,17 @@ func (rt *Kernel) HandleProcess(method string, fn func() (any, error)) {
 
 // answerProcess answers a request to the process itself.
 func (rt *Kernel) answerProcess(e *Envelope) {
-	var fn func() (any, error)
-	if e.Subject != MethodPing {
-		rt.procMethods.mu.RLock()
-		fn = rt.procMethods.m[e.Subject]
-		rt.procMethods.mu.RUnlock()
-		if fn == nil {
-			rt.undeliverable(e, RuntimeFailuref(CodeNoSuchMethod, "process %s has no method %q", rt.pid, e.Subject), true)
-			return
-		}
+	rt.procMethods.mu.RLock()
+	fn := rt.procMethods.m[e.Subject]
+	rt.procMethods.mu.RUnlock()
+	if fn == nil {
+		rt.undeliverable(e, RuntimeFailuref(CodeNoSuchMethod, "process %s has no method %q", rt.pid, e.Subject), true)
+		return
 	}
-	var v any
-	if fn != nil {
-		var err error
-		if v, err = fn(); err != nil {
-			rt.undeliverable(e, AsFailure(err), false)
-			return
-		}
+	v, err := fn()
+	if err != nil {
+		rt.undeliverable(e, AsFailure(err), false)
+		return
 	}
 	p, err := Encode(v)
 	if err != nil {

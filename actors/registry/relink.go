@@ -43,15 +43,15 @@ func (rt *Kernel) Relinked() {
 }
 
 // awaitRelink waits, while the process relinks, for the resync, the
-// bound or ctx; it reports whether it waited.
-func (rt *Kernel) awaitRelink(ctx context.Context) bool {
+// bound or ctx; otherwise it returns at once.
+func (rt *Kernel) awaitRelink(ctx context.Context) {
 	r := &rt.relink
 	r.mu.Lock()
 	until, wake := r.until, r.wake
 	r.mu.Unlock()
 	left := time.Until(until)
 	if until.IsZero() || left <= 0 || wake == nil {
-		return false
+		return
 	}
 	t := time.NewTimer(left)
 	defer t.Stop()
@@ -59,7 +59,5 @@ func (rt *Kernel) awaitRelink(ctx context.Context) bool {
 	case <-wake:
 	case <-t.C:
 	case <-ctx.Done():
-		return false
 	}
-	return true
 }
