@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -22,6 +20,7 @@ import (
 	"github.com/netsvc-go/netsvc/actors/console"
 	"github.com/netsvc-go/netsvc/actors/exchange"
 	"github.com/netsvc-go/netsvc/actors/node"
+	"github.com/netsvc-go/netsvc/actors/node/nodetest"
 	"github.com/netsvc-go/netsvc/service"
 )
 
@@ -31,7 +30,7 @@ import (
 // setUp starts the nodes (a chain of joins) and the clients, and waits
 // until everyone sees everyone's math service.
 func (r *chaosRun) setUp(ctx context.Context) error {
-	ports, err := freePorts(3 * r.cfg.nodes)
+	ports, err := nodetest.FreePorts(3 * r.cfg.nodes)
 	if err != nil {
 		return err
 	}
@@ -82,49 +81,6 @@ func (r *chaosRun) setUp(ctx context.Context) error {
 	}
 	r.logf("cluster formed: %d nodes, %d clients", len(r.nodes), len(r.clients))
 	return nil
-}
-
-// freePorts returns n distinct loopback ports free for TCP and UDP now,
-// picked below the kernel's ephemeral range where it can tell, so an
-// outgoing connection does not take a killed node's port before the
-// node is back.
-func freePorts(n int) ([]int, error) {
-	lo, hi := 20000, 30000
-	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
-		if f := strings.Fields(string(b)); len(f) == 2 {
-			if eph, err := strconv.Atoi(f[0]); err == nil && eph > 2048 {
-				hi = eph
-				lo = max(1024, min(lo, eph-8192))
-			}
-		}
-	}
-	var out []int
-	for attempt := 0; len(out) < n && attempt < 100*n; attempt++ {
-		p := lo + rand.IntN(hi-lo)
-		if slices.Contains(out, p) || !portFree(p) {
-			continue
-		}
-		out = append(out, p)
-	}
-	if len(out) < n {
-		return nil, fmt.Errorf("found only %d free ports in %d-%d", len(out), lo, hi)
-	}
-	return out, nil
-}
-
-func portFree(p int) bool {
-	addr := fmt.Sprintf("127.0.0.1:%d", p)
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return false
-	}
-	defer ln.Close()
-	pc, err := net.ListenPacket("udp", addr)
-	if err != nil {
-		return false
-	}
-	pc.Close()
-	return true
 }
 
 // start starts n's process and waits until its console answers. A
