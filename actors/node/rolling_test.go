@@ -56,10 +56,17 @@ func TestRollingRestartNoFailedCall(t *testing.T) {
 	}
 	const size = 3
 	r := &runs{n: map[int64]int{}}
+	// Addresses each server restarts at: below the ephemeral range, so
+	// no outgoing connection (of another test running meanwhile) takes
+	// one while its server is down.
+	ports, err := nodetest.FreePorts(2 * size)
+	if err != nil {
+		t.Fatal(err)
+	}
 	listens := make([]string, size)
 	gossips := make([]string, size)
 	for i := range size {
-		listens[i], gossips[i] = freeAddr(t), freeAddr(t)
+		listens[i], gossips[i] = fmt.Sprintf("127.0.0.1:%d", ports[2*i]), fmt.Sprintf("127.0.0.1:%d", ports[2*i+1])
 	}
 	cfgOf := func(i int) node.Config {
 		cfg := node.TestConfig(fmt.Sprintf("s%d", i))
