@@ -166,15 +166,16 @@ func TestMutualConnectRoutes(t *testing.T) {
 	}
 }
 
-// freeAddr returns a loopback address nothing listens on (yet).
+// freeAddr returns a loopback address free a moment ago, below the
+// ephemeral range (nodetest.FreePorts), for a node started or restarted
+// there later.
 func freeAddr(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	t.Helper()
+	ps, err := nodetest.FreePorts(1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
+	return fmt.Sprintf("127.0.0.1:%d", ps[0])
 }
 
 // listenOn listens on addr, retrying for a moment while the port is

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -204,15 +203,17 @@ func buildBinary(t *testing.T) string {
 	return bin
 }
 
-// freePort returns a loopback port that was free a moment ago.
+// freePort returns a loopback port free a moment ago, below the
+// ephemeral range: a port the kernel hands to outgoing connections could
+// be taken, by another test running meanwhile, before the process the
+// test starts binds it.
 func freePort(t *testing.T) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ps, err := nodetest.FreePorts(1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	return ps[0]
 }
 
 // proc is a running netsvc process.

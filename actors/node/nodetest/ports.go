@@ -8,12 +8,14 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // FreePorts returns n distinct loopback ports free for TCP and UDP now,
 // picked below the kernel's ephemeral range where it can tell, so an
 // outgoing connection does not take a stopped node's port before it
-// is back: for a test that restarts a node at the same address.
+// is back: for a test that restarts a node at the same address. A port
+// is never given twice in one process.
 func FreePorts(n int) ([]int, error) {
 	lo, hi := 20000, 30000
 	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
@@ -29,6 +31,9 @@ func FreePorts(n int) ([]int, error) {
 		p := lo + rand.IntN(hi-lo)
 		if slices.Contains(out, p) || !portFree(p) {
 			continue
+		}
+		if _, taken := handed.LoadOrStore(p, true); taken {
+			continue // given to another caller of this process already
 		}
 		out = append(out, p)
 	}
@@ -52,3 +57,6 @@ func portFree(p int) bool {
 	pc.Close()
 	return true
 }
+
+// handed holds the ports FreePorts gave out.
+var handed sync.Map
