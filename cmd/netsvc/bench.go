@@ -87,6 +87,7 @@ func runBench(ctx context.Context, env *cmdEnv) int {
 		row("requests/s", "%.0f", r.RequestsPerS)
 		row("p50", "%d µs", r.P50us)
 		row("p99", "%d µs", r.P99us)
+		row("p99.9", "%d µs", r.P999us)
 	case "pub":
 		row("sent", "%d", r.Sent)
 		row("received", "%d", r.Received)

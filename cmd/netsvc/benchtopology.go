@@ -53,6 +53,7 @@ type benchResult struct {
 	RequestsPerS float64 `json:"requests_per_s,omitempty"`
 	P50us        int64   `json:"p50_us,omitempty"`
 	P99us        int64   `json:"p99_us,omitempty"`
+	P999us       int64   `json:"p999_us,omitempty"`
 	ReceivedPerS float64 `json:"received_per_s,omitempty"`
 	Sent         int64   `json:"sent,omitempty"`
 	Received     int64   `json:"received,omitempty"`
@@ -227,6 +228,7 @@ func benchRequests(ctx context.Context, o benchOptions, n int, r *benchResult) e
 	if len(lat) > 0 {
 		r.P50us = lat[len(lat)/2].Microseconds()
 		r.P99us = lat[len(lat)*99/100].Microseconds()
+		r.P999us = lat[len(lat)*999/1000].Microseconds()
 	}
 	return nil
 }
