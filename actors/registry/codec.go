@@ -61,6 +61,9 @@ type Payload struct {
 func (p Payload) Decode(v any) error {
 	switch p.ContentType {
 	case ContentCBOR, "":
+		if rest, ok := decodeFast(p.Data, v); ok && len(rest) == 0 {
+			return nil
+		}
 		if err := decMode.Unmarshal(p.Data, v); err != nil {
 			return fmt.Errorf("decode %s payload: %w", ContentCBOR, err)
 		}
@@ -126,6 +129,9 @@ func Encode(v any) (Payload, error) {
 		}
 		return Payload{ContentType: ct, Data: r.Data}, nil
 	}
+	if b, ok := encodeFast(v); ok {
+		return Payload{ContentType: ContentCBOR, Data: b}, nil
+	}
 	buf := bufPool.Get().(*bytes.Buffer)
 	buf.Reset()
 	defer bufPool.Put(buf)
@@ -142,6 +148,9 @@ func encodeArgs(args []any) (Payload, error) {
 		if r, ok := args[0].(Raw); ok {
 			return Encode(r)
 		}
+	}
+	if b, ok := encodeArgsFast(args); ok {
+		return Payload{ContentType: ContentCBOR, Data: b}, nil
 	}
 	buf := bufPool.Get().(*bytes.Buffer)
 	buf.Reset()
@@ -209,4 +218,9 @@ func ReadArrayHeader(b []byte) (n int, rest []byte, err error) {
 // DecodeNext decodes the CBOR value at the front of b into v (a
 // pointer) and returns what follows: a method's arguments are read one
 // at a time into storage the method reuses.
-func DecodeNext(b []byte, v any) (rest []byte, err error) { return decMode.UnmarshalFirst(b, v) }
+func DecodeNext(b []byte, v any) (rest []byte, err error) {
+	if rest, ok := decodeFast(b, v); ok {
+		return rest, nil
+	}
+	return decMode.UnmarshalFirst(b, v)
+}
