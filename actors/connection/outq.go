@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -206,14 +207,18 @@ func (q *outQueue) writeInline(b []byte) {
 	if n < len(b) && !q.closed {
 		// The rest precedes whatever others queued meanwhile. A partial
 		// frame is never dropped.
-		rest := b[n:]
-		nb := make([]byte, 0, len(rest)+len(q.buf))
-		nb = append(append(nb, rest...), q.buf...)
+		// In place when the queue's buffer has the room, as it mostly
+		// has: a publisher outrunning its link meets a full socket
+		// often, and a fresh buffer each time, regrown by the appends
+		// after it, was a fifth of what the pub benchmark allocated.
+		rest, queued := b[n:], len(q.buf)
+		q.buf = slices.Grow(q.buf, len(rest))[:queued+len(rest)]
+		copy(q.buf[len(rest):], q.buf[:queued])
+		copy(q.buf, rest)
 		for i := range q.frames {
 			q.frames[i].off += len(rest)
 		}
-		q.frames = append([]frameMeta{{off: 0, n: len(rest), class: classControl}}, q.frames...)
-		q.buf = nb
+		q.frames = slices.Insert(q.frames, 0, frameMeta{off: 0, n: len(rest), class: classControl})
 		q.live += len(rest)
 		q.scan = 0
 		q.sync()
