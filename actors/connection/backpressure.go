@@ -78,3 +78,45 @@ func (q *outQueue) roomFreed() {
 		q.roomWait = nil
 	}
 }
+
+// awaitCallerRoom holds a synchronous caller whose request found the
+// queue full until a request fits again, as a client library blocks a
+// caller on its full buffer: 64 callers of 16 KiB each fill the 1 MiB
+// soft limit, and failing the last of them "overloaded" while the link
+// drains at full speed would make the caller's own concurrency its
+// error. It returns after the queue made progress (a write ended,
+// reports were dropped) or a stallAfter tick passed, so a caller that
+// retries and is refused again waits again rather than spinning. It
+// gives up (false) at until, when the link closes, or when the writer is
+// stuck (a peer that stopped reading: the request fails "overloaded" as
+// before, after stallAfter).
+func (q *outQueue) awaitCallerRoom(until time.Time) bool {
+	deadline := time.NewTimer(time.Until(until))
+	defer deadline.Stop()
+	tick := time.NewTicker(stallAfter / 2)
+	defer tick.Stop()
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for waited := false; ; {
+		if q.closed || (q.writing && nanotime()-q.writeStart > int64(stallAfter)) {
+			return false
+		}
+		if waited && q.live+q.inflight < q.soft && !q.dropping {
+			return true
+		}
+		if q.roomWait == nil {
+			q.roomWait = make(chan struct{})
+		}
+		room := q.roomWait
+		q.mu.Unlock()
+		select {
+		case <-room:
+		case <-tick.C:
+		case <-deadline.C:
+			q.mu.Lock()
+			return false
+		}
+		waited = true
+		q.mu.Lock()
+	}
+}

@@ -227,6 +227,10 @@ func (c *Conn) Send(e *registry.Envelope) error {
 	return c.failure(err)
 }
 
+// AwaitRoom waits, for a synchronous caller whose request the link
+// refused as overloaded, until a request fits again (registry.RoomWaiter).
+func (c *Conn) AwaitRoom(until time.Time) bool { return c.q.awaitCallerRoom(until) }
+
 func (c *Conn) failure(err error) error {
 	switch {
 	case err == errDroppedOlder:

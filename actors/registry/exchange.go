@@ -47,6 +47,18 @@ type Link interface {
 	Info() LinkInfo
 }
 
+// RoomWaiter is a Link a synchronous caller can wait on when it refused
+// a request because its queue was full: the caller, blocked until its
+// answer anyway, waits for room until its deadline (backpressure, as a
+// client library blocks a caller on its full buffer) instead of failing
+// at once. Asynchronous requests, sent from inside an actor that must
+// not block, still fail at once.
+type RoomWaiter interface {
+	// AwaitRoom reports whether a request may fit now; false when the
+	// link closed, its peer stopped reading or until passed.
+	AwaitRoom(until time.Time) bool
+}
+
 // LinkInfo describes a link.
 type LinkInfo struct {
 	ID            string    // unique in this process

@@ -345,7 +345,19 @@ func (rt *Kernel) CallFrom(ctx context.Context, from Address, to Target, method 
 		dl = time.Now().Add(rt.cfg.CallTimeout)
 	}
 	pc := syncCallPool.Get().(*pendingCall)
-	if f := rt.send(pc, from, to, r, method, p, dl.UnixNano()); f != nil {
+	f = rt.send(pc, from, to, r, method, p, dl.UnixNano())
+	for f != nil && f.Code == CodeOverloaded && r.via != nil && ctx.Err() == nil {
+		// The link's queue is full: wait for room, as this caller waits
+		// for its answer anyway, and send again (RoomWaiter).
+		w, ok := r.via.(RoomWaiter)
+		if !ok || !w.AwaitRoom(dl) {
+			break
+		}
+		if r, f = rt.resolve(to); f == nil {
+			f = rt.send(pc, from, to, r, method, p, dl.UnixNano())
+		}
+	}
+	if f != nil {
 		pc.reset()
 		syncCallPool.Put(pc)
 		rt.stats.countFailure(f.Code)
@@ -353,7 +365,7 @@ func (rt *Kernel) CallFrom(ctx context.Context, from Address, to Target, method 
 	}
 	var expired <-chan time.Time
 	if !hasDeadline {
-		pc.timer.Reset(rt.cfg.CallTimeout)
+		pc.timer.Reset(time.Until(dl)) // CallTimeout, less any wait for room
 		expired = pc.timer.C
 	}
 	var res Payload
