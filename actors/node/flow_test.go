@@ -419,6 +419,7 @@ func TestCallersWaitForRoom(t *testing.T) {
 	payload := bytes.Repeat([]byte{0x5a}, 16<<10)
 	const callers = 32 // 512 KiB at once, eight times the soft limit
 	for round := 1; ; round++ {
+		before := caller.rt().Kernel().Stats().Requests
 		var wg sync.WaitGroup
 		errs := make(chan error, callers)
 		for range callers {
@@ -438,6 +439,9 @@ func TestCallersWaitForRoom(t *testing.T) {
 			if err != nil {
 				t.Fatalf("round %d: a call failed: %v", round, err)
 			}
+		}
+		if n := caller.rt().Kernel().Stats().Requests - before; n != callers {
+			t.Fatalf("round %d: %d calls counted as %d requests", round, callers, n)
 		}
 		if l, _ := linkTo(caller, x.pid()); l.refused > 0 {
 			t.Logf("round %d: the caller's link refused %d requests, and each waited and went", round, l.refused)

@@ -354,6 +354,7 @@ func (rt *Kernel) CallFrom(ctx context.Context, from Address, to Target, method 
 			break
 		}
 		if r, f = rt.resolve(to); f == nil {
+			rt.stats.requests.Add(^uint64(0)) // the same request: counted once
 			f = rt.send(pc, from, to, r, method, p, dl.UnixNano())
 		}
 	}
