@@ -32,19 +32,19 @@ func fastSize(v any) (int, bool) {
 	return 0, false
 }
 
-// appendFast appends v, which fastSize accepted: a nil slice is null,
-// as the codec writes it.
-func appendFast(b []byte, v any) []byte {
+// appendFast appends v when it is a byte slice or a string (a nil slice
+// is null, as the codec writes it); ok is false for anything else.
+func appendFast(b []byte, v any) (_ []byte, ok bool) {
 	switch t := v.(type) {
 	case []byte:
 		if t == nil {
-			return append(b, cborNull)
+			return append(b, cborNull), true
 		}
-		return append(appendHead(b, cborBytes, uint64(len(t))), t...)
+		return append(appendHead(b, cborBytes, uint64(len(t))), t...), true
 	case string:
-		return append(appendHead(b, cborText, uint64(len(t))), t...)
+		return append(appendHead(b, cborText, uint64(len(t))), t...), true
 	}
-	panic("appendFast: not a fast value") // fastSize said yes: a bug here
+	return b, false
 }
 
 // headLen is the size of a CBOR head holding n.
@@ -85,7 +85,7 @@ func encodeFast(v any) ([]byte, bool) {
 	if !ok {
 		return nil, false
 	}
-	return appendFast(make([]byte, 0, n), v), true
+	return appendFast(make([]byte, 0, n), v)
 }
 
 func encodeArgsFast(args []any) ([]byte, bool) {
@@ -99,7 +99,10 @@ func encodeArgsFast(args []any) ([]byte, bool) {
 	}
 	b := appendHead(make([]byte, 0, n), 0x80, uint64(len(args)))
 	for _, a := range args {
-		b = appendFast(b, a)
+		var ok bool
+		if b, ok = appendFast(b, a); !ok {
+			return nil, false
+		}
 	}
 	return b, true
 }
