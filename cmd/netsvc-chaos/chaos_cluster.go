@@ -226,21 +226,29 @@ func (r *chaosRun) killer(ctx context.Context, end time.Time) error {
 		}
 		for _, v := range victims {
 			n := r.nodes[v]
-			var join []string
-			for _, o := range r.nodes {
-				if o != n {
-					join = append(join, o.gossip)
-				}
-			}
-			if err := r.start(ctx, n, join); err != nil {
+			if err := r.restart(ctx, n); err != nil {
 				return err
 			}
-			r.mu.Lock()
-			r.restarts++
-			r.mu.Unlock()
 			r.logf("restarted %s as process %s", n.name, n.proc())
 		}
 	}
+}
+
+// restart starts node n again, joining the others' gossip, and counts it.
+func (r *chaosRun) restart(ctx context.Context, n *chaosNode) error {
+	var join []string
+	for _, o := range r.nodes {
+		if o != n {
+			join = append(join, o.gossip)
+		}
+	}
+	if err := r.start(ctx, n, join); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	r.restarts++
+	r.mu.Unlock()
+	return nil
 }
 
 // roller drains each node in turn with SIGTERM, as a rolling restart
@@ -270,18 +278,9 @@ func (r *chaosRun) roller(ctx context.Context, end time.Time) error {
 		r.mu.Lock()
 		r.drains++
 		r.mu.Unlock()
-		var join []string
-		for _, o := range r.nodes {
-			if o != n {
-				join = append(join, o.gossip)
-			}
-		}
-		if err := r.start(ctx, n, join); err != nil {
+		if err := r.restart(ctx, n); err != nil {
 			return err
 		}
-		r.mu.Lock()
-		r.restarts++
-		r.mu.Unlock()
 		if err := r.waitMath(ctx, n.name, 30*time.Second); err != nil {
 			return err
 		}
