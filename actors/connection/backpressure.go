@@ -52,10 +52,7 @@ func (q *outQueue) awaitRoom(n int, deadline *int64) bool {
 		} else if now >= *deadline {
 			return false
 		}
-		if q.roomWait == nil {
-			q.roomWait = make(chan struct{})
-		}
-		room := q.roomWait
+		room := q.roomSignal()
 		q.mu.Unlock()
 		if timer == nil {
 			timer = time.NewTimer(time.Duration(*deadline - now))
@@ -71,7 +68,15 @@ func (q *outQueue) awaitRoom(n int, deadline *int64) bool {
 	return true
 }
 
-// roomFreed wakes, locked, the relays waiting in awaitRoom.
+// roomSignal returns, locked, the channel roomFreed closes next.
+func (q *outQueue) roomSignal() <-chan struct{} {
+	if q.roomWait == nil {
+		q.roomWait = make(chan struct{})
+	}
+	return q.roomWait
+}
+
+// roomFreed wakes, locked, those waiting in awaitRoom and awaitCallerRoom.
 func (q *outQueue) roomFreed() {
 	if q.roomWait != nil {
 		close(q.roomWait)
@@ -104,10 +109,7 @@ func (q *outQueue) awaitCallerRoom(until time.Time) bool {
 		if waited && q.live+q.inflight < q.soft && !q.dropping {
 			return true
 		}
-		if q.roomWait == nil {
-			q.roomWait = make(chan struct{})
-		}
-		room := q.roomWait
+		room := q.roomSignal()
 		q.mu.Unlock()
 		select {
 		case <-room:
