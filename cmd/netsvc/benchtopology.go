@@ -319,10 +319,5 @@ func benchPublish(ctx context.Context, o benchOptions, r *benchResult) error {
 	r.Sent, r.Received = sent.Load(), got.Load()
 	r.ReceivedPerS = float64(r.Received) / elapsed
 	r.Dropped = t.Dropped()
-	if debugHook != nil {
-		debugHook(t)
-	}
 	return nil
 }
-
-var debugHook func(*benchTopology)
