@@ -301,10 +301,6 @@ func isUp(name string) func(rec) bool {
 	return func(e rec) bool { return e.up && e.m.Name == name }
 }
 
-func isDown(name string) func(rec) bool {
-	return func(e rec) bool { return !e.up && e.m.Name == name }
-}
-
 // mentions matches log records about member name whose message has text.
 func mentions(name, text string) func(logRecord) bool {
 	return func(r logRecord) bool {

@@ -164,7 +164,6 @@ func TestTimersStopWithService(t *testing.T) {
 
 // stopper is a service that reports its stopping.
 type stopper struct {
-	name    string
 	stopped chan string
 }
 

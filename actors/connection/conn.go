@@ -116,13 +116,11 @@ type Conn struct {
 	lastRx atomic.Int64
 
 	framesIn, bytesIn atomic.Uint64
-	undecodable       atomic.Uint64
 	// announcementsRefused counts announcements of a server peer past the
 	// node's bounds; refusedLog keeps their log lines few.
 	announcementsRefused atomic.Uint64
 	refusedLog           rate.Sometimes
 
-	closeOnce    sync.Once
 	readerExited chan struct{} // closed when the reader goroutine ends
 	reason       atomic.Value  // string: why the link closed
 	writerDone   chan struct{} // closed when the writer goroutine ends

@@ -237,7 +237,7 @@ func FuzzHandshakeFrames(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte, node string) {
 		r := bytes.NewReader(b)
 		src := &frameSource{r: r}
-		kind, body, err := src.next()
+		kind, _, err := src.next()
 		if err == nil {
 			if kind != FrameHello && kind != FrameReject {
 				t.Fatalf("first frame of kind %v accepted", kind)
@@ -254,7 +254,7 @@ func FuzzHandshakeFrames(f *testing.F) {
 		}
 		r = bytes.NewReader(append(hello, b...))
 		src = &frameSource{r: r}
-		kind, body, err = src.next()
+		kind, body, err := src.next()
 		if err != nil || kind != FrameHello {
 			t.Fatalf("a hello from %q followed by %q: %v %v", node, b, kind, err)
 		}

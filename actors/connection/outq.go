@@ -298,19 +298,6 @@ type spanError struct {
 	err   error
 }
 
-// pushFunc appends a frame that appendFrame encodes in place.
-func (q *outQueue) pushFunc(size int, class frameClass, appendFrame func([]byte) []byte) error {
-	q.mu.Lock()
-	if err := q.makeRoom(size, class); err != nil && err != errDroppedOlder {
-		q.mu.Unlock()
-		return err
-	}
-	off := len(q.buf)
-	q.buf = appendFrame(q.buf)
-	q.commit(off, class)
-	return nil
-}
-
 // commit records the frame appended at off, unlocks and wakes the writer.
 func (q *outQueue) commit(off int, class frameClass) {
 	n := len(q.buf) - off

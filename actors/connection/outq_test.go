@@ -250,14 +250,12 @@ func TestOutQueueCompactionKeepsOrder(t *testing.T) {
 	soft := 100 * size
 	q, _, drain := plugged(t, soft, 10*soft)
 	var pushed []string
-	var reports []uint64
 	pushedBytes := 0
 	for i := uint64(1); i <= 600; i++ {
 		if err := q.pushEnvelope(envelope(registry.KindReport, i, reportData)); !reportQueued(err) {
 			t.Fatalf("report %d: %v", i, err)
 		}
 		pushed = append(pushed, fmt.Sprintf("r%d", i))
-		reports = append(reports, i)
 		pushedBytes += size
 		if i%10 == 0 {
 			c := control(i)

@@ -208,9 +208,6 @@ type linkEnds struct {
 	conns  []*connection.Conn
 	procs  []service.ProcessID // the process id each link's hello gave
 	synced atomic.Int64
-	// Responses to ping, counted by the stand-in's runtime: they are
-	// addressed to each link's own process id, which nobody here serves.
-	got chan struct{}
 }
 
 func newLinkEnds(rt *service.Runtime, cfg connection.Config) *linkEnds {

@@ -242,8 +242,8 @@ func startStallMonitor() *stallMonitor {
 			select {
 			case <-m.quit:
 				return
-			case now := <-tick.C:
-				now = time.Now() // when this goroutine runs, not when the tick was due
+			case <-tick.C:
+				now := time.Now() // when this goroutine runs, not when the tick was due
 				if gap := now.Sub(last); gap > stallTick+stallMin {
 					m.mu.Lock()
 					m.stalls = append(m.stalls, stall{last.Add(stallTick), now})

@@ -113,17 +113,6 @@ func newNetLab(t testing.TB, names ...string) *netLab {
 	return l
 }
 
-// host returns the host called name.
-func (l *netLab) host(name string) *labHost {
-	for _, h := range l.hosts {
-		if h.name == name {
-			return h
-		}
-	}
-	l.t.Fatalf("no host %q in the lab", name)
-	return nil
-}
-
 // cut moves the hosts' ports onto the second bridge, all in one command:
 // from then on they reach each other, and the others each other, but
 // nothing crosses between the two groups.

@@ -690,28 +690,6 @@ func readUntilSynced(t *testing.T, c net.Conn) *bufio.Reader {
 	}
 }
 
-// rejectReason reads until the node closes and returns its reject reason.
-func rejectReason(t *testing.T, c net.Conn) string {
-	t.Helper()
-	r := bufio.NewReader(c)
-	c.SetReadDeadline(time.Now().Add(5 * time.Second))
-	for {
-		kind, frame, err := readFrame(r)
-		if err != nil {
-			t.Fatalf("closed without a reject frame: %v", err)
-		}
-		if kind == connection.FrameReject {
-			_, k := binary.Uvarint(frame)
-			body := frame[k+1:]
-			reason, err := connection.DecodeReason(body)
-			if err != nil {
-				t.Fatalf("bad reject frame: %v", err)
-			}
-			return reason
-		}
-	}
-}
-
 // captureClientHello returns the first bytes a TLS client sends.
 func captureClientHello(t *testing.T) []byte {
 	a, b := net.Pipe()
