@@ -21,6 +21,9 @@ import (
 // (uvarints), the time left in microseconds (8 bytes, with
 // envDeadline), headers (with envHeaders: a count, then key and value
 // strings), subject, pattern and content type (strings), then the data.
+// The pattern is left out when it is the subject (envPatternIsSubject),
+// the content type when it is one of the codec's three (its code in the
+// flags): a 100-byte report then costs 148 bytes on the wire, not 182.
 const (
 	envHopsOffset    = 1
 	envFlagsOffset   = 2
@@ -34,8 +37,37 @@ const (
 	envDeadline = 1 << 0 // the time the request has left follows the sequence
 	envNotRun   = 1 << 1 // a failure for a request that never reached a handler
 	envHeaders  = 1 << 2 // headers follow (the deadline, if any)
-	envKnown    = envDeadline | envNotRun | envHeaders
+	// No pattern field: the pattern is the subject (a subscription to
+	// the exact subject).
+	envPatternIsSubject = 1 << 3
+	// Bits 4-5: a well-known content type (contentTypes) in place of the
+	// field; 0 when the field follows.
+	envContentShift = 4
+	envContentMask  = 3 << envContentShift
+	envKnown        = envDeadline | envNotRun | envHeaders | envPatternIsSubject | envContentMask
 )
+
+// contentTypes are the content types a code in an envelope's flags
+// stands for (index 0: the field is on the wire).
+var contentTypes = [4]string{1: registry.ContentCBOR, 2: registry.ContentJSON, 3: registry.ContentRaw}
+
+// contentCode is ct's code in envelope flags, 0 when it has none.
+func contentCode(ct string) byte {
+	switch ct {
+	case registry.ContentCBOR:
+		return 1
+	case registry.ContentJSON:
+		return 2
+	case registry.ContentRaw:
+		return 3
+	}
+	return 0
+}
+
+// patternIsSubject reports whether e's pattern is left off the wire.
+func patternIsSubject(e *registry.Envelope) bool {
+	return e.Pattern != "" && e.Pattern == e.Subject
+}
 
 // EnvelopeSize returns the frame size of an envelope.
 func EnvelopeSize(e *registry.Envelope) int {
@@ -44,8 +76,13 @@ func EnvelopeSize(e *registry.Envelope) int {
 }
 
 func bodySize(e *registry.Envelope) int {
-	n := envFixedOverhead + uvarintLen(e.Conv) + uvarintLen(e.Seq) +
-		stringLen(e.Subject) + stringLen(e.Pattern) + stringLen(e.ContentType) + len(e.Data)
+	n := envFixedOverhead + uvarintLen(e.Conv) + uvarintLen(e.Seq) + stringLen(e.Subject) + len(e.Data)
+	if !patternIsSubject(e) {
+		n += stringLen(e.Pattern)
+	}
+	if contentCode(e.ContentType) == 0 {
+		n += stringLen(e.ContentType)
+	}
 	if e.Deadline != 0 || len(e.Headers) != 0 {
 		n += extensionsSize(e)
 	}
@@ -86,6 +123,12 @@ func appendEnvelopeSized(b []byte, e *registry.Envelope, body int) []byte {
 	if len(e.Headers) != 0 {
 		flags |= envHeaders
 	}
+	samePattern := patternIsSubject(e)
+	if samePattern {
+		flags |= envPatternIsSubject
+	}
+	code := contentCode(e.ContentType)
+	flags |= code << envContentShift
 	b = append(b, byte(e.Kind), 0, flags)
 	b = binary.BigEndian.AppendUint64(b, uint64(e.To.Process))
 	b = binary.BigEndian.AppendUint64(b, e.To.ID)
@@ -97,8 +140,12 @@ func appendEnvelopeSized(b []byte, e *registry.Envelope, body int) []byte {
 		b = appendExtensions(b, e)
 	}
 	b = appendString(b, e.Subject)
-	b = appendString(b, e.Pattern)
-	b = appendString(b, e.ContentType)
+	if !samePattern {
+		b = appendString(b, e.Pattern)
+	}
+	if code == 0 {
+		b = appendString(b, e.ContentType)
+	}
 	return append(b, e.Data...)
 }
 
@@ -190,8 +237,16 @@ func decodeFrame(b []byte, e *registry.Envelope, now int64) (rest []byte, err er
 			return nil, err
 		}
 	}
-	var s [3]string
+	var s [3]string // subject, pattern, content type
 	for i := range s {
+		if i == 1 && flags&envPatternIsSubject != 0 {
+			s[1] = s[0]
+			continue
+		}
+		if i == 2 && flags&envContentMask != 0 {
+			s[2] = contentTypes[flags>>envContentShift&3]
+			continue
+		}
 		if v, k = uvarint(p); k <= 0 || v > uint64(len(p)-k) {
 			return nil, errTruncated
 		}
@@ -287,7 +342,7 @@ func checkEnvelope(body []byte) error {
 			return err
 		}
 	}
-	for range 3 { // subject, pattern, content type
+	for range stringFields(flags) {
 		v, k := uvarint(p)
 		if k <= 0 || v > uint64(len(p)-k) {
 			return errTruncated
@@ -307,6 +362,19 @@ func uvarint(p []byte) (uint64, int) {
 }
 
 var errBadFlags = errors.New("bad envelope: unknown flags")
+
+// stringFields is how many of subject, pattern and content type an
+// envelope with these flags carries as strings.
+func stringFields(flags byte) int {
+	n := 3
+	if flags&envPatternIsSubject != 0 {
+		n--
+	}
+	if flags&envContentMask != 0 {
+		n--
+	}
+	return n
+}
 
 // unsafeString views b as a string without copying; b must never change.
 func unsafeString(b []byte) string {
@@ -372,7 +440,14 @@ func decodeEnvelopeInto(e *registry.Envelope, body []byte, interned internTable,
 		}
 		r.b = rest
 	}
-	subject, pattern, ctype := r.bytes(), r.bytes(), r.bytes()
+	subject := r.bytes()
+	var pattern, ctype []byte
+	if flags&envPatternIsSubject == 0 {
+		pattern = r.bytes()
+	}
+	if flags&envContentMask == 0 {
+		ctype = r.bytes()
+	}
 	data := r.rest()
 	if r.err != nil {
 		return fmt.Errorf("bad envelope: %w", r.err)
@@ -381,6 +456,12 @@ func decodeEnvelopeInto(e *registry.Envelope, body []byte, interned internTable,
 		e.Subject, e.Pattern, e.ContentType = interned.get(subject), interned.get(pattern), interned.get(ctype)
 	} else {
 		e.Subject, e.Pattern, e.ContentType = string(subject), string(pattern), string(ctype)
+	}
+	if flags&envPatternIsSubject != 0 {
+		e.Pattern = e.Subject
+	}
+	if code := flags >> envContentShift & 3; code != 0 {
+		e.ContentType = contentTypes[code]
 	}
 	e.Data = nil
 	if len(data) > 0 {

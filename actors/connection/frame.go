@@ -39,8 +39,10 @@ func (k FrameKind) String() string {
 
 // Protocol is the wire protocol version in hellos. Version 2 proves the
 // token instead of sending it, carries 64-bit service ids, the time a
-// request has left, headers, cancels, not-run failures and moves.
-const Protocol = 2
+// request has left, headers, cancels, not-run failures and moves;
+// version 3 leaves a report's pattern off when it is the subject and
+// codes the codec's content types in an envelope's flags.
+const Protocol = 3
 
 // Magic opens every hello, so a stray client (an HTTP request, a TLS
 // hello) is recognised at once.

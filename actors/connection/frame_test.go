@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"reflect"
 	"strings"
@@ -77,11 +78,12 @@ func TestFrameRoundTrip(t *testing.T) {
 	t.Run("hello of another version", func(t *testing.T) {
 		// The rest of an older or newer hello may be laid out otherwise:
 		// the version alone decides, with a reason a person can act on.
-		_, body := split(t, AppendHello(nil, Hello{Protocol: 1, Process: 1, Role: registry.RoleClient}))
+		older := Protocol - 1
+		_, body := split(t, AppendHello(nil, Hello{Protocol: older, Process: 1, Role: registry.RoleClient}))
 		_, err := DecodeHello(body)
 		var ve *VersionError
-		if !errors.As(err, &ve) || ve.Peer != 1 || !strings.Contains(err.Error(), "peer speaks 1, this node 2") {
-			t.Fatalf("DecodeHello of a version 1 hello = %v", err)
+		if !errors.As(err, &ve) || ve.Peer != older || !strings.Contains(err.Error(), fmt.Sprintf("peer speaks %d, this node %d", older, Protocol)) {
+			t.Fatalf("DecodeHello of a version %d hello = %v", older, err)
 		}
 	})
 	t.Run("proof, accept and move", func(t *testing.T) {
@@ -605,7 +607,10 @@ func TestEnvelopeRejectsUnknownFlags(t *testing.T) {
 	if err := checkEnvelope(body); err != nil {
 		t.Fatalf("checkEnvelope refuses a good envelope: %v", err)
 	}
-	for bit := 3; bit < 8; bit++ {
+	for bit := range 8 {
+		if envKnown&(1<<bit) != 0 {
+			continue
+		}
 		frame := append([]byte(nil), good...)
 		_, b := split(t, frame)
 		b[envFlagsOffset] |= 1 << bit
@@ -652,5 +657,48 @@ func TestEnvelopeDeadlineTravelsAsTimeLeft(t *testing.T) {
 	e.Deadline = time.Now().Add(-time.Second).UnixNano() // already past: it arrives past
 	if _, err := DecodeFrame(AppendEnvelope(nil, e), &got); err != nil || time.Until(time.Unix(0, got.Deadline)) > time.Millisecond {
 		t.Fatalf("an expired deadline decoded %v from now (%v)", time.Until(time.Unix(0, got.Deadline)), err)
+	}
+}
+
+// TestEnvelopeCompactFields checks the two fields an envelope leaves off
+// the wire: a pattern that is the subject, and a content type of the
+// codec's; both come back as they were sent, in every decoder, and what
+// they save is what the frame is shorter by.
+func TestEnvelopeCompactFields(t *testing.T) {
+	base := func(subject, pattern, ctype string) *registry.Envelope {
+		return &registry.Envelope{Kind: registry.KindReport, To: registry.Address{Process: 1, ID: 2},
+			From: registry.Address{Process: 3, ID: 4}, Subject: subject, Pattern: pattern, ContentType: ctype, Data: make([]byte, 100)}
+	}
+	full := envFixedOverhead + 2 + stringLen("rep.next")*2 + stringLen(registry.ContentRaw) + 100
+	cases := []struct {
+		e     *registry.Envelope
+		saved int
+	}{
+		{base("rep.next", "rep.next", registry.ContentRaw), stringLen("rep.next") + stringLen(registry.ContentRaw)},
+		{base("rep.next", "rep.next", "text/plain"), stringLen("rep.next") + stringLen(registry.ContentRaw) - stringLen("text/plain")},
+		{base("rep.next", "rep.*", registry.ContentCBOR), stringLen(registry.ContentRaw) + stringLen("rep.next") - stringLen("rep.*")},
+		{base("rep.next", "rep.*", registry.ContentJSON), stringLen(registry.ContentRaw) + stringLen("rep.next") - stringLen("rep.*")},
+		{base("rep.next", "", ""), stringLen(registry.ContentRaw) + stringLen("rep.next") - 2},
+		{base("", "", registry.ContentCBOR), 2*stringLen("rep.next") + stringLen(registry.ContentRaw) - 2},
+	}
+	for _, c := range cases {
+		frame := AppendEnvelope(nil, c.e)
+		if len(frame) != EnvelopeSize(c.e) {
+			t.Fatalf("%q %q %q: EnvelopeSize %d, frame %d", c.e.Subject, c.e.Pattern, c.e.ContentType, EnvelopeSize(c.e), len(frame))
+		}
+		if body := len(frame) - headerLen(len(frame)); body != full-c.saved {
+			t.Errorf("%q %q %q: body of %d bytes, want %d", c.e.Subject, c.e.Pattern, c.e.ContentType, body, full-c.saved)
+		}
+		var got registry.Envelope
+		if _, err := DecodeFrame(frame, &got); err != nil || !reflect.DeepEqual(&got, c.e) {
+			t.Fatalf("DecodeFrame = %+v, %v; want %+v", got, err, *c.e)
+		}
+		_, body := split(t, frame)
+		if err := checkEnvelope(body); err != nil {
+			t.Fatalf("checkEnvelope: %v", err)
+		}
+		if e, err := DecodeEnvelope(body, internTable{}); err != nil || !reflect.DeepEqual(e, c.e) {
+			t.Fatalf("DecodeEnvelope = %+v, %v; want %+v", e, err, *c.e)
+		}
 	}
 }

@@ -28,6 +28,7 @@ func seedFrames() [][]byte {
 		AppendGroup(nil, registry.Change{Kind: registry.Joined, Group: "g", Binding: registry.Binding{Address: registry.Address{Process: 9, ID: 3}}}),
 		AppendGroup(nil, registry.Change{Kind: registry.Left, Group: "g", Binding: registry.Binding{Address: registry.Address{Process: 9, ID: 3}}}),
 		AppendEnvelope(nil, sampleEnvelope()),
+		AppendEnvelope(nil, &registry.Envelope{Kind: registry.KindReport, To: registry.Address{Process: 1, ID: 1}, From: registry.Address{Process: 2, ID: 3}, Subject: "rep.next", Pattern: "rep.next", ContentType: "text/plain", Data: []byte("x")}),
 		AppendEnvelope(nil, &registry.Envelope{Kind: registry.KindRequest, To: registry.Address{Process: 1, ID: 1}, From: registry.Address{Process: 2}, Conv: 5, Subject: "multiply", ContentType: "application/cbor", Data: []byte{0x82, 6, 7}}),
 		AppendPing(nil, FramePing, 12345),
 		AppendPing(nil, FramePong, 0),

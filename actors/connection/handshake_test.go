@@ -3,6 +3,7 @@ package connection
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"strings"
@@ -199,9 +200,9 @@ func TestHandshakeDisclosesNothing(t *testing.T) {
 func TestHandshakeRefusals(t *testing.T) {
 	t.Run("another protocol version", func(t *testing.T) {
 		dcfg := sideConfig(registry.RoleClient, true)
-		dcfg.Local.Protocol = 1
+		dcfg.Local.Protocol = Protocol - 1
 		d, a := both(t, dcfg, sideConfig(registry.RoleServer, false))
-		if a.err == nil || !strings.Contains(a.err.Error(), "peer speaks 1, this node 2") {
+		if a.err == nil || !strings.Contains(a.err.Error(), fmt.Sprintf("peer speaks %d, this node %d", Protocol-1, Protocol)) {
 			t.Fatalf("accepter: %v", a.err)
 		}
 		if !errors.Is(d.err, errRejected) || !strings.Contains(d.err.Error(), "protocol version mismatch") {
