@@ -2,6 +2,7 @@ package service_test
 
 import (
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"sync"
@@ -525,6 +526,39 @@ func TestSharedPatternSubscriptions(t *testing.T) {
 
 	sub.Do(func(*service.Agent) { s2.Cancel() })
 	wantSubEvent(t, subs, service.SubscriptionEvent{Subscriber: sub.Addr, Pattern: "x.*", Subscribed: false})
+}
+
+// A report handler that cancels another subscription of the same
+// pattern: the cancelled one no longer receives that report or later
+// ones, the service keeps running, and the first goes on receiving.
+func TestHandlerCancelsSiblingSubscription(t *testing.T) {
+	var logs logSink
+	rt := newRuntime(t, service.Config{Logger: logs.logger()})
+	pub, subs := startPublisher(t, rt, "pub")
+	// A panic in delivery would stop the subscriber, and the reports
+	// after it would not arrive.
+	sub := startProbe(t, rt, "", nil, service.OnPanic(service.StopOnPanic))
+	first, fnFirst := reportSink()
+	second, fnSecond := reportSink()
+	var s2 *service.Subscription
+	s1 := subscribe(t, sub, pub.Addr, "x.*", func(r service.Report) {
+		s2.Cancel()
+		fnFirst(r)
+	})
+	s2 = subscribe(t, sub, pub.Addr, "x.*", fnSecond)
+	wantSubEvent(t, subs, service.SubscriptionEvent{Subscriber: sub.Addr, Pattern: "x.*", Subscribed: true})
+	waitFor(t, waitTimeout, "both subscriptions to attach", func() bool {
+		var n1, n2 int
+		sub.Do(func(*service.Agent) { n1, n2 = len(s1.Publishers()), len(s2.Publishers()) })
+		return n1 == 1 && n2 == 1
+	})
+	pub.Do(func(a *service.Agent) { _ = a.Publish("x.1", 1); _ = a.Publish("x.2", 2) })
+	wantReports(t, first, "x.1[x.*]=1", "x.2[x.*]=2")
+	sub.Do(func(*service.Agent) {})
+	empty(t, second, "report to a subscription its sibling's handler cancelled")
+	if errs := logs.find(slog.LevelError, ""); len(errs) > 0 {
+		t.Fatalf("errors logged: %+v", errs)
+	}
 }
 
 // Rule 29: directed reports reach one subscriber only, through a

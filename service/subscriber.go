@@ -41,6 +41,21 @@ type subscriberState struct {
 	subs     []*Subscription
 	attached map[pubPattern]int // subscriptions needing each (publisher, pattern)
 	accept   handlers[acceptor]
+	// gen counts changes to subs and their publishers; route is the
+	// subscriptions the last (publisher, pattern) reports came with go
+	// to, while gen stays route.gen: a stream of reports looks them up
+	// once, not per report.
+	gen   uint64
+	route reportRoute
+}
+
+// reportRoute is where reports of one publisher and pattern go.
+type reportRoute struct {
+	gen     uint64
+	from    Address
+	pattern string
+	subs    []*Subscription
+	names   []string // the publisher's name in each subscription
 }
 
 // SubscribeOption configures a subscription.
@@ -71,6 +86,7 @@ func (a *Agent) Subscribe(t Target, pattern string, fn func(Report), opts ...Sub
 		o(s)
 	}
 	a.sub.subs = append(a.sub.subs, s)
+	a.sub.gen++
 	s.watch = a.watch(t, s.registryEvent)
 	a.publishInterests()
 	return s, nil
@@ -106,6 +122,7 @@ func (s *Subscription) attach(b Binding) {
 	}
 	s.publishers[b.Address] = b.Name
 	a := s.agent
+	a.sub.gen++
 	defer a.publishInterests()
 	if a.sub.attached == nil {
 		a.sub.attached = map[pubPattern]int{}
@@ -131,6 +148,7 @@ func (s *Subscription) detach(b Binding, gone bool) {
 	}
 	delete(s.publishers, b.Address)
 	a := s.agent
+	a.sub.gen++
 	defer a.publishInterests()
 	k := pubPattern{b.Address, s.pattern}
 	a.sub.attached[k]--
@@ -157,6 +175,7 @@ func (s *Subscription) Cancel() {
 	}
 	a := s.agent
 	a.sub.subs = slices.DeleteFunc(a.sub.subs, func(x *Subscription) bool { return x == s })
+	a.sub.gen++
 	a.publishInterests()
 }
 
@@ -181,16 +200,13 @@ func (a *Agent) receiveReport(e *registry.Envelope) {
 	r := Report{Publisher: e.From, Subject: e.Subject, Pattern: e.Pattern,
 		Payload: Payload{ContentType: e.ContentType, Data: e.Data}}
 	delivered := false
-	if e.Pattern != "" && a.sub.attached[pubPattern{e.From, e.Pattern}] > 0 {
-		for _, s := range a.sub.subs {
-			if s.pattern != e.Pattern {
+	if e.Pattern != "" {
+		route := a.reportRoute(e.From, e.Pattern)
+		for i, s := range route.subs {
+			if s.cancelled { // by a handler of this very report
 				continue
 			}
-			name, ok := s.publishers[e.From]
-			if !ok {
-				continue
-			}
-			r.PublisherName = name
+			r.PublisherName = route.names[i]
 			a.deliverReport(s.fn, r)
 			delivered = true
 		}
@@ -223,6 +239,29 @@ func (a *Agent) receiveReport(e *registry.Envelope) {
 		}
 		a.deliverReport(acc.fn, r)
 	}
+}
+
+// reportRoute returns the subscriptions reports of publisher from that
+// matched pattern go to.
+func (a *Agent) reportRoute(from Address, pattern string) *reportRoute {
+	rt := &a.sub.route
+	if rt.gen == a.sub.gen && rt.from == from && rt.pattern == pattern && rt.pattern != "" {
+		return rt
+	}
+	// Fresh slices: a handler running from the old ones may change the
+	// subscriptions meanwhile.
+	*rt = reportRoute{gen: a.sub.gen, from: from}
+	for _, s := range a.sub.subs {
+		if s.pattern != pattern {
+			continue
+		}
+		if name, ok := s.publishers[from]; ok {
+			rt.pattern = s.pattern // not pattern: it shares the memory of a batch of envelopes
+			rt.subs = append(rt.subs, s)
+			rt.names = append(rt.names, name)
+		}
+	}
+	return rt
 }
 
 // deliverReport runs a report handler, logging a panic instead of
