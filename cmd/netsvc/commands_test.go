@@ -583,6 +583,16 @@ func TestBenchJSON(t *testing.T) {
 	if r.code != 0 || !strings.Contains(r.stdout, "received/s") {
 		t.Fatal(r)
 	}
+	// Every report sent is received or counted dropped: the run waits
+	// for no report that will never land.
+	r = runCmd(context.Background(), "bench", "--mode", "pub", "--duration", "200ms", "--json")
+	var pub benchResult
+	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &pub) != nil {
+		t.Fatal(r)
+	}
+	if pub.Sent == 0 || pub.Received+int64(pub.Dropped) != pub.Sent {
+		t.Fatalf("sent %d, received %d, dropped %d", pub.Sent, pub.Received, pub.Dropped)
+	}
 }
 
 // TestBenchAgainstCluster: bench loads a running cluster (two meshed
