@@ -33,7 +33,8 @@ func (l *fakeLink) Send(e *registry.Envelope) error {
 	if l.fail != nil {
 		return l.fail
 	}
-	l.sent <- e
+	c := *e // a link must not keep e (registry.Link)
+	l.sent <- &c
 	return nil
 }
 

@@ -26,6 +26,9 @@ type pendingCall struct {
 	args     Payload
 	retried  bool // guarded by the table's lock
 
+	// env is the request while its caller hands it to a link (dispatch).
+	env Envelope
+
 	// Synchronous calls wait on done; the result is in res/fail.
 	done  chan struct{}
 	timer *time.Timer

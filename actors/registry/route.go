@@ -238,14 +238,28 @@ func (rt *Kernel) send(pc *pendingCall, from Address, to Target, r resolved, met
 // dispatch sends the request of registered call pc to r. When it cannot
 // go, pc is taken out again and the failure returned (nil when someone
 // else finished pc meanwhile: the outcome reaches its caller that way).
+// Called by pc's caller only.
 func (rt *Kernel) dispatch(pc *pendingCall, r resolved) *Failure {
-	return rt.dispatchTo(pc.conv, r, pc.request(r))
+	if r.local != nil {
+		return rt.dispatchTo(pc.conv, r, pc.request(r))
+	}
+	// A link encodes the request before Send returns (Link): the call's
+	// own envelope serves, not one allocated per request.
+	pc.env = pc.requestValue(r)
+	f := rt.dispatchTo(pc.conv, r, &pc.env)
+	pc.env = Envelope{}
+	return f
 }
 
 // request is pc's request envelope, to r. Read by pc's caller, or under
 // the table's lock while pc is registered.
 func (pc *pendingCall) request(r resolved) *Envelope {
-	return &Envelope{Kind: KindRequest, To: r.addr, From: pc.from, Conv: pc.conv, Subject: pc.method,
+	e := pc.requestValue(r)
+	return &e
+}
+
+func (pc *pendingCall) requestValue(r resolved) Envelope {
+	return Envelope{Kind: KindRequest, To: r.addr, From: pc.from, Conv: pc.conv, Subject: pc.method,
 		ContentType: pc.args.ContentType, Data: pc.args.Data, Deadline: pc.sent}
 }
 
