@@ -91,9 +91,13 @@ type frameReader struct {
 	encDroppable     bool
 
 	// Responses for this process, delivered together after each read.
-	local []*registry.Envelope
-	slots []registry.Envelope
-	data  []byte
+	// Answers (responses and failures) are decoded into answers, reused
+	// after each delivery: completing a call keeps none of an answer's
+	// envelope, only its payload, which lives in data.
+	local   []*registry.Envelope
+	answers []registry.Envelope
+	slots   []registry.Envelope
+	data    []byte
 
 	// betweenServers is set on a link between two servers: the node's
 	// bounds refuse what it brings but never close it (rule 36).
@@ -213,7 +217,7 @@ func (rd *frameReader) loop() error {
 			want := int64(0)
 			if start < end {
 				want = rd.partialSince + frameTimeout
-			} else if len(rd.buf) > readBufMin || rd.data != nil || rd.slots != nil || rd.routes != nil {
+			} else if len(rd.buf) > readBufMin || rd.data != nil || rd.slots != nil || rd.routes != nil || rd.answers != nil {
 				want = max(lastRead+int64(idleRelease), nanotime()+int64(idleRelease/4))
 			}
 			if want != 0 {
@@ -289,7 +293,7 @@ func (rd *frameReader) idle() {
 	if len(rd.buf) > readBufMin {
 		rd.buf = make([]byte, readBufMin)
 	}
-	rd.data, rd.slots, rd.routes = nil, nil, nil
+	rd.data, rd.slots, rd.routes, rd.answers, rd.local = nil, nil, nil, nil, nil
 	rd.relayMetas = nil
 }
 
@@ -404,7 +408,12 @@ func (rd *frameReader) envelope(off int, frame, body []byte) error {
 			return nil
 		}
 	}
-	e := rd.slot()
+	var e *registry.Envelope
+	if local && (kind == registry.KindResponse || kind == registry.KindFailure) {
+		e = rd.answerSlot()
+	} else {
+		e = rd.slot()
+	}
 	if err := decodeEnvelopeInto(e, body, rd.interned, rd.alloc); err != nil {
 		return err
 	}
@@ -531,9 +540,24 @@ func (rd *frameReader) flush() {
 	rd.flushRelay()
 	rd.flushEncoded()
 	if len(rd.local) > 0 {
-		rd.c.rt.DeliverBatch(rd.local, rd.c)
-		rd.local = nil // the runtime keeps the slice
+		rd.c.rt.DeliverBatch(rd.local, rd.c) // keeps neither the slice nor an answer's envelope
+		clear(rd.local)
+		rd.local = rd.local[:0]
+		clear(rd.answers) // what they point to is the handlers' now
+		rd.answers = rd.answers[:0]
 	}
+}
+
+// answerSlot returns an envelope for an answer, valid until the next
+// delivery.
+func (rd *frameReader) answerSlot() *registry.Envelope {
+	if len(rd.answers) == cap(rd.answers) {
+		// Grown, not moved: the envelopes handed out still point into
+		// the old array, which stays theirs until the delivery.
+		rd.answers = make([]registry.Envelope, 0, max(16, 2*cap(rd.answers)))
+	}
+	rd.answers = rd.answers[:len(rd.answers)+1]
+	return &rd.answers[len(rd.answers)-1]
 }
 
 // slot returns an envelope from a chunk, so decoding does not allocate
