@@ -2,16 +2,17 @@
 // product: a reliability test that kills and restarts nodes under load
 // and checks that every call ends.
 //
-// It checks the delivery and failure guarantees (SPEC §7, rules 17 and
-// 23–26) the way Orleans' ChaoticCluster does: server nodes run as
-// processes of a netsvc binary ("netsvc node --demo"), meshed by gossip;
-// one client per node, in this process, calls the math service of every
-// other node at a steady rate with a deadline per call, while a killer
-// SIGKILLs random nodes and restarts them (same name, same ports). At the
-// end it checks that every call ended, in a response or a failure, within
-// its deadline, and that the cluster settles with every service visible
-// exactly once everywhere and one link per pair of servers; it prints
-// what happened.
+// It checks the delivery and failure guarantees (every call ends, in an
+// answer or a failure, within its deadline; a request is sent again only
+// when it provably reached no handler) the way Orleans' ChaoticCluster
+// does: server nodes run as processes of a netsvc binary ("netsvc node
+// --demo"), meshed by gossip; one client per node, in this process, calls
+// the math service of every other node at a steady rate with a deadline
+// per call, while a killer SIGKILLs random nodes and restarts them (same
+// name, same ports). At the end it checks that every call ended, in a
+// response or a failure, within its deadline, and that the cluster
+// settles with every service visible exactly once everywhere and one link
+// per pair of servers; it prints what happened.
 //
 // The nodes run the netsvc binary named by --bin, or else the netsvc
 // found on PATH; its "version" line must say netsvc, and the progress
