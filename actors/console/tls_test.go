@@ -1,51 +1,34 @@
 package console
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"math/big"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/netsvc-go/netsvc/actors/exchange/exchangetest"
 	"github.com/netsvc-go/netsvc/service"
 )
 
-// selfSigned returns a certificate for 127.0.0.1 and a pool trusting it.
-func selfSigned(t *testing.T) (tls.Certificate, *x509.CertPool) {
+// consoleCert returns a certificate for 127.0.0.1 from a throwaway CA,
+// and a pool trusting that CA.
+func consoleCert(t *testing.T) (tls.Certificate, *x509.CertPool) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ca := exchangetest.NewCA(t, "ca")
+	cert, err := tls.LoadX509KeyPair(ca.Issue("console"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "console"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, KeyUsage: x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: cert}, pool
+	return cert, ca.Pool()
 }
 
 // TestConsoleTLS: with Config.TLS the console serves HTTPS, and plain
 // HTTP gets nothing of it.
 func TestConsoleTLS(t *testing.T) {
 	n := startSingle(t, service.Config{})
-	cert, pool := selfSigned(t)
+	cert, pool := consoleCert(t)
 	c := startConsole(t, Config{Node: n, Token: "tok", TLS: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}})
 	if !strings.HasPrefix(c.URL(), "https://") {
 		t.Fatalf("URL %s", c.URL())

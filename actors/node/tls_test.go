@@ -1,12 +1,8 @@
 package node_test
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/pem"
 	"fmt"
 	"math/big"
@@ -19,84 +15,11 @@ import (
 
 	"github.com/netsvc-go/netsvc/actors/connection"
 	"github.com/netsvc-go/netsvc/actors/exchange"
+	"github.com/netsvc-go/netsvc/actors/exchange/exchangetest"
 	"github.com/netsvc-go/netsvc/actors/node/nodetest"
 	"github.com/netsvc-go/netsvc/actors/registry"
 	"github.com/netsvc-go/netsvc/service"
 )
-
-// testCA is a throwaway certificate authority whose files live in the
-// test's temporary directory.
-type testCA struct {
-	t    testing.TB
-	dir  string
-	name string
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	File string // the CA certificate (PEM)
-}
-
-func newTestCA(t testing.TB, name string) *testCA {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name},
-		NotBefore: time.Now().Add(-time.Minute), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca := &testCA{t: t, dir: t.TempDir(), name: name, cert: cert, key: key}
-	ca.File = ca.write(name+".pem", "CERTIFICATE", der)
-	return ca
-}
-
-func (ca *testCA) write(name, typ string, der []byte) string {
-	ca.t.Helper()
-	path := filepath.Join(ca.dir, name)
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
-		ca.t.Fatal(err)
-	}
-	return path
-}
-
-var serial = big.NewInt(100)
-
-// issue makes a certificate for 127.0.0.1, good for serving and for
-// dialling (an endpoint presents it both ways), and returns its files.
-func (ca *testCA) issue(name string) (certFile, keyFile string) {
-	t := ca.t
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	serial.Add(serial, big.NewInt(1))
-	tmpl := &x509.Certificate{
-		SerialNumber: new(big.Int).Set(serial), Subject: pkix.Name{CommonName: name},
-		NotBefore: time.Now().Add(-time.Minute), NotAfter: time.Now().Add(time.Hour),
-		KeyUsage:    x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, DNSNames: []string{"localhost"},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kb, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ca.write(name+".crt", "CERTIFICATE", der), ca.write(name+".key", "PRIVATE KEY", kb)
-}
 
 // tlsX adds the TLS configs of files to an exchange config.
 func tlsX(t testing.TB, xc exchange.Config, files exchange.TLSFiles) exchange.Config {
@@ -107,13 +30,6 @@ func tlsX(t testing.TB, xc exchange.Config, files exchange.TLSFiles) exchange.Co
 	}
 	xc.ServerTLS, xc.ClientTLS = server, client
 	return xc
-}
-
-// endpoint returns the TLS files of an endpoint named name with a
-// certificate from ca, verifying peers against ca.
-func (ca *testCA) endpoint(name string) exchange.TLSFiles {
-	cert, key := ca.issue(name)
-	return exchange.TLSFiles{CertFile: cert, KeyFile: key, CAFile: ca.File}
 }
 
 // refusedFor waits until p's only dial target is rejected with a reason
@@ -147,8 +63,8 @@ func serverLogged(t *testing.T, p *proc, want string) {
 // TestTLSLink checks a client linked over TLS (the server's certificate
 // verified against a CA, no client certificate) calls through it.
 func TestTLSLink(t *testing.T) {
-	ca := newTestCA(t, "ca")
-	cert, key := ca.issue("x")
+	ca := exchangetest.NewCA(t, "ca")
+	cert, key := ca.Issue("x")
 	x := startNode(t, "x", tlsX(t, serverX("", listen(t)), exchange.TLSFiles{CertFile: cert, KeyFile: key}))
 	startMath(t, x, "math")
 	c := startNode(t, "c", tlsX(t, clientX("", x.Addr()), exchange.TLSFiles{CAFile: ca.File}))
@@ -160,12 +76,12 @@ func TestTLSLink(t *testing.T) {
 // presenting and verifying certificates of one CA, and a client with its
 // own certificate calling a service on the far server.
 func TestMutualTLS(t *testing.T) {
-	ca := newTestCA(t, "ca")
-	a := startNode(t, "a", tlsX(t, serverX("", listen(t)), ca.endpoint("a")))
+	ca := exchangetest.NewCA(t, "ca")
+	a := startNode(t, "a", tlsX(t, serverX("", listen(t)), ca.Endpoint("a")))
 	startMath(t, a, "math")
-	b := startNode(t, "b", tlsX(t, serverX("", listen(t), a.Addr()), ca.endpoint("b")))
+	b := startNode(t, "b", tlsX(t, serverX("", listen(t), a.Addr()), ca.Endpoint("b")))
 	linkedTo(t, b, a)
-	c := startNode(t, "c", tlsX(t, clientX("", b.Addr()), ca.endpoint("c")))
+	c := startNode(t, "c", tlsX(t, clientX("", b.Addr()), ca.Endpoint("c")))
 	visible(t, c, "math", 1)
 	mustMultiply(t, c, service.Name("math"))
 }
@@ -174,10 +90,10 @@ func TestMutualTLS(t *testing.T) {
 // the dialler refuses it with the verification error (and tries again
 // only after a growing delay); the server logs the client's alert.
 func TestTLSUntrustedServer(t *testing.T) {
-	ca, other := newTestCA(t, "ca"), newTestCA(t, "other")
-	x := startNode(t, "x", tlsX(t, serverX("", listen(t)), ca.endpoint("x")))
+	ca, other := exchangetest.NewCA(t, "ca"), exchangetest.NewCA(t, "other")
+	x := startNode(t, "x", tlsX(t, serverX("", listen(t)), ca.Endpoint("x")))
 	startMath(t, x, "math")
-	c := startNode(t, "c", tlsX(t, clientX("", x.Addr()), other.endpoint("c")))
+	c := startNode(t, "c", tlsX(t, clientX("", x.Addr()), other.Endpoint("c")))
 	refusedFor(t, c, "TLS handshake failed: tls: failed to verify certificate: x509: certificate signed by unknown authority")
 	if l := c.logs.lines("level=ERROR", "retrying later", "certificate signed by unknown authority"); len(l) == 0 {
 		t.Errorf("the client logged no error about the refusal:\n%s", c.logs.String())
@@ -189,10 +105,10 @@ func TestTLSUntrustedServer(t *testing.T) {
 // Load made are the ones a dial verifies against: the reloading of the CA
 // file must not override a user's choice.
 func TestTLSRootCAsSetByHand(t *testing.T) {
-	ca, other := newTestCA(t, "ca"), newTestCA(t, "other")
-	x := startNode(t, "x", tlsX(t, serverX("", listen(t)), ca.endpoint("x")))
+	ca, other := exchangetest.NewCA(t, "ca"), exchangetest.NewCA(t, "other")
+	x := startNode(t, "x", tlsX(t, serverX("", listen(t)), ca.Endpoint("x")))
 	startMath(t, x, "math")
-	_, client, err := ca.endpoint("c").Load()
+	_, client, err := ca.Endpoint("c").Load()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -214,8 +130,8 @@ func TestTLSRootCAsSetByHand(t *testing.T) {
 func TestTLSClientCertificateRequired(t *testing.T) {
 	// The impostor has the CA's name: a client offers only a certificate
 	// whose issuer the server names as acceptable, and sends none else.
-	ca, other := newTestCA(t, "ca"), newTestCA(t, "ca")
-	x := startNode(t, "x", tlsX(t, serverX("", listen(t)), ca.endpoint("x")))
+	ca, other := exchangetest.NewCA(t, "ca"), exchangetest.NewCA(t, "ca")
+	x := startNode(t, "x", tlsX(t, serverX("", listen(t)), ca.Endpoint("x")))
 	startMath(t, x, "math")
 
 	t.Run("no certificate", func(t *testing.T) {
@@ -224,7 +140,7 @@ func TestTLSClientCertificateRequired(t *testing.T) {
 		serverLogged(t, x, "client didn't provide a certificate")
 	})
 	t.Run("untrusted certificate", func(t *testing.T) {
-		cert, key := other.issue("c")
+		cert, key := other.Issue("c")
 		c := startNode(t, "c", tlsX(t, clientX("", x.Addr()), exchange.TLSFiles{CertFile: cert, KeyFile: key, CAFile: ca.File}))
 		refusedFor(t, c, "TLS handshake failed: remote error: tls: unknown certificate authority")
 		serverLogged(t, x, "failed to verify certificate: x509: certificate signed by unknown authority")
@@ -237,9 +153,9 @@ func TestTLSClientCertificateRequired(t *testing.T) {
 // TestTLSAndPlainDoNotMix checks a plain client dialling a TLS node and a
 // TLS client dialling a plain node: both are told why.
 func TestTLSAndPlainDoNotMix(t *testing.T) {
-	ca := newTestCA(t, "ca")
+	ca := exchangetest.NewCA(t, "ca")
 	t.Run("plain client, TLS server", func(t *testing.T) {
-		x := startNode(t, "x", tlsX(t, serverX("", listen(t)), ca.endpoint("x")))
+		x := startNode(t, "x", tlsX(t, serverX("", listen(t)), ca.Endpoint("x")))
 		startMath(t, x, "math")
 		c := startNode(t, "c", clientX("", x.Addr()))
 		refusedFor(t, c, "rejected by peer: TLS required")
@@ -248,7 +164,7 @@ func TestTLSAndPlainDoNotMix(t *testing.T) {
 	t.Run("TLS client, plain server", func(t *testing.T) {
 		x := startNode(t, "x", serverX("", listen(t)))
 		startMath(t, x, "math")
-		c := startNode(t, "c", tlsX(t, clientX("", x.Addr()), ca.endpoint("c")))
+		c := startNode(t, "c", tlsX(t, clientX("", x.Addr()), ca.Endpoint("c")))
 		refusedFor(t, c, "TLS handshake failed: the peer does not speak TLS")
 		nodetest.WaitFor(t, waitLong, func() error {
 			if l := x.logs.lines("level=WARN", "it speaks TLS, and this endpoint has TLS off"); len(l) == 0 {
@@ -261,8 +177,8 @@ func TestTLSAndPlainDoNotMix(t *testing.T) {
 
 // TestTLSFilesLoad checks the helper's checks and what it builds.
 func TestTLSFilesLoad(t *testing.T) {
-	ca := newTestCA(t, "ca")
-	cert, key := ca.issue("x")
+	ca := exchangetest.NewCA(t, "ca")
+	cert, key := ca.Issue("x")
 	server, client, err := exchange.TLSFiles{CertFile: cert, KeyFile: key, CAFile: ca.File}.Load()
 	if err != nil || server == nil || client == nil || server.GetConfigForClient == nil || client.GetClientCertificate == nil {
 		t.Fatalf("Load = %+v, %+v, %v", server, client, err)
@@ -304,11 +220,11 @@ func TestTLSFilesLoad(t *testing.T) {
 // changed CA file for new links without a restart, while its links keep
 // going.
 func TestTLSReload(t *testing.T) {
-	ca := newTestCA(t, "ca")
-	files := ca.endpoint("x")
+	ca := exchangetest.NewCA(t, "ca")
+	files := ca.Endpoint("x")
 	x := startNode(t, "x", tlsX(t, serverX("", listen(t)), files))
 	startMath(t, x, "math")
-	c := startNode(t, "c", tlsX(t, clientX("", x.Addr()), ca.endpoint("c")))
+	c := startNode(t, "c", tlsX(t, clientX("", x.Addr()), ca.Endpoint("c")))
 	visible(t, c, "math", 1)
 	link := activeLinks(c, x.pid())
 
@@ -348,13 +264,13 @@ func TestTLSReload(t *testing.T) {
 		}
 		return cert.SerialNumber
 	}
-	prober := ca.endpoint("prober")
+	prober := ca.Endpoint("prober")
 	if got, err := probe(prober); err != nil || got.Cmp(serialOf(files.CertFile)) != 0 {
 		t.Fatalf("before the renewal x shows serial %v (%v), want %v", got, err, serialOf(files.CertFile))
 	}
 
 	t.Run("renewed certificate", func(t *testing.T) {
-		ca.issue("x") // the same files, a new certificate and key
+		ca.Issue("x") // the same files, a new certificate and key
 		want := serialOf(files.CertFile)
 		nodetest.WaitFor(t, waitLong, func() error {
 			if got, err := probe(prober); err != nil || got.Cmp(want) != 0 {
@@ -369,8 +285,8 @@ func TestTLSReload(t *testing.T) {
 	})
 
 	t.Run("another CA accepted", func(t *testing.T) {
-		other := newTestCA(t, "other")
-		cert, key := other.issue("stranger")
+		other := exchangetest.NewCA(t, "other")
+		cert, key := other.Issue("stranger")
 		stranger := exchange.TLSFiles{CertFile: cert, KeyFile: key, CAFile: ca.File}
 		if _, err := probe(stranger); err == nil {
 			t.Fatal("x accepted a certificate of a CA it does not know")
@@ -389,9 +305,9 @@ func TestTLSReload(t *testing.T) {
 		// then x gets a certificate the new CA signed. c's next link to x
 		// must verify against the CA file as it is now, not as it was
 		// when c started.
-		next := newTestCA(t, "next")
+		next := exchangetest.NewCA(t, "next")
 		appendFile(t, ca.File, next.File)
-		cert, key := next.issue("x-next")
+		cert, key := next.Issue("x-next")
 		for from, to := range map[string]string{key: files.KeyFile, cert: files.CertFile} {
 			b, err := os.ReadFile(from)
 			if err != nil {

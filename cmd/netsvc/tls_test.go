@@ -2,98 +2,19 @@ package main
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base64"
-	"encoding/pem"
 	"fmt"
-	"math/big"
-	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/netsvc-go/netsvc/actors/exchange/exchangetest"
 	"github.com/netsvc-go/netsvc/actors/node/nodetest"
 )
-
-// testPKI writes a throwaway CA and certificates it issues (ECDSA P-256,
-// for 127.0.0.1 and localhost, valid for an hour) to a temporary
-// directory.
-type testPKI struct {
-	t      *testing.T
-	dir    string
-	ca     *x509.Certificate
-	caKey  *ecdsa.PrivateKey
-	CAFile string
-	serial int64
-}
-
-func newTestPKI(t *testing.T) *testPKI {
-	t.Helper()
-	p := &testPKI{t: t, dir: t.TempDir(), serial: 1}
-	p.caKey = p.key()
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "netsvc test CA"},
-		NotBefore: time.Now().Add(-time.Minute), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &p.caKey.PublicKey, p.caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if p.ca, err = x509.ParseCertificate(der); err != nil {
-		t.Fatal(err)
-	}
-	p.CAFile = p.write("ca.pem", "CERTIFICATE", der)
-	return p
-}
-
-func (p *testPKI) key() *ecdsa.PrivateKey {
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	return k
-}
-
-func (p *testPKI) write(name, typ string, der []byte) string {
-	path := filepath.Join(p.dir, name)
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
-		p.t.Fatal(err)
-	}
-	return path
-}
-
-// issue returns the certificate and key files of a new certificate.
-func (p *testPKI) issue(name string) (certFile, keyFile string) {
-	p.t.Helper()
-	key := p.key()
-	p.serial++
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(p.serial), Subject: pkix.Name{CommonName: name},
-		NotBefore: time.Now().Add(-time.Minute), NotAfter: time.Now().Add(time.Hour),
-		KeyUsage:    x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, DNSNames: []string{"localhost"},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, p.ca, &key.PublicKey, p.caKey)
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	kb, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	return p.write(name+".crt", "CERTIFICATE", der), p.write(name+".key", "PRIVATE KEY", kb)
-}
 
 // startNodeCmd runs "netsvc node" in-process on a free loopback port
 // with the demo services and extra flags, and returns it with its
@@ -136,12 +57,12 @@ func failsFast(t *testing.T, r result, want string) {
 // and calls it with a client certificate; without one, without TLS, or
 // expecting another server name, the call fails at once with the reason.
 func TestNodeMutualTLS(t *testing.T) {
-	pki := newTestPKI(t)
-	nodeCert, nodeKey := pki.issue("node")
-	clientCert, clientKey := pki.issue("client")
-	b, addr := startNodeCmd(t, "tls", "--tls-cert", nodeCert, "--tls-key", nodeKey, "--tls-ca", pki.CAFile)
+	pki := exchangetest.NewCA(t, "netsvc test CA")
+	nodeCert, nodeKey := pki.Issue("node")
+	clientCert, clientKey := pki.Issue("client")
+	b, addr := startNodeCmd(t, "tls", "--tls-cert", nodeCert, "--tls-key", nodeKey, "--tls-ca", pki.File)
 	ctx := context.Background()
-	tlsArgs := []string{"--tls-ca", pki.CAFile, "--tls-cert", clientCert, "--tls-key", clientKey}
+	tlsArgs := []string{"--tls-ca", pki.File, "--tls-cert", clientCert, "--tls-key", clientKey}
 
 	call := func(extra ...string) result {
 		return runCmd(ctx, append(append([]string{"call", "--server", addr}, extra...), "math", "multiply", "6", "7")...)
@@ -157,13 +78,13 @@ func TestNodeMutualTLS(t *testing.T) {
 		t.Fatal(r)
 	}
 
-	failsFast(t, call("--tls-ca", pki.CAFile),
+	failsFast(t, call("--tls-ca", pki.File),
 		"netsvc call: "+addr+" refused the link: TLS handshake failed: remote error: tls: certificate required")
 	failsFast(t, call(), "netsvc call: "+addr+" refused the link: TLS required")
 	failsFast(t, call(append(tlsArgs, "--tls-server-name", "elsewhere.example")...),
 		"netsvc call: cannot link to "+addr+": TLS handshake failed: tls: failed to verify certificate: x509: certificate is valid for localhost, not elsewhere.example")
-	other := newTestPKI(t)
-	failsFast(t, call("--tls-ca", other.CAFile, "--tls-cert", clientCert, "--tls-key", clientKey),
+	other := exchangetest.NewCA(t, "netsvc test CA")
+	failsFast(t, call("--tls-ca", other.File, "--tls-cert", clientCert, "--tls-key", clientKey),
 		"cannot link to "+addr+": TLS handshake failed: tls: failed to verify certificate: x509: certificate signed by unknown authority")
 
 	nr := b.stop(t)
@@ -186,11 +107,11 @@ func TestNodeMutualTLS(t *testing.T) {
 // client verifying the node with --tls-ca needs no certificate, and a
 // plain client is refused.
 func TestNodeTLSWithoutClientCertificates(t *testing.T) {
-	pki := newTestPKI(t)
-	cert, key := pki.issue("node")
+	pki := exchangetest.NewCA(t, "netsvc test CA")
+	cert, key := pki.Issue("node")
 	_, addr := startNodeCmd(t, "tls", "--tls-cert", cert, "--tls-key", key)
 	ctx := context.Background()
-	r := runCmd(ctx, "call", "--server", addr, "--tls-ca", pki.CAFile, "math", "multiply", "6", "7")
+	r := runCmd(ctx, "call", "--server", addr, "--tls-ca", pki.File, "math", "multiply", "6", "7")
 	if r.code != 0 || r.stdout != "42\n" {
 		t.Fatal(r)
 	}
@@ -200,23 +121,23 @@ func TestNodeTLSWithoutClientCertificates(t *testing.T) {
 // TestTLSClientToPlainNode checks a client with TLS fails at once
 // against a node without.
 func TestTLSClientToPlainNode(t *testing.T) {
-	pki := newTestPKI(t)
+	pki := exchangetest.NewCA(t, "netsvc test CA")
 	_, addr := startNodeCmd(t, "plain")
-	r := runCmd(context.Background(), "call", "--server", addr, "--tls-ca", pki.CAFile, "math", "multiply", "6", "7")
+	r := runCmd(context.Background(), "call", "--server", addr, "--tls-ca", pki.File, "math", "multiply", "6", "7")
 	failsFast(t, r, "cannot link to "+addr+": TLS handshake failed: the peer does not speak TLS")
 }
 
 func TestTLSFlagErrors(t *testing.T) {
-	pki := newTestPKI(t)
-	cert, key := pki.issue("node")
+	pki := exchangetest.NewCA(t, "netsvc test CA")
+	cert, key := pki.Issue("node")
 	ctx := context.Background()
 	for _, args := range [][]string{
 		{"node", "--tls-cert", cert},
 		{"node", "--tls-key", key},
-		{"node", "--tls-ca", pki.CAFile},
-		{"node", "--tls-ca", pki.CAFile, "--tls-key", key},
+		{"node", "--tls-ca", pki.File},
+		{"node", "--tls-ca", pki.File, "--tls-key", key},
 		{"call", "--tls-cert", cert, "math", "multiply", "6", "7"},
-		{"call", "--tls-key", key, "--tls-ca", pki.CAFile, "math", "multiply", "6", "7"},
+		{"call", "--tls-key", key, "--tls-ca", pki.File, "math", "multiply", "6", "7"},
 		{"call", "--tls-server-name", "localhost", "math", "multiply", "6", "7"},
 		{"publish", "--tls-cert", cert, "--as", "p", "s", "1"},
 		{"subscribe", "--tls-key", key, "seed", "next"},
@@ -334,15 +255,13 @@ func TestNodeGossipKey(t *testing.T) {
 // TestConsoleOverTLS: --console-tls-cert/--console-tls-key serve the
 // console over HTTPS; netsvc tree reads it with the CA.
 func TestConsoleOverTLS(t *testing.T) {
-	pki := newTestPKI(t)
-	cert, key := pki.issue("console")
+	pki := exchangetest.NewCA(t, "netsvc test CA")
+	cert, key := pki.Issue("console")
 	port := freePort(t)
 	consoleAddr := fmt.Sprintf("127.0.0.1:%d", port)
 	b := runBackground(t, "node", "--name", "tlscon", "--listen", "127.0.0.1:0", "--gossip", "off",
 		"--console", consoleAddr, "--console-token", "tok", "--console-tls-cert", cert, "--console-tls-key", key)
-	pool := x509.NewCertPool()
-	pool.AddCert(pki.ca)
-	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pki.Pool()}}}
 	nodetest.WaitFor(t, 10*time.Second, func() error {
 		req, _ := http.NewRequest(http.MethodGet, "https://"+consoleAddr+"/api/node", nil)
 		req.Header.Set("Authorization", "Bearer tok")
