@@ -202,11 +202,12 @@ func (a *Agent) receiveReport(e *registry.Envelope) {
 	delivered := false
 	if e.Pattern != "" {
 		route := a.reportRoute(e.From, e.Pattern)
-		for i, s := range route.subs {
+		subs, names := route.subs, route.names // a handler may change the route
+		for i, s := range subs {
 			if s.cancelled { // by a handler of this very report
 				continue
 			}
-			r.PublisherName = route.names[i]
+			r.PublisherName = names[i]
 			a.deliverReport(s.fn, r)
 			delivered = true
 		}

@@ -53,13 +53,10 @@ var contentTypes = [4]string{1: registry.ContentCBOR, 2: registry.ContentJSON, 3
 
 // contentCode is ct's code in envelope flags, 0 when it has none.
 func contentCode(ct string) byte {
-	switch ct {
-	case registry.ContentCBOR:
-		return 1
-	case registry.ContentJSON:
-		return 2
-	case registry.ContentRaw:
-		return 3
+	for code := 1; code < len(contentTypes); code++ {
+		if ct == contentTypes[code] {
+			return byte(code)
+		}
 	}
 	return 0
 }
