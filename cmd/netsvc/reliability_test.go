@@ -362,7 +362,10 @@ func TestE2ESlowConsumer(t *testing.T) {
 		Process: subPID, Node: "stalled-subscriber", Role: registry.RoleClient}}); err != nil {
 		t.Fatal(err)
 	}
-	subReader := readUntilSynced(t, sub)
+	// x must know feed before the subscription goes to it, or x has no
+	// route for it and it is lost (under load feed's announcement can
+	// come after the dump).
+	subReader := readUntilSynced(t, sub, "feed")
 	stalled := service.Address{Process: subPID, ID: 1}
 	var b []byte
 	b = connection.AppendAnnounce(b, registry.Change{Kind: service.Available, Process: true,
@@ -673,21 +676,34 @@ func readFrame(r *bufio.Reader) (connection.FrameKind, []byte, error) {
 }
 
 // readUntilSynced reads the node's hello and its link-up dump, up to the
-// synced frame, after this side sent a good hello.
-func readUntilSynced(t *testing.T, c net.Conn) *bufio.Reader {
+// synced frame, after this side sent a good hello; and on, until the node
+// has announced services of each of names.
+func readUntilSynced(t *testing.T, c net.Conn, names ...string) *bufio.Reader {
 	t.Helper()
 	r := bufio.NewReader(c)
-	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
 	defer c.SetReadDeadline(time.Time{})
-	for {
-		kind, _, err := readFrame(r)
+	want := map[string]bool{}
+	for _, n := range names {
+		want[n] = true
+	}
+	synced := false
+	for !synced || len(want) > 0 {
+		kind, frame, err := readFrame(r)
 		if err != nil {
-			t.Fatalf("reading the node's link-up dump: %v", err)
+			t.Fatalf("reading the node's link-up dump (synced %v, still to see %v): %v", synced, want, err)
 		}
-		if kind == connection.FrameSynced {
-			return r
+		switch kind {
+		case connection.FrameSynced:
+			synced = true
+		case connection.FrameAnnounce:
+			_, n := binary.Uvarint(frame)
+			if ch, err := connection.DecodeAnnounce(frame[n+1:]); err == nil && ch.Kind == registry.Available {
+				delete(want, ch.Binding.Name)
+			}
 		}
 	}
+	return r
 }
 
 // captureClientHello returns the first bytes a TLS client sends.
