@@ -129,6 +129,7 @@ func (aa agentActor) Receive(ctx actor.Context) {
 
 func (a *Agent) started() {
 	a.ref.Started(a.ctx.Self())
+	a.k.Admit(a.ref)
 	a.cfg = a.k.Config()
 	a.log = a.k.Logger().With("service", registry.DisplayName(a.ref.Name()), "address", a.ref.Addr().String())
 	a.methods = map[string]*method{}

@@ -257,6 +257,44 @@ func TestChildrenStopWithParent(t *testing.T) {
 	}
 }
 
+// A service is reachable at its own address while its Setup runs, so
+// what Setup starts can answer at once: a publisher replays its kept
+// reports the moment a subscription arrives, and that replay used to be
+// dropped ("no service at") when it beat the registration, which comes
+// after Setup. A message to itself from Setup is the same race made
+// certain. A service whose Setup fails is unreachable again.
+func TestReachableDuringSetup(t *testing.T) {
+	rt := newRuntime(t)
+	ctx := testCtx(t)
+	got := make(chan string, 2)
+	_, err := rt.Start(ctx, "early", service.SetupFunc(func(a *service.Agent) error {
+		a.HandleMessages(a.Address(), "hello", func(m service.Message) { got <- m.ID })
+		return a.SendMessage(a.Address(), "hello", "", 1, 1)
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id := recv(t, got, "the message Setup sent itself"); id != "hello" {
+		t.Fatalf("got %q", id)
+	}
+
+	var failed service.Address
+	_, err = rt.Start(ctx, "failing", service.SetupFunc(func(a *service.Agent) error {
+		failed = a.Address()
+		return errors.New("no config")
+	}))
+	if err == nil {
+		t.Fatal("Start of a failing Setup succeeded")
+	}
+	probe := startProbe(t, rt, "", nil)
+	probe.Do(func(a *service.Agent) {
+		err := a.SendMessage(failed, "hello", "", 1, 1)
+		if !errors.Is(err, service.ErrNoSuchService) {
+			t.Errorf("message to a service whose Setup failed: %v", err)
+		}
+	})
+}
+
 // A Setup error (or panic) makes Start fail and the service never appears.
 func TestSetupErrorFailsStart(t *testing.T) {
 	rt := newRuntime(t)

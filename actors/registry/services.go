@@ -123,6 +123,17 @@ func (l *Local) Serving(method *string, deadline int64) {
 	l.mb.method.Store(method)
 }
 
+// Admit makes the service reachable at its address from now on, before
+// its Setup runs: what Setup starts can answer at once (a publisher
+// replays its kept reports the moment a subscription arrives, over TCP
+// too), and that must not race the registration, which comes after
+// Setup. Withdraw removes it again.
+func (k *Kernel) Admit(l *Local) {
+	k.ix.wlock()
+	k.ix.locals[l.id] = l
+	k.ix.wunlock()
+}
+
 // Register lists the service in the registry; the channel answers once
 // it is (the agent's Start returns then).
 func (k *Kernel) Register(l *Local, done chan error) {
